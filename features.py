@@ -1,0 +1,278 @@
+"""The single source of truth for every feature name, dtype, shape and group.
+
+Every stage imports names from here: the simulator writes exactly these columns, Transform reads them,
+the trainer builds its inputs from the groups, the serving signatures take the groups named below, and the
+metrics read the ids, candidates, label and truth columns. No other file spells a feature name.
+
+Layout of one impression (one ``tf.train.Example``)::
+
+    ids          request_id, day, slot
+    AR user      user_id + 9 observable user features        (rich: AR only)
+    CR user      5 of the user features                       (simple: CR)
+    ad           ad_id, advertiser, category, brand, price bucket
+    ad history   ad_hist_ctr (yesterday's CTR of the ad: CR's online stand-in for pctr_ad), ad_hist_imps
+    sequence     the user's last behaviour: ad ids and their categories (variable length, newest last)
+    creative     the exposed creative: id, 4 categorical attributes, a dense content embedding
+    candidates   every candidate creative of the ad, in a fixed order, with the same attributes
+    logging      the logging policy's propensity of the exposed creative, and its index among the candidates
+    label        click in {0, 1}
+    truth        true click probability of the exposed creative and of every candidate (never a model input)
+
+Candidate lists are parallel: entry ``k`` of every ``cand_*`` list describes candidate ``k``;
+``cand_embeddings`` is the row-major flattening of ``num_candidates x CREATIVE_EMBEDDING_DIM`` floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+INT = "int64"
+FLOAT = "float32"
+
+# Scalar: exactly one value per example. VarLen: a list of any length (possibly empty for sequences).
+# Fixed: a list of exactly `length` values.
+SCALAR = "scalar"
+VARLEN = "varlen"
+FIXED = "fixed"
+
+# Size of the dense creative content embedding (a stand-in for image/text features).
+CREATIVE_EMBEDDING_DIM = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One column of the impression log.
+
+    Attributes:
+      name: the tf.Example key.
+      dtype: ``"int64"`` or ``"float32"``.
+      kind: ``"scalar"``, ``"varlen"`` or ``"fixed"``.
+      group: which group it belongs to (see the module docstring).
+      length: number of values for ``"fixed"`` features.
+      domain: for small categorical features, the number of valid codes ``[0, domain)``;
+        ``None`` for ids (open vocabulary) and numbers.
+    """
+
+    name: str
+    dtype: str
+    kind: str
+    group: str
+    length: Optional[int] = None
+    domain: Optional[int] = None
+
+
+# ----------------------------------------------------------------------------------------------- names
+REQUEST_ID = "request_id"
+DAY = "day"
+SLOT = "slot"
+
+USER_ID = "user_id"
+USER_GENDER = "user_gender"
+USER_AGE_BUCKET = "user_age_bucket"
+USER_CITY_TIER = "user_city_tier"
+USER_DEVICE = "user_device"
+USER_OS = "user_os"
+USER_ACTIVITY_LEVEL = "user_activity_level"
+USER_INCOME_BUCKET = "user_income_bucket"
+USER_MEMBER_LEVEL = "user_member_level"
+USER_PURCHASE_FREQ = "user_purchase_freq"
+
+AD_ID = "ad_id"
+AD_ADVERTISER_ID = "ad_advertiser_id"
+AD_CATEGORY = "ad_category"
+AD_BRAND_ID = "ad_brand_id"
+AD_PRICE_BUCKET = "ad_price_bucket"
+
+AD_HIST_CTR = "ad_hist_ctr"
+AD_HIST_IMPS = "ad_hist_imps"
+
+SEQ_AD_IDS = "seq_ad_ids"
+SEQ_AD_CATEGORIES = "seq_ad_categories"
+
+CREATIVE_ID = "creative_id"
+CREATIVE_STYLE = "creative_style"
+CREATIVE_COLOR_TONE = "creative_color_tone"
+CREATIVE_PRICE_TAG = "creative_price_tag"
+CREATIVE_TEXT_LENGTH = "creative_text_length"
+CREATIVE_EMBEDDING = "creative_embedding"
+
+CAND_CREATIVE_IDS = "cand_creative_ids"
+CAND_STYLES = "cand_styles"
+CAND_COLOR_TONES = "cand_color_tones"
+CAND_PRICE_TAGS = "cand_price_tags"
+CAND_TEXT_LENGTHS = "cand_text_lengths"
+CAND_EMBEDDINGS = "cand_embeddings"
+NUM_CANDIDATES = "num_candidates"
+
+PROPENSITY = "propensity"
+EXPOSED_INDEX = "exposed_index"
+
+CLICK = "click"
+LABEL = CLICK
+
+TRUTH_CTR = "truth_ctr"
+TRUTH_CAND_CTRS = "truth_cand_ctrs"
+
+# ----------------------------------------------------------------------------------------- value domains
+# Human-readable names of the small categorical codes (code = index). The simulator draws from these;
+# the schema uses their sizes as domain constraints; reports use the names.
+GENDERS = ("unknown", "female", "male")
+AGE_BUCKETS = ("<18", "18-24", "25-34", "35-44", "45-54", "55+")
+CITY_TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5")
+DEVICES = ("phone", "tablet", "desktop")
+OSES = ("android", "ios", "other")
+ACTIVITY_LEVELS = ("dormant", "low", "medium", "high", "power")
+INCOME_BUCKETS = ("low", "lower_mid", "mid", "upper_mid", "high")
+MEMBER_LEVELS = ("none", "silver", "gold", "platinum")
+PURCHASE_FREQS = ("rare", "monthly", "weekly", "daily")
+
+NUM_AD_CATEGORIES = 24
+PRICE_BUCKETS = ("budget", "low", "mid", "high", "premium")
+
+CREATIVE_STYLES = ("product_only", "usage_scene", "price_promotion", "model_shot", "lifestyle", "comparison")
+COLOR_TONES = ("warm", "cool", "neutral", "vivid", "dark")
+PRICE_TAGS = ("hidden", "shown")
+TEXT_LENGTHS = ("none", "short", "medium", "long")
+
+# ------------------------------------------------------------------------------------------- the spec
+_G_IDS = "ids"
+_G_USER = "user"
+_G_AD = "ad"
+_G_AD_HISTORY = "ad_history"
+_G_SEQUENCE = "sequence"
+_G_CREATIVE = "creative"
+_G_CANDIDATES = "candidates"
+_G_LOGGING = "logging"
+_G_LABEL = "label"
+_G_TRUTH = "truth"
+
+
+def _cat(name, group, domain=None):
+    return Feature(name, INT, SCALAR, group, domain=domain)
+
+
+FEATURES: Tuple[Feature, ...] = (
+    _cat(REQUEST_ID, _G_IDS),
+    _cat(DAY, _G_IDS),
+    _cat(SLOT, _G_IDS),
+    _cat(USER_ID, _G_USER),
+    _cat(USER_GENDER, _G_USER, len(GENDERS)),
+    _cat(USER_AGE_BUCKET, _G_USER, len(AGE_BUCKETS)),
+    _cat(USER_CITY_TIER, _G_USER, len(CITY_TIERS)),
+    _cat(USER_DEVICE, _G_USER, len(DEVICES)),
+    _cat(USER_OS, _G_USER, len(OSES)),
+    _cat(USER_ACTIVITY_LEVEL, _G_USER, len(ACTIVITY_LEVELS)),
+    _cat(USER_INCOME_BUCKET, _G_USER, len(INCOME_BUCKETS)),
+    _cat(USER_MEMBER_LEVEL, _G_USER, len(MEMBER_LEVELS)),
+    _cat(USER_PURCHASE_FREQ, _G_USER, len(PURCHASE_FREQS)),
+    _cat(AD_ID, _G_AD),
+    _cat(AD_ADVERTISER_ID, _G_AD),
+    _cat(AD_CATEGORY, _G_AD, NUM_AD_CATEGORIES),
+    _cat(AD_BRAND_ID, _G_AD),
+    _cat(AD_PRICE_BUCKET, _G_AD, len(PRICE_BUCKETS)),
+    Feature(AD_HIST_CTR, FLOAT, SCALAR, _G_AD_HISTORY),
+    _cat(AD_HIST_IMPS, _G_AD_HISTORY),
+    Feature(SEQ_AD_IDS, INT, VARLEN, _G_SEQUENCE),
+    Feature(SEQ_AD_CATEGORIES, INT, VARLEN, _G_SEQUENCE, domain=NUM_AD_CATEGORIES),
+    _cat(CREATIVE_ID, _G_CREATIVE),
+    _cat(CREATIVE_STYLE, _G_CREATIVE, len(CREATIVE_STYLES)),
+    _cat(CREATIVE_COLOR_TONE, _G_CREATIVE, len(COLOR_TONES)),
+    _cat(CREATIVE_PRICE_TAG, _G_CREATIVE, len(PRICE_TAGS)),
+    _cat(CREATIVE_TEXT_LENGTH, _G_CREATIVE, len(TEXT_LENGTHS)),
+    Feature(CREATIVE_EMBEDDING, FLOAT, FIXED, _G_CREATIVE, length=CREATIVE_EMBEDDING_DIM),
+    Feature(CAND_CREATIVE_IDS, INT, VARLEN, _G_CANDIDATES),
+    Feature(CAND_STYLES, INT, VARLEN, _G_CANDIDATES, domain=len(CREATIVE_STYLES)),
+    Feature(CAND_COLOR_TONES, INT, VARLEN, _G_CANDIDATES, domain=len(COLOR_TONES)),
+    Feature(CAND_PRICE_TAGS, INT, VARLEN, _G_CANDIDATES, domain=len(PRICE_TAGS)),
+    Feature(CAND_TEXT_LENGTHS, INT, VARLEN, _G_CANDIDATES, domain=len(TEXT_LENGTHS)),
+    Feature(CAND_EMBEDDINGS, FLOAT, VARLEN, _G_CANDIDATES),
+    _cat(NUM_CANDIDATES, _G_CANDIDATES),
+    Feature(PROPENSITY, FLOAT, SCALAR, _G_LOGGING),
+    _cat(EXPOSED_INDEX, _G_LOGGING),
+    _cat(CLICK, _G_LABEL, 2),
+    Feature(TRUTH_CTR, FLOAT, SCALAR, _G_TRUTH),
+    Feature(TRUTH_CAND_CTRS, FLOAT, VARLEN, _G_TRUTH),
+)
+
+BY_NAME: Dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def _group(group: str) -> Tuple[str, ...]:
+    return tuple(f.name for f in FEATURES if f.group == group)
+
+
+ID_FEATURES = _group(_G_IDS)
+USER_FEATURES = _group(_G_USER)  # AR's rich user features (id included)
+AD_FEATURES = _group(_G_AD)
+AD_HISTORY_FEATURES = _group(_G_AD_HISTORY)
+SEQUENCE_FEATURES = _group(_G_SEQUENCE)
+CREATIVE_FEATURES = _group(_G_CREATIVE)
+CANDIDATE_FEATURES = _group(_G_CANDIDATES)
+LOGGING_FEATURES = _group(_G_LOGGING)
+TRUTH_FEATURES = _group(_G_TRUTH)
+
+# CR's simple user features: a subset of the user group, no user id (CR scores M x N rows per request).
+CR_USER_FEATURES = (USER_GENDER, USER_AGE_BUCKET, USER_CITY_TIER, USER_DEVICE, USER_ACTIVITY_LEVEL)
+CR_AD_FEATURES = AD_FEATURES
+# Creative categorical attributes (id excluded) and the dense embedding.
+CREATIVE_ATTRIBUTES = (CREATIVE_STYLE, CREATIVE_COLOR_TONE, CREATIVE_PRICE_TAG, CREATIVE_TEXT_LENGTH)
+
+# The candidate list that carries each creative feature.
+CANDIDATE_OF = {
+    CREATIVE_ID: CAND_CREATIVE_IDS,
+    CREATIVE_STYLE: CAND_STYLES,
+    CREATIVE_COLOR_TONE: CAND_COLOR_TONES,
+    CREATIVE_PRICE_TAG: CAND_PRICE_TAGS,
+    CREATIVE_TEXT_LENGTH: CAND_TEXT_LENGTHS,
+    CREATIVE_EMBEDDING: CAND_EMBEDDINGS,
+}
+
+# Columns no model may read: the label, the truth, the logging metadata, request bookkeeping and the
+# candidate lists (offline evaluation only). A test checks that model inputs exclude all of them.
+NON_MODEL_FEATURES = (
+    (LABEL,) + TRUTH_FEATURES + LOGGING_FEATURES + (REQUEST_ID, DAY, SLOT) + CANDIDATE_FEATURES
+)
+
+# ------------------------------------------------------------------------------------ serving contract
+# Raw inputs of the two SavedModels' named-tensor signatures (TF Serving "inputs" / gRPC PredictRequest).
+# Every input is batched along axis 0 (one row per ad for AR, per (ad, creative) for CR). User features
+# may instead be sent once with batch 1; the model broadcasts them to every row.
+# Sequence inputs are dense [batch, length] int64, right-padded with SEQUENCE_PAD (never a real value).
+AR_SERVING_INPUTS = USER_FEATURES + AD_FEATURES + AD_HISTORY_FEATURES + SEQUENCE_FEATURES
+CR_SERVING_INPUTS = CR_USER_FEATURES + CR_AD_FEATURES + (AD_HIST_CTR,) + CREATIVE_FEATURES
+BROADCASTABLE_INPUTS = USER_FEATURES + SEQUENCE_FEATURES
+SEQUENCE_PAD = -1
+
+# Output names.
+PCTR_AD = "pctr_ad"  # AR: predicted ad CTR per row
+PCTR_C = "pctr_c"  # CR: predicted creative CTR per row
+# The eval model (the Trainer's top-level SavedModel, read by the Evaluator) also scores each impression's
+# candidate list with CR and outputs the top-1 candidate.
+SELECTED_CREATIVE_ID = "selected_creative_id"
+SELECTED_INDEX = "selected_index"
+
+# Signature names.
+RAW_SIGNATURE = "predict_raw"  # named raw tensors
+SERVING_SIGNATURE = "serving_default"  # serialized tf.Example
+
+# Model names in the serving layout <serving_root>/{ar,cr}/<version>/.
+AR_MODEL_NAME = "ar"
+CR_MODEL_NAME = "cr"
+
+
+def raw_feature_spec(names=None) -> dict:
+    """``tf.io.parse_example`` spec for ``names`` (default: every feature)."""
+    import tensorflow as tf  # local import: the spec module itself needs no TF
+
+    out = {}
+    for name in names or BY_NAME:
+        f = BY_NAME[name]
+        dtype = tf.int64 if f.dtype == INT else tf.float32
+        if f.kind == SCALAR:
+            out[name] = tf.io.FixedLenFeature([], dtype)
+        elif f.kind == FIXED:
+            out[name] = tf.io.FixedLenFeature([f.length], dtype)
+        else:
+            out[name] = tf.io.VarLenFeature(dtype)
+    return out
