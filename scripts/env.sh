@@ -44,8 +44,10 @@ if [ ! -f "$VENV_DIR/.complete" ]; then
   touch "$VENV_DIR/.complete"
 fi
 
-# The project itself, editable, so the venv (shared between clones by pin hash) points at this checkout.
-"$VENV_DIR/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$REPO_ROOT" >/dev/null
+# The project itself, editable, so the venv (shared between clones by pin hash) points at this checkout
+# and at no other one.
+"$VENV_DIR/bin/python" -m pip uninstall --quiet --yes adcreative-ranking >/dev/null 2>&1 || true
+"$VENV_DIR/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$REPO_ROOT" >/dev/null 2>&1
 
 export PATH="$VENV_DIR/bin:$PATH"
 export VIRTUAL_ENV="$VENV_DIR"

@@ -1,0 +1,581 @@
+"""TFMA metrics for creative ranking: NSCTR, SCTR, CalibratedSCTR, GAUC and TruePolicyCTR.
+
+Each metric is a ``tfma.metrics.Metric`` whose ``beam.CombineFn`` keeps only per-ad (or per-user)
+counters -- the accumulators of :mod:`creative_metrics.estimators` -- so its state grows with ads,
+not impressions, and merges across Beam workers. They read, per impression:
+
+* features: ``features.AD_ID``, ``features.CREATIVE_ID`` (exposed creative), ``features.USER_ID``,
+  ``features.NUM_CANDIDATES``, ``features.TRUTH_CAND_CTRS``, ``features.TRUTH_CTR``;
+* label: ``features.CLICK`` (the ModelSpec's ``label_key``; read from the features if no label is set);
+* predictions: a dict with ``features.SELECTED_CREATIVE_ID`` / ``features.SELECTED_INDEX`` (the CR
+  model's top-1 candidate) and ``features.PCTR_AD`` (AR's pCTR). Leave ``ModelSpec.prediction_key``
+  unset so the whole dict reaches the metrics; every key is configurable.
+
+Configure them in an ``EvalConfig`` (the module must be importable on every Beam worker)::
+
+    tfma.MetricsSpec(metrics=[
+        tfma.MetricConfig(class_name='NSCTR', module='creative_metrics.tfma_metrics',
+                          threshold=tfma.MetricThreshold(change_threshold=...)),
+        tfma.MetricConfig(class_name='GAUC', module='creative_metrics.tfma_metrics',
+                          config=json.dumps({'prediction_key': 'pctr_ad'})),
+    ])
+
+Metric keys (default names; thresholds apply to the first key of each metric):
+
+===============  =====================================================================================
+NSCTR            ``nsctr``, ``nsctr_coverage`` (share of impressions whose ad had a match),
+                 ``nsctr_impressions``
+SCTR             ``sctr``, ``sctr_matched_impressions``
+CalibratedSCTR   ``calibrated_sctr``, ``calibrated_sctr_exposure`` (sum of ``n`` over matches)
+GAUC             ``gauc``, ``gauc_coverage``, ``gauc_max_abs_error`` (bound of the bucketing error)
+TruePolicyCTR    ``true_ctr_selected``, ``true_ctr_random``, ``true_ctr_oracle``, ``true_ctr_logged``,
+                 ``lift_share``, ``true_ctr_impressions``
+===============  =====================================================================================
+
+The auxiliary counts let a report merge slices that partition the ads (e.g. ``num_candidates``, a
+property of the ad) into buckets exactly; see :mod:`creative_metrics.report`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, List, Mapping, Optional
+
+import apache_beam as beam
+import numpy as np
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tensorflow_model_analysis.proto import config_pb2
+
+import features as F
+from creative_metrics import estimators as est
+from creative_metrics import ground_truth as gt
+
+NSCTR_NAME = "nsctr"
+SCTR_NAME = "sctr"
+CALIBRATED_SCTR_NAME = "calibrated_sctr"
+GAUC_NAME = "gauc"
+TRUE_POLICY_CTR_NAME = "true_policy_ctr"
+
+# Suffixes of the auxiliary keys, appended to the metric's name.
+COVERAGE = "_coverage"
+IMPRESSIONS = "_impressions"
+MATCHED_IMPRESSIONS = "_matched_impressions"
+EXPOSURE = "_exposure"
+MAX_ABS_ERROR = "_max_abs_error"
+
+# TruePolicyCTR key names (prefixed with its ``key_prefix``).
+TRUE_CTR_SELECTED = "true_ctr_selected"
+TRUE_CTR_RANDOM = "true_ctr_random"
+TRUE_CTR_ORACLE = "true_ctr_oracle"
+TRUE_CTR_LOGGED = "true_ctr_logged"
+LIFT_SHARE = "lift_share"
+TRUE_CTR_IMPRESSIONS = "true_ctr_impressions"
+
+# Impressions buffered in a combiner before they are reduced into the per-key counters.
+_BUFFER_SIZE = 4096
+
+
+# ------------------------------------------------------------------------------------- extract access
+def _feature(element: metric_types.StandardMetricInputs, key: str, metric: str) -> np.ndarray:
+    features = element.features or {}
+    if key not in features:
+        raise ValueError(
+            f"{metric}: feature {key!r} is missing from the extracts (available: {sorted(features)}); "
+            f"it must be in the evaluated examples")
+    return np.asarray(features[key]).reshape(-1)
+
+
+def _one(values: np.ndarray, what: str, metric: str):
+    if values.size != 1:
+        raise ValueError(f"{metric}: expected one value of {what} per impression, got {values.size}")
+    return values[0]
+
+
+def _prediction(element, model_name: str, key: str, metric: str) -> np.ndarray:
+    predictions = element.get_predictions(model_name=model_name or None)
+    if predictions is None:
+        raise ValueError(f"{metric}: no predictions for model {model_name!r}")
+    if isinstance(predictions, Mapping):
+        if key not in predictions:
+            raise ValueError(
+                f"{metric}: predictions of model {model_name!r} have no output {key!r} "
+                f"(outputs: {sorted(predictions)}); set the metric's prediction key")
+        predictions = predictions[key]
+    return np.asarray(predictions).reshape(-1)
+
+
+def _label(element, model_name: str, key: str, metric: str) -> float:
+    labels = element.get_labels(model_name=model_name or None)
+    if isinstance(labels, Mapping):
+        labels = labels.get(key)
+    if labels is None:  # no label_key in the ModelSpec: read the click column itself
+        labels = _feature(element, key, metric)
+    return float(_one(np.asarray(labels).reshape(-1), f"label {key!r}", metric))
+
+
+def _weight(element, model_name: str, example_weighted: bool, metric: str) -> float:
+    if not example_weighted:
+        return 1.0
+    weights = element.get_example_weights(model_name=model_name or None)
+    if weights is None:
+        return 1.0
+    if isinstance(weights, Mapping):
+        raise ValueError(f"{metric}: per-output example weights are not supported")
+    return float(_one(np.asarray(weights).reshape(-1), "example weight", metric))
+
+
+def _key(name, model_name, output_name, example_weighted) -> metric_types.MetricKey:
+    return metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
+                                  example_weighted=example_weighted)
+
+
+def _check_unsupported(metric: str, sub_key, query_key) -> None:
+    if sub_key is not None:
+        raise ValueError(f"{metric} does not support sub keys (binarize / top_k), got {sub_key}")
+    if query_key:
+        raise ValueError(f"{metric} does not support query_key, got {query_key!r}")
+
+
+# ------------------------------------------------------------------------------- creative-match metrics
+class _MatchBuffer:
+    """Combiner state: a short buffer of impressions plus the per-ad counters."""
+
+    __slots__ = ("rows", "counters")
+
+    def __init__(self):
+        self.rows: List[tuple] = []
+        self.counters = est.CreativeMatchAccumulator()
+
+    def flush(self) -> None:
+        if self.rows:
+            ad, exposed, click, selected, cands, w = zip(*self.rows)
+            self.counters.update(
+                np.asarray(ad, np.int64), np.asarray(exposed, np.int64), np.asarray(click),
+                np.asarray(selected, np.int64), np.asarray(cands, np.int64), np.asarray(w))
+            self.rows = []
+
+
+class _CreativeMatchCombiner(beam.CombineFn):
+    """Accumulates per-ad impressions / matches / clicks and outputs one of the match estimators."""
+
+    def __init__(self, estimator: str, keys: Dict[str, metric_types.MetricKey], model_name: str,
+                 example_weighted: bool, ad_key: str, exposed_creative_key: str,
+                 selected_creative_key: str, num_candidates_key: str, label_key: str):
+        self._estimator = estimator
+        self._keys = keys
+        self._model_name = model_name
+        self._example_weighted = example_weighted
+        self._ad_key = ad_key
+        self._exposed_key = exposed_creative_key
+        self._selected_key = selected_creative_key
+        self._num_candidates_key = num_candidates_key
+        self._label_key = label_key
+        self._needs_candidates = estimator == CALIBRATED_SCTR_NAME
+
+    def create_accumulator(self) -> _MatchBuffer:
+        return _MatchBuffer()
+
+    def add_input(self, acc: _MatchBuffer, element: metric_types.StandardMetricInputs) -> _MatchBuffer:
+        name = self._keys["value"].name
+        ad = _one(_feature(element, self._ad_key, name), self._ad_key, name)
+        exposed = _one(_feature(element, self._exposed_key, name), self._exposed_key, name)
+        selected = _one(_prediction(element, self._model_name, self._selected_key, name),
+                        f"prediction {self._selected_key!r}", name)
+        cands = (_one(_feature(element, self._num_candidates_key, name), self._num_candidates_key, name)
+                 if self._needs_candidates else 1)
+        click = _label(element, self._model_name, self._label_key, name)
+        weight = _weight(element, self._model_name, self._example_weighted, name)
+        acc.rows.append((ad, exposed, click, selected, cands, weight))
+        if len(acc.rows) >= _BUFFER_SIZE:
+            acc.flush()
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[_MatchBuffer]) -> _MatchBuffer:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        result.flush()
+        for acc in accumulators:
+            acc.flush()
+            result.counters.merge(acc.counters)
+        return result
+
+    def compact(self, acc: _MatchBuffer) -> _MatchBuffer:
+        acc.flush()
+        return acc
+
+    def extract_output(self, acc: _MatchBuffer) -> Dict[metric_types.MetricKey, float]:
+        acc.flush()
+        if acc.counters.num_ads == 0:
+            return {key: math.nan for key in self._keys.values()}
+        result: est.PolicyEstimate = getattr(acc.counters, self._estimator)()
+        out = {self._keys["value"]: result.value}
+        if "coverage" in self._keys:
+            out[self._keys["coverage"]] = result.coverage
+        if "impressions" in self._keys:
+            out[self._keys["impressions"]] = result.impressions
+        if "matched_impressions" in self._keys:
+            out[self._keys["matched_impressions"]] = result.matched_impressions
+        if "exposure" in self._keys:
+            out[self._keys["exposure"]] = result.denominator
+        return out
+
+
+_AUX_KEYS = {
+    NSCTR_NAME: {"coverage": COVERAGE, "impressions": IMPRESSIONS},
+    SCTR_NAME: {"matched_impressions": MATCHED_IMPRESSIONS},
+    CALIBRATED_SCTR_NAME: {"exposure": EXPOSURE},
+}
+
+
+def _match_computations(estimator: str, name: str, ad_key: str, exposed_creative_key: str,
+                        selected_creative_key: str, num_candidates_key: str, label_key: str,
+                        model_name: str, output_name: str, sub_key, example_weighted: bool,
+                        query_key) -> metric_types.MetricComputations:
+    _check_unsupported(name, sub_key, query_key)
+    keys = {"value": _key(name, model_name, output_name, example_weighted)}
+    for role, suffix in _AUX_KEYS[estimator].items():
+        keys[role] = _key(name + suffix, model_name, output_name, example_weighted)
+    feature_keys = [ad_key, exposed_creative_key, label_key]
+    if estimator == CALIBRATED_SCTR_NAME:
+        feature_keys.append(num_candidates_key)
+    return [metric_types.MetricComputation(
+        keys=list(keys.values()),
+        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=feature_keys)],
+        combiner=_CreativeMatchCombiner(
+            estimator, keys, model_name, example_weighted, ad_key, exposed_creative_key,
+            selected_creative_key, num_candidates_key, label_key),
+    )]
+
+
+def _nsctr(name: str = NSCTR_NAME, ad_key: str = F.AD_ID, exposed_creative_key: str = F.CREATIVE_ID,
+           selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL,
+           model_name: str = "", output_name: str = "", sub_key=None, example_weighted: bool = False,
+           query_key=None) -> metric_types.MetricComputations:
+    return _match_computations(NSCTR_NAME, name, ad_key, exposed_creative_key, selected_creative_key,
+                               F.NUM_CANDIDATES, label_key, model_name, output_name, sub_key,
+                               example_weighted, query_key)
+
+
+def _sctr(name: str = SCTR_NAME, ad_key: str = F.AD_ID, exposed_creative_key: str = F.CREATIVE_ID,
+          selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL,
+          model_name: str = "", output_name: str = "", sub_key=None, example_weighted: bool = False,
+          query_key=None) -> metric_types.MetricComputations:
+    return _match_computations(SCTR_NAME, name, ad_key, exposed_creative_key, selected_creative_key,
+                               F.NUM_CANDIDATES, label_key, model_name, output_name, sub_key,
+                               example_weighted, query_key)
+
+
+def _calibrated_sctr(name: str = CALIBRATED_SCTR_NAME, ad_key: str = F.AD_ID,
+                     exposed_creative_key: str = F.CREATIVE_ID,
+                     selected_creative_key: str = F.SELECTED_CREATIVE_ID,
+                     num_candidates_key: str = F.NUM_CANDIDATES, label_key: str = F.LABEL,
+                     model_name: str = "", output_name: str = "", sub_key=None,
+                     example_weighted: bool = False, query_key=None) -> metric_types.MetricComputations:
+    return _match_computations(CALIBRATED_SCTR_NAME, name, ad_key, exposed_creative_key,
+                               selected_creative_key, num_candidates_key, label_key, model_name,
+                               output_name, sub_key, example_weighted, query_key)
+
+
+class NSCTR(metric_types.Metric):
+    r"""Normalized simulated CTR of the evaluated model's creative choice (JAC, Algorithm 1).
+
+    Per ad :math:`m`: impressions :math:`Imp_m`, matched impressions :math:`Imp^s_m` (model's top-1
+    creative = exposed creative) and matched clicks :math:`Clk^s_m`;
+
+    .. math:: \mathrm{NSCTR} = \sum_m Clk^s_m Imp_m / Imp^s_m \Big/ \sum_m Imp_m
+
+    over the ads with :math:`Imp^s_m > 0` (see :func:`creative_metrics.estimators.nsctr`). Also emits
+    ``<name>_coverage`` and ``<name>_impressions``. Value and change thresholds apply to ``<name>``.
+    """
+
+    def __init__(self, name: str = NSCTR_NAME, ad_key: str = F.AD_ID,
+                 exposed_creative_key: str = F.CREATIVE_ID,
+                 selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL):
+        """Initializes NSCTR.
+
+        Args:
+          name: metric name (and prefix of the auxiliary keys).
+          ad_key: feature with the ad id.
+          exposed_creative_key: feature with the creative shown online.
+          selected_creative_key: prediction output with the model's top-1 creative id.
+          label_key: click label (used when the ModelSpec sets no label_key).
+        """
+        super().__init__(metric_util.merge_per_key_computations(_nsctr), name=name, ad_key=ad_key,
+                         exposed_creative_key=exposed_creative_key,
+                         selected_creative_key=selected_creative_key, label_key=label_key)
+
+
+class SCTR(metric_types.Metric):
+    r"""Simulated CTR (Wang et al. 2021): clicks / impressions over the matched impressions.
+
+    See :func:`creative_metrics.estimators.sctr`. Also emits ``<name>_matched_impressions``.
+    """
+
+    def __init__(self, name: str = SCTR_NAME, ad_key: str = F.AD_ID,
+                 exposed_creative_key: str = F.CREATIVE_ID,
+                 selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL):
+        """Initializes SCTR (arguments as :class:`NSCTR`)."""
+        super().__init__(metric_util.merge_per_key_computations(_sctr), name=name, ad_key=ad_key,
+                         exposed_creative_key=exposed_creative_key,
+                         selected_creative_key=selected_creative_key, label_key=label_key)
+
+
+class CalibratedSCTR(metric_types.Metric):
+    r"""Calibrated sCTR (GenCO, Algorithm 1): each match adds :math:`n` exposures and :math:`n y` clicks.
+
+    See :func:`creative_metrics.estimators.calibrated_sctr`. Also emits ``<name>_exposure``.
+    """
+
+    def __init__(self, name: str = CALIBRATED_SCTR_NAME, ad_key: str = F.AD_ID,
+                 exposed_creative_key: str = F.CREATIVE_ID,
+                 selected_creative_key: str = F.SELECTED_CREATIVE_ID,
+                 num_candidates_key: str = F.NUM_CANDIDATES, label_key: str = F.LABEL):
+        """Initializes CalibratedSCTR (arguments as :class:`NSCTR`, plus the candidate-count feature)."""
+        super().__init__(metric_util.merge_per_key_computations(_calibrated_sctr), name=name,
+                         ad_key=ad_key, exposed_creative_key=exposed_creative_key,
+                         selected_creative_key=selected_creative_key,
+                         num_candidates_key=num_candidates_key, label_key=label_key)
+
+
+# ----------------------------------------------------------------------------------------------- GAUC
+class _GaucBuffer:
+    __slots__ = ("rows", "counters")
+
+    def __init__(self, num_buckets: int):
+        self.rows: List[tuple] = []
+        self.counters = est.GaucAccumulator(num_buckets=num_buckets)
+
+    def flush(self) -> None:
+        if self.rows:
+            user, label, pred, w = zip(*self.rows)
+            self.counters.update(np.asarray(user, np.int64), np.asarray(label), np.asarray(pred),
+                                 np.asarray(w))
+            self.rows = []
+
+
+class _GaucCombiner(beam.CombineFn):
+    """Per-(user, prediction bucket) click / non-click counts -> GAUC."""
+
+    def __init__(self, keys: Dict[str, metric_types.MetricKey], model_name: str,
+                 example_weighted: bool, user_key: str, prediction_key: str, label_key: str,
+                 num_buckets: int):
+        self._keys = keys
+        self._model_name = model_name
+        self._example_weighted = example_weighted
+        self._user_key = user_key
+        self._prediction_key = prediction_key
+        self._label_key = label_key
+        self._num_buckets = num_buckets
+
+    def create_accumulator(self) -> _GaucBuffer:
+        return _GaucBuffer(self._num_buckets)
+
+    def add_input(self, acc: _GaucBuffer, element: metric_types.StandardMetricInputs) -> _GaucBuffer:
+        name = self._keys["value"].name
+        user = _one(_feature(element, self._user_key, name), self._user_key, name)
+        pred = _one(_prediction(element, self._model_name, self._prediction_key, name),
+                    f"prediction {self._prediction_key!r}", name)
+        label = _label(element, self._model_name, self._label_key, name)
+        weight = _weight(element, self._model_name, self._example_weighted, name)
+        acc.rows.append((user, label, float(pred), weight))
+        if len(acc.rows) >= _BUFFER_SIZE:
+            acc.flush()
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[_GaucBuffer]) -> _GaucBuffer:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        result.flush()
+        for acc in accumulators:
+            acc.flush()
+            result.counters.merge(acc.counters)
+        return result
+
+    def compact(self, acc: _GaucBuffer) -> _GaucBuffer:
+        acc.flush()
+        return acc
+
+    def extract_output(self, acc: _GaucBuffer) -> Dict[metric_types.MetricKey, float]:
+        acc.flush()
+        if acc.counters.empty:
+            return {key: math.nan for key in self._keys.values()}
+        result = acc.counters.result()
+        return {self._keys["value"]: result.value, self._keys["coverage"]: result.coverage,
+                self._keys["max_abs_error"]: result.max_abs_error}
+
+
+def _gauc(name: str = GAUC_NAME, prediction_key: str = F.PCTR_AD, user_key: str = F.USER_ID,
+          label_key: str = F.LABEL, num_buckets: int = 10_000, model_name: str = "",
+          output_name: str = "", sub_key=None, example_weighted: bool = False,
+          query_key=None) -> metric_types.MetricComputations:
+    _check_unsupported(name, sub_key, query_key)
+    keys = {
+        "value": _key(name, model_name, output_name, example_weighted),
+        "coverage": _key(name + COVERAGE, model_name, output_name, example_weighted),
+        "max_abs_error": _key(name + MAX_ABS_ERROR, model_name, output_name, example_weighted),
+    }
+    return [metric_types.MetricComputation(
+        keys=list(keys.values()),
+        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[user_key, label_key])],
+        combiner=_GaucCombiner(keys, model_name, example_weighted, user_key, prediction_key,
+                               label_key, num_buckets),
+    )]
+
+
+class GAUC(metric_types.Metric):
+    r"""Group AUC: impression-weighted mean of per-user AUC over users with both classes.
+
+    Streams per-(user, prediction bucket) counts (:class:`creative_metrics.estimators.GaucAccumulator`:
+    10,000 buckets uniform in logit space by default), so state grows with users x buckets at most,
+    never with impressions. Pairs of one user sharing a bucket count as ties; ``<name>_max_abs_error``
+    bounds the resulting deviation from the exact :func:`creative_metrics.estimators.gauc` (exact ties
+    are exact). Predictions must be probabilities. Also emits ``<name>_coverage``.
+    """
+
+    def __init__(self, name: str = GAUC_NAME, prediction_key: str = F.PCTR_AD,
+                 user_key: str = F.USER_ID, label_key: str = F.LABEL, num_buckets: int = 10_000):
+        """Initializes GAUC.
+
+        Args:
+          name: metric name.
+          prediction_key: prediction output holding the probability (default AR's ``pctr_ad``).
+          user_key: feature with the user id.
+          label_key: click label (used when the ModelSpec sets no label_key).
+          num_buckets: logit-space buckets of the predictions.
+        """
+        super().__init__(metric_util.merge_per_key_computations(_gauc), name=name,
+                         prediction_key=prediction_key, user_key=user_key, label_key=label_key,
+                         num_buckets=num_buckets)
+
+
+# ---------------------------------------------------------------------------------------- ground truth
+class _TruePolicyCombiner(beam.CombineFn):
+    """Sums of the true CTR of the selected, a random, the best and the logged creative."""
+
+    def __init__(self, keys: Dict[str, metric_types.MetricKey], model_name: str,
+                 example_weighted: bool, cand_ctrs_key: str, logged_ctr_key: str,
+                 selected_index_key: str):
+        self._keys = keys
+        self._model_name = model_name
+        self._example_weighted = example_weighted
+        self._cand_ctrs_key = cand_ctrs_key
+        self._logged_ctr_key = logged_ctr_key
+        self._selected_index_key = selected_index_key
+
+    def create_accumulator(self) -> gt.TruePolicyAccumulator:
+        return gt.TruePolicyAccumulator()
+
+    def add_input(self, acc: gt.TruePolicyAccumulator,
+                  element: metric_types.StandardMetricInputs) -> gt.TruePolicyAccumulator:
+        name = self._keys["selected"].name
+        cands = _feature(element, self._cand_ctrs_key, name).astype(np.float64)
+        if cands.size == 0:
+            raise ValueError(f"{name}: {self._cand_ctrs_key!r} is empty for an impression")
+        index = int(_one(_prediction(element, self._model_name, self._selected_index_key, name),
+                         f"prediction {self._selected_index_key!r}", name))
+        if not 0 <= index < cands.size:
+            raise ValueError(f"{name}: {self._selected_index_key} {index} out of range for "
+                             f"{cands.size} candidates")
+        logged = float(_one(_feature(element, self._logged_ctr_key, name), self._logged_ctr_key, name))
+        weight = _weight(element, self._model_name, self._example_weighted, name)
+        acc.add_one(cands[index], cands.mean(), cands.max(), logged, weight)
+        return acc
+
+    def merge_accumulators(self, accumulators: Iterable[gt.TruePolicyAccumulator]):
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        for acc in accumulators:
+            result.merge(acc)
+        return result
+
+    def extract_output(self, acc: gt.TruePolicyAccumulator) -> Dict[metric_types.MetricKey, float]:
+        if acc.sums[0] <= 0:
+            return {key: math.nan for key in self._keys.values()}
+        r = acc.result()
+        return {self._keys["selected"]: r.selected, self._keys["random"]: r.random,
+                self._keys["oracle"]: r.oracle, self._keys["logged"]: r.logged,
+                self._keys["lift_share"]: r.lift_share, self._keys["impressions"]: r.impressions}
+
+
+def _true_policy_ctr(name: str = TRUE_POLICY_CTR_NAME, key_prefix: str = "",
+                     cand_ctrs_key: str = F.TRUTH_CAND_CTRS, logged_ctr_key: str = F.TRUTH_CTR,
+                     selected_index_key: str = F.SELECTED_INDEX, model_name: str = "",
+                     output_name: str = "", sub_key=None, example_weighted: bool = False,
+                     query_key=None) -> metric_types.MetricComputations:
+    _check_unsupported(name, sub_key, query_key)
+    names = {"selected": TRUE_CTR_SELECTED, "random": TRUE_CTR_RANDOM, "oracle": TRUE_CTR_ORACLE,
+             "logged": TRUE_CTR_LOGGED, "lift_share": LIFT_SHARE, "impressions": TRUE_CTR_IMPRESSIONS}
+    keys = {role: _key(key_prefix + n, model_name, output_name, example_weighted)
+            for role, n in names.items()}
+    return [metric_types.MetricComputation(
+        keys=list(keys.values()),
+        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[cand_ctrs_key, logged_ctr_key])],
+        combiner=_TruePolicyCombiner(keys, model_name, example_weighted, cand_ctrs_key,
+                                     logged_ctr_key, selected_index_key),
+    )]
+
+
+class TruePolicyCTR(metric_types.Metric):
+    r"""The true CTR of the model's creative choice, from the simulator's truth columns.
+
+    Emits ``true_ctr_selected`` (mean true CTR of the selected candidates), ``true_ctr_random`` (mean
+    over candidates), ``true_ctr_oracle`` (max), ``true_ctr_logged`` (the exposed creative),
+    ``lift_share`` :math:`= (V_\pi - V_{rand}) / (V_{orc} - V_{rand})` and ``true_ctr_impressions``,
+    all prefixed with ``key_prefix``. See :mod:`creative_metrics.ground_truth`. Only meaningful on
+    simulated data; it has no threshold key.
+    """
+
+    def __init__(self, name: str = TRUE_POLICY_CTR_NAME, key_prefix: str = "",
+                 cand_ctrs_key: str = F.TRUTH_CAND_CTRS, logged_ctr_key: str = F.TRUTH_CTR,
+                 selected_index_key: str = F.SELECTED_INDEX):
+        """Initializes TruePolicyCTR.
+
+        Args:
+          name: metric name (identifies the metric; the emitted keys are listed above).
+          key_prefix: prefix of every emitted key (to run it twice, e.g. for two selectors).
+          cand_ctrs_key: feature with every candidate's true CTR, in candidate order.
+          logged_ctr_key: feature with the exposed creative's true CTR.
+          selected_index_key: prediction output with the selected candidate's index.
+        """
+        super().__init__(metric_util.merge_per_key_computations(_true_policy_ctr), name=name,
+                         key_prefix=key_prefix, cand_ctrs_key=cand_ctrs_key,
+                         logged_ctr_key=logged_ctr_key, selected_index_key=selected_index_key)
+
+
+for _cls in (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR):
+    metric_types.register_metric(_cls)
+
+
+def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = None,
+                   gauc_prediction_key: str = F.PCTR_AD,
+                   include_truth: bool = True) -> List[config_pb2.MetricConfig]:
+    """The ``tfma.MetricConfig`` list of every metric here, ready for a ``tfma.MetricsSpec``.
+
+    Args:
+      nsctr_threshold: optional value / change threshold on NSCTR (for blessing).
+      gauc_prediction_key: prediction output GAUC scores.
+      include_truth: add :class:`TruePolicyCTR` (needs the simulator's truth columns).
+    """
+    import json
+
+    module = __name__
+    configs = [
+        config_pb2.MetricConfig(class_name="NSCTR", module=module),
+        config_pb2.MetricConfig(class_name="SCTR", module=module),
+        config_pb2.MetricConfig(class_name="CalibratedSCTR", module=module),
+        config_pb2.MetricConfig(class_name="GAUC", module=module,
+                                config=json.dumps({"prediction_key": gauc_prediction_key})),
+    ]
+    if nsctr_threshold is not None:
+        configs[0].threshold.CopyFrom(nsctr_threshold)
+    if include_truth:
+        configs.append(config_pb2.MetricConfig(class_name="TruePolicyCTR", module=module))
+    return configs
+
+
+__all__ = [
+    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "metric_configs",
+    "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "GAUC_NAME", "TRUE_POLICY_CTR_NAME",
+    "TRUE_CTR_SELECTED", "TRUE_CTR_RANDOM", "TRUE_CTR_ORACLE", "TRUE_CTR_LOGGED", "LIFT_SHARE",
+    "TRUE_CTR_IMPRESSIONS",
+]

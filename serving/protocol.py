@@ -1,0 +1,238 @@
+"""What TF Serving's gRPC and REST APIs have in common: errors, tensors, signatures, version states.
+
+Shared by the clients (:mod:`serving.clients`) and the local stand-in server
+(:mod:`serving.standin_server`) so both speak exactly the same wire formats:
+
+* tensors travel as ``TensorProto`` (``tf.make_tensor_proto`` / ``tf.make_ndarray``) over gRPC and as
+  (nested) JSON lists over REST, binary strings as ``{"b64": ...}``;
+* errors carry a gRPC status code; REST maps it to an HTTP status the way TF Serving does
+  (``INVALID_ARGUMENT`` → 400, ``NOT_FOUND`` → 404, ``UNAVAILABLE`` → 503, ...) with a body
+  ``{"error": "<message>"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import grpc
+import numpy as np
+
+# gRPC status code -> HTTP status, as TF Serving's REST handler maps them.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+_CODE_OF_HTTP = {
+    400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED, 501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+class ServingError(Exception):
+    """A failed call to a model server.
+
+    Attributes:
+      code: the ``grpc.StatusCode`` (REST statuses are mapped back to the code TF Serving used).
+      message: the server's message (or the transport's).
+    """
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS.get(self.code, 500)
+
+    @classmethod
+    def from_http(cls, status: int, message: str) -> "ServingError":
+        code = _CODE_OF_HTTP.get(status, grpc.StatusCode.UNKNOWN if status >= 500
+                                 else grpc.StatusCode.INVALID_ARGUMENT)
+        return cls(code, message)
+
+
+# ------------------------------------------------------------------------------------------- tensors
+def to_tensor_proto(value: Any):
+    """NumPy array (or nested list) → ``TensorProto``; object/bytes arrays become ``DT_STRING``."""
+    import tensorflow as tf
+
+    arr = np.asarray(value)
+    if arr.dtype.kind in "OSU":
+        return tf.make_tensor_proto(arr.astype(object), dtype=tf.string)
+    return tf.make_tensor_proto(arr)
+
+
+def from_tensor_proto(proto) -> np.ndarray:
+    """``TensorProto`` → NumPy array (``DT_STRING`` → object array of bytes)."""
+    import tensorflow as tf
+
+    return tf.make_ndarray(proto)
+
+
+def dtype_name(dtype_enum: int) -> str:
+    """``types_pb2.DataType`` enum value → TF dtype name (``"float32"``, ``"int64"``, ``"string"``)."""
+    import tensorflow as tf
+
+    return tf.dtypes.as_dtype(dtype_enum).name
+
+
+def numpy_dtype(name: str):
+    """TF dtype name → NumPy dtype (``object`` for strings)."""
+    return np.dtype(object) if name == "string" else np.dtype(name)
+
+
+# ------------------------------------------------------------------------------------- JSON tensors
+def to_json_value(arr: np.ndarray, name: str = "") -> Any:
+    """A NumPy array as TF Serving writes it in JSON: nested lists; bytes as ``{"b64": ...}``.
+
+    Like TF Serving, string tensors whose name ends in ``_bytes`` are always base64-encoded; other
+    string values are written as text when they are valid UTF-8.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "OSU":
+        return arr.tolist()
+
+    def enc(v):
+        if isinstance(v, str):
+            return v
+        if not name.endswith("_bytes"):
+            try:
+                return v.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return {"b64": base64.b64encode(v).decode("ascii")}
+
+    return np.vectorize(enc, otypes=[object])(arr).tolist() if arr.ndim else enc(arr.item())
+
+
+def _decode_strings(value: Any):
+    if isinstance(value, dict):
+        if set(value) != {"b64"} or not isinstance(value["b64"], str):
+            raise ValueError(f"expected {{\"b64\": <base64 string>}}, got {value!r}")
+        return base64.b64decode(value["b64"], validate=True)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, list):
+        return [_decode_strings(v) for v in value]
+    raise ValueError(f"expected a string or {{\"b64\": ...}}, got {value!r}")
+
+
+def from_json_value(value: Any, dtype: str, name: str) -> np.ndarray:
+    """A JSON tensor value → NumPy array of TF dtype name ``dtype``, strictly.
+
+    Integers are not accepted as floats' replacement the other way round: an ``int64`` input must be
+    all JSON integers (no ``1.5``, no ``true``). Raises ``ValueError`` naming the input.
+    """
+    if dtype == "string":
+        try:
+            return np.array(_decode_strings(value), dtype=object)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"input '{name}': {e}") from None
+    try:
+        arr = np.array(value)
+    except ValueError:
+        raise ValueError(f"input '{name}': ragged nested lists cannot form a tensor") from None
+    if arr.dtype == object:
+        raise ValueError(f"input '{name}': ragged or non-numeric values cannot form a {dtype} tensor")
+    if arr.size == 0:
+        return arr.astype(numpy_dtype(dtype))
+    kind = arr.dtype.kind
+    target = numpy_dtype(dtype)
+    if kind == "b" and target.kind != "b":
+        raise ValueError(f"input '{name}': JSON booleans are not of expected type {dtype}")
+    if target.kind in "iu" and kind not in "iu":
+        # Like TF Serving: a JSON number with a fraction or exponent is not an integer, even "2.0".
+        raise ValueError(f"input '{name}': JSON Value: {arr.flat[0].item()!r} is not of expected "
+                         f"type: {dtype}")
+    if target.kind == "f" and kind not in "iuf":
+        raise ValueError(f"input '{name}': values of type {arr.dtype} are not of expected type {dtype}")
+    return arr.astype(target)
+
+
+# ------------------------------------------------------------------------------------ signatures
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """dtype name and shape (``None`` for unknown dimensions; ``shape=None`` for unknown rank)."""
+
+    dtype: str
+    shape: Optional[Tuple[Optional[int], ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureInfo:
+    inputs: Dict[str, TensorInfo]
+    outputs: Dict[str, TensorInfo]
+    method_name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelMetadata:
+    """``GetModelMetadata``: the served version and its signatures."""
+
+    name: str
+    version: int
+    signatures: Dict[str, SignatureInfo]
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    """One entry of ``GetModelStatus``: state is ``START|LOADING|AVAILABLE|UNLOADING|END``."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+def _tensor_info_from_proto(info) -> TensorInfo:
+    shape = None if info.tensor_shape.unknown_rank else tuple(
+        None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
+    return TensorInfo(dtype_name(info.dtype), shape)
+
+
+def signatures_from_proto(signature_def_map: Mapping[str, Any]) -> Dict[str, SignatureInfo]:
+    """``SignatureDef`` protos (a map) → :class:`SignatureInfo` per signature; internal ``__*`` ones dropped."""
+    out = {}
+    for key, sig in signature_def_map.items():
+        if key.startswith("__"):
+            continue
+        out[key] = SignatureInfo(
+            inputs={k: _tensor_info_from_proto(v) for k, v in sig.inputs.items()},
+            outputs={k: _tensor_info_from_proto(v) for k, v in sig.outputs.items()},
+            method_name=sig.method_name)
+    return out
+
+
+def shape_compatible(expected: Optional[Tuple[Optional[int], ...]], actual: Tuple[int, ...]) -> bool:
+    if expected is None:
+        return True
+    if len(expected) != len(actual):
+        return False
+    return all(e is None or e == a for e, a in zip(expected, actual))
+
+
+def format_shape(shape: Optional[Tuple[Optional[int], ...]]) -> str:
+    if shape is None:
+        return "<unknown>"
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"

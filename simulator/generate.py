@@ -1,0 +1,246 @@
+"""Writes a simulated impression log: training days then one evaluation day, as sharded TFRecords.
+
+Layout of ``out_dir`` (each split in its own folder, so ImportExampleGen's input config can point at
+``train/*`` and ``eval/*``)::
+
+    train/data-00000-of-00004.tfrecord ...   days 0 .. num_days-2
+    eval/data-00000-of-00001.tfrecord        the last day
+    summary.json                             sizes, CTR, candidates, sparsity, spread, options
+    world.npz                                entity tables and end state (optional; see simulator.world)
+
+Everything is written into a temporary sibling directory that is renamed onto ``out_dir`` only when
+complete, so an interrupted run never leaves a split that looks whole and never destroys existing data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Dict, Optional
+
+import numpy as np
+
+import features as F
+from simulator import traffic
+from simulator.config import EPSILON_GREEDY, SimulatorConfig
+from simulator.tfrecord import ShardedWriter, encode_tfrecords
+from simulator.world import World, build_world
+
+TRAIN = "train"
+EVAL = "eval"
+SUMMARY_FILE = "summary.json"
+WORLD_FILE = "world.npz"
+
+
+class OutputExistsError(FileExistsError):
+    """The output directory already holds data and overwriting was not requested."""
+
+
+class _SplitStats:
+    """Running totals of one split (small: a few scalars plus per-creative impression counts)."""
+
+    def __init__(self, num_creatives: int):
+        self.impressions = 0
+        self.requests = 0
+        self.clicks = 0
+        self.truth_logged = 0.0
+        self.truth_oracle = 0.0
+        self.truth_random = 0.0
+        self.candidates = 0
+        self.spread_sum = 0.0
+        self.spread_count = 0
+        self.greedy = 0
+        self.creative_imps = np.zeros(num_creatives, np.int64)
+
+    def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray) -> None:
+        ptr = batch.cand_ptr
+        cand_ctr = 1.0 / (1.0 + np.exp(-batch.cand_logit))
+        best = np.maximum.reduceat(cand_ctr, ptr[:-1])
+        worst = np.minimum.reduceat(cand_ctr, ptr[:-1])
+        multi = batch.num_candidates >= 2
+        self.impressions += len(clicks)
+        self.requests += len(np.unique(batch.request))
+        self.clicks += int(clicks.sum())
+        self.truth_logged += float(truth.sum())
+        self.truth_oracle += float(best.sum())
+        self.truth_random += float((np.add.reduceat(cand_ctr, ptr[:-1]) / batch.num_candidates).sum())
+        self.candidates += int(batch.num_candidates.sum())
+        self.spread_sum += float((best[multi] / worst[multi] - 1.0).sum())
+        self.spread_count += int(multi.sum())
+        if batch.greedy_index is not None:
+            self.greedy += int((batch.exposed_index == batch.greedy_index).sum())
+        self.creative_imps += np.bincount(batch.exposed_creative, minlength=len(self.creative_imps))
+
+    def merged(self, other: "_SplitStats") -> "_SplitStats":
+        out = _SplitStats(len(self.creative_imps))
+        for key, value in vars(self).items():
+            setattr(out, key, value + getattr(other, key))
+        return out
+
+    def summary(self) -> Dict[str, float]:
+        n = max(self.impressions, 1)
+        exposed = int((self.creative_imps > 0).sum())
+        out = {
+            "impressions": self.impressions,
+            "requests": self.requests,
+            "clicks": self.clicks,
+            "ctr": self.clicks / n,
+            "expected_ctr_logged": self.truth_logged / n,
+            "expected_ctr_oracle": self.truth_oracle / n,
+            "expected_ctr_random": self.truth_random / n,
+            "mean_candidates": self.candidates / n,
+            "creatives_exposed": exposed,
+            "mean_impressions_per_creative": self.impressions / max(exposed, 1),
+            "within_ad_spread": self.spread_sum / max(self.spread_count, 1),
+        }
+        if self.greedy:
+            out["greedy_share"] = self.greedy / n
+        return out
+
+
+def _day_sizes(config: SimulatorConfig):
+    return [len(part) for part in np.array_split(np.arange(config.num_impressions), config.num_days)]
+
+
+def _check_target(out_dir: str, force: bool) -> None:
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise OutputExistsError(f"out_dir: {out_dir} exists and is not a directory")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
+        raise OutputExistsError(f"out_dir: {out_dir} already exists and is not empty; pass force=True "
+                                f"(--force) to replace it once the new data is complete")
+
+
+def simulate(config: SimulatorConfig, out_dir: str, progress: bool = True, force: bool = False) -> dict:
+    """Simulates ``config`` and writes the log to ``out_dir``; returns the summary (also ``summary.json``).
+
+    Raises ``ValueError`` for invalid options and :class:`OutputExistsError` for a non-empty ``out_dir``
+    without ``force`` — both before anything is written.
+    """
+    config = config.validate().resolved()
+    out_dir = os.path.abspath(out_dir)
+    _check_target(out_dir, force)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    started = time.perf_counter()
+
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    try:
+        summary = _generate(config, tmp, progress, started)
+        _check_target(out_dir, force)  # someone may have written there meanwhile
+        if os.path.isdir(out_dir) and os.listdir(out_dir):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
+            os.rename(out_dir, os.path.join(old, "data"))
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if os.path.isdir(out_dir):
+                os.rmdir(out_dir)
+            os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary["files"] = {split: sorted(os.path.join(split, name) for name in os.listdir(os.path.join(out_dir, split)))
+                        for split in (TRAIN, EVAL)}
+    with open(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=True)
+    return summary
+
+
+def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: float) -> dict:
+    world = build_world(config)
+    day_sizes = _day_sizes(config)
+    stats = {TRAIN: _SplitStats(world.num_creatives), EVAL: _SplitStats(world.num_creatives)}
+    writers = {TRAIN: ShardedWriter(os.path.join(out_dir, TRAIN), config.train_shards),
+               EVAL: ShardedWriter(os.path.join(out_dir, EVAL), config.eval_shards)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.num_impressions, unit="imp", unit_scale=True, desc="simulating")
+    chunk_requests = max(1, config.chunk_size // config.slots)
+    next_request_id = 1
+    try:
+        for day, day_imps in enumerate(day_sizes):
+            split = EVAL if day == config.num_days - 1 else TRAIN
+            view = world.day_view(day)
+            day_requests = -(-day_imps // config.slots)
+            day_users, day_ads, day_clicks = [], [], []
+            for chunk, first in enumerate(range(0, day_requests, chunk_requests)):
+                num_requests = min(chunk_requests, day_requests - first)
+                max_imps = day_imps - first * config.slots
+                rng = np.random.default_rng([config.seed, 2, day, chunk])
+                batch = traffic.draw_impressions(world, view, rng, num_requests, max_imps)
+                truth = 1.0 / (1.0 + np.exp(-batch.exposed_logit))
+                clicks = (rng.random(len(truth)) < truth).astype(np.int64)
+                columns = traffic.to_columns(world, view, batch, clicks, next_request_id)
+                buffer, bounds = encode_tfrecords(columns)
+                writers[split].write(buffer, bounds)
+                stats[split].add(batch, clicks, truth)
+                day_users.append(batch.user)
+                day_ads.append(batch.ad)
+                day_clicks.append(clicks)
+                next_request_id += num_requests
+                if bar is not None:
+                    bar.update(len(clicks))
+            world.end_day(np.concatenate(day_users), np.concatenate(day_ads), np.concatenate(day_clicks))
+    finally:
+        for writer in writers.values():
+            writer.close()
+        if bar is not None:
+            bar.close()
+    if config.write_world:
+        world.save(os.path.join(out_dir, WORLD_FILE))
+    elapsed = time.perf_counter() - started
+    return _summary(config, world, stats, elapsed)
+
+
+def _summary(config: SimulatorConfig, world: World, stats: Dict[str, _SplitStats], elapsed: float) -> dict:
+    total = stats[TRAIN].merged(stats[EVAL])
+    overall = total.summary()
+    active_per_day = [(world.slot_day_creative[:, d] >= 0).sum() / world.num_ads for d in range(world.num_days)]
+    summary = {
+        "seed": config.seed,
+        "options": config.to_dict(),
+        "sizes": {
+            "users": world.num_users,
+            "ads": world.num_ads,
+            "advertisers": config.num_advertisers,
+            "creatives": world.num_creatives,
+            "days": config.num_days,
+            "train_days": config.num_days - 1,
+            "mean_active_creatives_per_ad": float(np.mean(active_per_day)),
+            "max_creatives_per_ad": int(world.ad_num_slots.max()),
+        },
+        "global_bias": world.bias,
+        "overall": overall,
+        TRAIN: stats[TRAIN].summary(),
+        EVAL: stats[EVAL].summary(),
+        "seconds": elapsed,
+        "impressions_per_second": config.num_impressions / max(elapsed, 1e-9),
+    }
+    if config.logging_policy == EPSILON_GREEDY:
+        summary["overall"].setdefault("greedy_share", 0.0)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A few human-readable lines of a summary."""
+    o, s = summary["overall"], summary["sizes"]
+    lines = [
+        f"impressions {o['impressions']:,} (train {summary[TRAIN]['impressions']:,}, "
+        f"eval {summary[EVAL]['impressions']:,}) over {s['days']} days, {o['requests']:,} requests",
+        f"users {s['users']:,}  ads {s['ads']:,}  creatives {s['creatives']:,} "
+        f"(exposed {o['creatives_exposed']:,})",
+        f"CTR {o['ctr']:.4f} (target {summary['options']['target_ctr']})  "
+        f"candidates/impression {o['mean_candidates']:.2f}  "
+        f"impressions/creative {o['mean_impressions_per_creative']:.2f}",
+        f"within-ad best/worst true CTR {1 + o['within_ad_spread']:.2f}x  "
+        f"expected CTR: logged {o['expected_ctr_logged']:.4f}, oracle {o['expected_ctr_oracle']:.4f}, "
+        f"random {o['expected_ctr_random']:.4f}",
+        f"{summary['seconds']:.1f} s ({summary['impressions_per_second']:,.0f} impressions/s)",
+    ]
+    return "\n".join(lines)

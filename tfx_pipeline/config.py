@@ -1,0 +1,104 @@
+"""Every pipeline parameter in one place: data size, training steps, model overrides, blessing thresholds, Beam.
+
+The runners build a :class:`PipelineConfig` (defaults below, overridable from their command lines) and pass it
+to :func:`tfx_pipeline.pipeline.create_pipeline`; nothing else in the pipeline package holds a tunable literal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PIPELINE_NAME = "adcreative_ranking"
+
+# Module paths (not file paths), so Kubeflow V2 compiles without uploading a user-module wheel and every
+# Beam worker imports the same installed code.
+PREPROCESSING_FN = "transform.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+METRICS_MODULE = "creative_metrics.tfma_metrics"
+
+BEAM_MODES = ("in_memory", "multi_processing")
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Parameters of one pipeline run.
+
+    Attributes:
+      output_dir: everything the run writes: ``pipeline_root/`` (artifacts + SQLite ML Metadata),
+        ``serving_models/`` (the TF Serving model base: ``ar/<version>``, ``cr/<version>``).
+      serving_dir: the TF Serving model base the Pusher writes to (default ``<output_dir>/serving_models``).
+      data_dir: the simulator's output (``train/`` and ``eval/`` TFRecord splits). Simulated first if absent.
+      simulator: overrides of the simulator's options used when ``data_dir`` has to be created.
+      train_steps / eval_steps: Trainer steps (batches of the model config's batch size).
+      model_config: overrides of :class:`trainer.config.JACConfig` fields (passed as Trainer custom_config).
+      nsctr_floor: absolute NSCTR a candidate must exceed to be blessed.
+      nsctr_change_tolerance: the candidate's NSCTR may be at most this much (absolute) below the baseline's.
+      auc_floor: AR's AUC must exceed this (a sanity gate: a broken AR is never pushed with a good CR).
+      beam_mode: ``in_memory`` (default; fastest on one machine) or ``multi_processing``.
+      beam_workers: worker processes for ``multi_processing`` (0 = one per core).
+      extra_beam_args: appended verbatim (e.g. DataflowRunner / FlinkRunner settings, see BUILD.md).
+    """
+
+    output_dir: str = os.path.join(REPO_ROOT, "outputs")
+    data_dir: str = os.path.join(REPO_ROOT, "data", "default")
+    serving_dir: Optional[str] = None
+    pipeline_name: str = PIPELINE_NAME
+    simulator: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    train_steps: int = 400
+    eval_steps: int = 50
+    model_config: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    nsctr_floor: float = 0.0
+    nsctr_change_tolerance: float = 0.002
+    auc_floor: float = 0.55
+    beam_mode: str = "in_memory"
+    beam_workers: int = 0
+    extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        if self.beam_mode not in BEAM_MODES:
+            raise ValueError(f"beam_mode must be one of {BEAM_MODES}, got {self.beam_mode!r}")
+        for name in ("train_steps", "eval_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.nsctr_change_tolerance < 0:
+            raise ValueError(f"nsctr_change_tolerance must be >= 0, got {self.nsctr_change_tolerance}")
+        if not 0.0 <= self.auc_floor < 1.0:
+            raise ValueError(f"auc_floor must be in [0, 1), got {self.auc_floor}")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        # SQLite ML Metadata lives under the pipeline root, so one directory holds a whole run history.
+        return os.path.join(self.pipeline_root, "metadata.sqlite")
+
+    @property
+    def serving_root(self) -> str:
+        return self.serving_dir or os.path.join(self.output_dir, "serving_models")
+
+    def beam_pipeline_args(self) -> List[str]:
+        if self.beam_mode == "in_memory":
+            args = ["--direct_running_mode=in_memory"]
+        else:
+            args = ["--direct_running_mode=multi_processing",
+                    f"--direct_num_workers={self.beam_workers}"]
+        return args + list(self.extra_beam_args)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_overrides(cls, overrides: Optional[Dict[str, Any]] = None) -> "PipelineConfig":
+        overrides = dict(overrides or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown pipeline parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**overrides)

@@ -1,0 +1,97 @@
+"""A Pusher executor that publishes the AR and CR SavedModels as one TF Serving version pair.
+
+The Trainer writes the evaluation model at the top of its serving directory and the two online models below
+it (``ar/`` and ``cr/``, see ``trainer``). The stock TFX 1.16 filesystem Pusher copies that directory with a
+deny pattern for ``saved_model.pb`` that matches at any depth and then restores only the top-level file, so
+nested SavedModels would arrive without their graph. This executor keeps everything else of the standard
+Pusher (blessing check, ``PushedModel`` artifact and its ``pushed`` / ``pushed_destination`` /
+``pushed_version`` properties, archiving the model under the artifact) and replaces the copy:
+
+* destination is a TF Serving model base: ``<base_directory>/ar/<version>/`` and ``<base_directory>/cr/<version>/``;
+* both get the **same** integer version, strictly greater than any version already served under either name;
+* each model is copied into a hidden staging directory (TF Serving only loads all-digit directory names) with
+  ``saved_model.pb`` last, then renamed into place, so a server never sees a half-copied version;
+* an unblessed model pushes nothing, and a push never touches versions already there.
+"""
+
+import os
+import re
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+import features as F
+
+MODEL_NAMES = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
+SAVED_MODEL_PB = "saved_model.pb"
+
+
+def served_versions(base_directory: str, name: str) -> List[int]:
+    """Integer version directories under ``<base_directory>/<name>/`` (what TF Serving would load)."""
+    path = os.path.join(base_directory, name)
+    if not fileio.exists(path):
+        return []
+    return sorted(int(d.rstrip("/")) for d in fileio.listdir(path) if d.rstrip("/").isdigit())
+
+
+def next_version(base_directory: str, now: int) -> int:
+    """A version newer than any served AR or CR version: the push time, bumped past collisions."""
+    latest = max([v for name in MODEL_NAMES for v in served_versions(base_directory, name)], default=0)
+    return max(now, latest + 1)
+
+
+def publish_saved_model(source: str, destination: str) -> None:
+    """Copies a SavedModel directory to ``destination`` so it appears complete or not at all."""
+    if not fileio.exists(os.path.join(source, SAVED_MODEL_PB)):
+        raise FileNotFoundError(f"{source} is not a SavedModel (no {SAVED_MODEL_PB})")
+    parent, version = os.path.split(destination.rstrip("/"))
+    staging = os.path.join(parent, f".staging-{version}")
+    if fileio.exists(staging):
+        fileio.rmtree(staging)
+    top_level_pb = os.path.join(source.rstrip("/"), SAVED_MODEL_PB)
+    io_utils.copy_dir(source, staging, deny_regex_patterns=["^" + re.escape(top_level_pb) + "$"])
+    # saved_model.pb last: loaders treat its presence as "the model is complete".
+    io_utils.copy_file(os.path.join(source, SAVED_MODEL_PB), os.path.join(staging, SAVED_MODEL_PB))
+    fileio.rename(staging, destination)
+
+
+class PairPusherExecutor(pusher_executor.Executor):
+    """Standard Pusher semantics; pushes ``ar/`` and ``cr/`` of the model as one version pair."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        push_destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+                                  push_destination)
+        if push_destination.WhichOneof("destination") != "filesystem":
+            raise NotImplementedError("PairPusherExecutor pushes to a filesystem destination only")
+        base_directory = push_destination.filesystem.base_directory
+
+        present = [n for n in MODEL_NAMES if fileio.exists(os.path.join(model_path, n, SAVED_MODEL_PB))]
+        if not present:
+            raise FileNotFoundError(f"the model at {model_path} has neither {MODEL_NAMES[0]}/ nor "
+                                    f"{MODEL_NAMES[1]}/ SavedModel to push")
+        version = next_version(base_directory, int(time.time()))
+        for name in present:
+            fileio.makedirs(os.path.join(base_directory, name))
+            destination = os.path.join(base_directory, name, str(version))
+            publish_saved_model(os.path.join(model_path, name), destination)
+            logging.info("Pushed %s version %d to %s", name, version, destination)
+
+        # Archive the whole model (nested SavedModels included) under the PushedModel artifact.
+        io_utils.copy_dir(model_path, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=base_directory, pushed_version=str(version))
+        model_push.set_string_custom_property("pushed_models", ",".join(present))

@@ -1,0 +1,147 @@
+"""Hyperparameters of the joint ad & creative ranker (JAC), in one typed dataclass.
+
+Defaults follow the paper's implementation details: AR embeddings of dimension 16, a 2-layer 2-head
+transformer over the behaviour sequence, DCN beside a 512x512x256x128 deep tower; CR embeddings of
+dimension 4 and a 128x64x32 MLP; the pctr_ad quantizer with K = 8192 codes of dimension D = 128;
+Adagrad at 0.05, batch 512, one epoch, no dropout.
+
+The TFX Trainer overrides fields through ``custom_config={"model_config": {...}}``::
+
+    JACConfig.from_dict({"variant": "cr", "quantizer_buckets": 1024})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+VARIANTS = ("jac", "ar", "cr")
+
+
+@dataclasses.dataclass(frozen=True)
+class JACConfig:
+    """Every hyperparameter of the AR, CR and JAC models and of their training.
+
+    Attributes:
+      variant: ``"jac"`` (AR and CR trained jointly, CR reads AR's quantized pctr_ad), ``"ar"`` (AR
+        alone) or ``"cr"`` (CR alone, reading the quantized historical ad CTR).
+      ar_embedding_dim: embedding size of every AR categorical feature.
+      transformer_layers, transformer_heads: the self-attention stack over the behaviour sequence.
+      transformer_ff_dim: hidden size of each transformer block's feed-forward network.
+      num_cross_layers: DCN cross layers beside the deep tower.
+      cross_projection_dim: rank of the low-rank cross kernel ``U V``; ``None`` for a full-rank kernel.
+      ar_hidden_units: AR's deep tower.
+      cr_embedding_dim: embedding size of every CR categorical feature.
+      cr_hidden_units: CR's MLP.
+      quantizer_buckets: K, the number of pctr_ad codes (eq. 5).
+      quantizer_dim: D, the dimension of each code's embedding.
+      quantizer_r: r of eq. 5, or ``"auto"`` to choose it from ``r_grid`` by the information gain of the
+        codes of the historical ad CTR about the click on the training data.
+      r_grid: candidate values of r for ``"auto"``.
+      r_sample_size: training rows read to choose r.
+      quantizer_slope_window: half-width h (in codes) of the table secant that maps CR's gradient onto
+        pctr_ad in the straight-through estimator (see ``trainer.quantizer``).
+      learning_rate, batch_size, epochs: Adagrad learning rate, batch size and epochs (used when the
+        Trainer gives no ``train_steps``).
+      adagrad_initial_accumulator: Adagrad's initial accumulator value.
+      eval_batch_size, eval_steps: evaluation during training (``eval_steps`` falls back to the Trainer's).
+      seed: initializer seed.
+    """
+
+    variant: str = "jac"
+    # AR
+    ar_embedding_dim: int = 16
+    transformer_layers: int = 2
+    transformer_heads: int = 2
+    transformer_ff_dim: int = 64
+    num_cross_layers: int = 3
+    cross_projection_dim: Optional[int] = 64
+    ar_hidden_units: Tuple[int, ...] = (512, 512, 256, 128)
+    # CR
+    cr_embedding_dim: int = 4
+    cr_hidden_units: Tuple[int, ...] = (128, 64, 32)
+    # pctr_ad quantizer (eq. 5)
+    quantizer_buckets: int = 8192
+    quantizer_dim: int = 128
+    quantizer_r: Union[float, str] = "auto"
+    r_grid: Tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+    r_sample_size: int = 200_000
+    quantizer_slope_window: int = 16
+    # optimisation
+    learning_rate: float = 0.05
+    adagrad_initial_accumulator: float = 0.1
+    batch_size: int = 512
+    epochs: int = 1
+    eval_batch_size: int = 2048
+    eval_steps: Optional[int] = None
+    seed: int = 0
+
+    def __post_init__(self):
+        def fail(field, problem):
+            raise ValueError(f"JACConfig.{field}: {problem}")
+
+        if self.variant not in VARIANTS:
+            fail("variant", f"must be one of {VARIANTS}, got {self.variant!r}")
+        for name in ("ar_embedding_dim", "transformer_layers", "transformer_heads", "transformer_ff_dim",
+                     "cr_embedding_dim", "quantizer_buckets", "quantizer_dim", "batch_size", "epochs",
+                     "eval_batch_size", "r_sample_size", "quantizer_slope_window"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                fail(name, f"must be a positive integer, got {value!r}")
+        if not isinstance(self.num_cross_layers, int) or self.num_cross_layers < 0:
+            fail("num_cross_layers", f"must be a non-negative integer, got {self.num_cross_layers!r}")
+        if self.cross_projection_dim is not None and (
+                not isinstance(self.cross_projection_dim, int) or self.cross_projection_dim < 1):
+            fail("cross_projection_dim", f"must be a positive integer or None, got {self.cross_projection_dim!r}")
+        for name in ("ar_hidden_units", "cr_hidden_units"):
+            units = getattr(self, name)
+            if not units or any(not isinstance(u, int) or u < 1 for u in units):
+                fail(name, f"must be a non-empty sequence of positive integers, got {units!r}")
+        if self.quantizer_buckets < 2:
+            fail("quantizer_buckets", f"needs at least 2 codes, got {self.quantizer_buckets}")
+        if isinstance(self.quantizer_r, str):
+            if self.quantizer_r != "auto":
+                fail("quantizer_r", f"must be a positive number or 'auto', got {self.quantizer_r!r}")
+        elif not self.quantizer_r > 0:
+            fail("quantizer_r", f"must be positive, got {self.quantizer_r!r}")
+        if not self.r_grid or any(not r > 0 for r in self.r_grid):
+            fail("r_grid", f"must be a non-empty sequence of positive numbers, got {self.r_grid!r}")
+        if not self.learning_rate > 0:
+            fail("learning_rate", f"must be positive, got {self.learning_rate!r}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            fail("eval_steps", f"must be positive or None, got {self.eval_steps!r}")
+        if self.ar_embedding_dim * 2 % self.transformer_heads:
+            fail("transformer_heads", "must divide the sequence item size 2 * ar_embedding_dim")
+
+    # -------------------------------------------------------------------------------- (de)serialisation
+    @classmethod
+    def from_dict(cls, overrides: Optional[Mapping[str, Any]] = None) -> "JACConfig":
+        """Defaults updated with ``overrides`` (unknown keys are an error; lists become tuples)."""
+        overrides = dict(overrides or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"JACConfig: unknown fields {unknown}; known fields are {sorted(known)}")
+        for key, value in overrides.items():
+            if isinstance(value, list):
+                overrides[key] = tuple(value)
+        return cls(**overrides)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-friendly dict; ``JACConfig.from_dict(c.to_dict()) == c``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes) -> "JACConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def has_ar(self) -> bool:
+        return self.variant in ("jac", "ar")
+
+    @property
+    def has_cr(self) -> bool:
+        return self.variant in ("jac", "cr")

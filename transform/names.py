@@ -1,0 +1,195 @@
+"""Names, sizes and groups of the transformed features: the contract between Transform and the trainer.
+
+Every transformed name is derived here from a raw name in :mod:`features` (``xf(F.AD_ID) == "ad_id_xf"``),
+so no other module spells one. The groups say which transformed features each model reads:
+
+* :data:`AR_CATEGORICAL`, :data:`AR_NUMERIC`, :data:`AR_SEQUENCE`: the ad ranker's inputs;
+* :data:`CR_CATEGORICAL`, :data:`CR_DENSE`, :data:`CR_PCTR`: the creative ranker's inputs;
+* :data:`CANDIDATE_INPUTS`: the candidate lists, mapped like the exposed creative, read only by the
+  evaluation model to score every candidate with CR;
+* :data:`LABEL_KEY`: the click, for training only.
+
+:data:`SOURCES` records the raw features each output is computed from. The preprocessing function is
+written so that every AR input depends only on :data:`features.AR_SERVING_INPUTS` and every CR input only
+on :data:`features.CR_SERVING_INPUTS`; that is what lets each serving model apply the one Transform graph
+to its own raw inputs alone (tf.Transform drops the outputs whose inputs were not fed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Mapping, Tuple
+
+import features as F
+
+SUFFIX = "_xf"
+
+
+def xf(name: str, detail: str = "") -> str:
+    """Transformed name of raw feature ``name`` (with an optional ``detail`` such as ``"z"``)."""
+    return f"{name}_{detail}{SUFFIX}" if detail else f"{name}{SUFFIX}"
+
+
+# ------------------------------------------------------------------------------------------ constants
+# Behaviour sequence: the newest SEQUENCE_LENGTH items, newest first, zero-padded, with a 0/1 mask.
+SEQUENCE_LENGTH = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class IdVocabulary:
+    """A bounded vocabulary for a high-cardinality id.
+
+    Ids outside the ``top_k`` most frequent, or seen fewer than ``frequency_threshold`` times, hash into
+    ``num_oov_buckets`` extra indices, so the embedding table has
+    ``min(top_k, #frequent ids) + num_oov_buckets`` rows whatever the id space.
+    """
+
+    feature: str
+    top_k: int
+    frequency_threshold: int
+    num_oov_buckets: int
+
+    @property
+    def filename(self) -> str:
+        return f"vocab_{self.feature}"
+
+
+ID_VOCABULARIES: Dict[str, IdVocabulary] = {
+    v.feature: v
+    for v in (
+        IdVocabulary(F.USER_ID, top_k=200_000, frequency_threshold=2, num_oov_buckets=100),
+        IdVocabulary(F.AD_ID, top_k=100_000, frequency_threshold=1, num_oov_buckets=50),
+        IdVocabulary(F.AD_ADVERTISER_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
+        IdVocabulary(F.AD_BRAND_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
+        IdVocabulary(F.CREATIVE_ID, top_k=500_000, frequency_threshold=2, num_oov_buckets=50),
+    )
+}
+
+# Small categorical codes keep their known domain [0, d); anything else maps to the extra code d.
+CODE_FEATURES: Tuple[str, ...] = tuple(
+    f.name
+    for f in F.FEATURES
+    if f.domain is not None and f.kind == F.SCALAR and f.name in set(F.USER_FEATURES + F.AD_FEATURES + F.CREATIVE_FEATURES)
+)
+
+
+def code_cardinality(raw_name: str) -> int:
+    """Embedding rows for a small code: its domain plus one out-of-domain code."""
+    return F.BY_NAME[raw_name].domain + 1
+
+
+# Exact crosses of two small codes for AR: index = a * card(b) + b (no hashing needed, no collisions).
+CROSSES: Tuple[Tuple[str, str], ...] = (
+    (F.USER_GENDER, F.AD_CATEGORY),
+    (F.USER_AGE_BUCKET, F.AD_CATEGORY),
+    (F.USER_CITY_TIER, F.AD_PRICE_BUCKET),
+    (F.USER_INCOME_BUCKET, F.AD_PRICE_BUCKET),
+    (F.USER_PURCHASE_FREQ, F.AD_CATEGORY),
+)
+
+
+def cross_name(a: str, b: str) -> str:
+    return xf(f"{a}_x_{b}")
+
+
+# ------------------------------------------------------------------------------------ transformed names
+LABEL_KEY = xf(F.LABEL)
+
+AD_HIST_CTR_Z = xf(F.AD_HIST_CTR, "z")
+AD_HIST_IMPS_LOG_Z = xf(F.AD_HIST_IMPS, "log_z")
+# CR's pctr stand-in: the raw historical CTR clipped to [0, 1], quantized inside the model (eq. 5).
+AD_HIST_CTR_CLIPPED = xf(F.AD_HIST_CTR)
+
+SEQ_AD_IDS = xf(F.SEQ_AD_IDS)
+SEQ_AD_CATEGORIES = xf(F.SEQ_AD_CATEGORIES)
+SEQ_MASK = xf(F.SEQ_AD_IDS, "mask")
+# How many of the user's (windowed) sequence items share the candidate ad's category: 0..SEQUENCE_LENGTH.
+SEQ_CATEGORY_MATCHES = xf(F.SEQ_AD_CATEGORIES, "matches")
+
+CREATIVE_EMBEDDING = xf(F.CREATIVE_EMBEDDING)
+
+# ---------------------------------------------------------------------------------------------- groups
+_AR_IDS = (F.USER_ID, F.AD_ID, F.AD_ADVERTISER_ID, F.AD_BRAND_ID)
+_AR_CODES = tuple(n for n in F.USER_FEATURES + F.AD_FEATURES if n in CODE_FEATURES)
+
+AR_CATEGORICAL: Tuple[str, ...] = (
+    tuple(xf(n) for n in _AR_IDS + _AR_CODES)
+    + tuple(cross_name(a, b) for a, b in CROSSES)
+    + (SEQ_CATEGORY_MATCHES,)
+)
+AR_NUMERIC: Tuple[str, ...] = (AD_HIST_CTR_Z, AD_HIST_IMPS_LOG_Z)
+AR_SEQUENCE: Tuple[str, ...] = (SEQ_AD_IDS, SEQ_AD_CATEGORIES, SEQ_MASK)
+# The sequence items share the embedding tables of the candidate ad's id and category.
+SEQUENCE_TABLE_OF = {SEQ_AD_IDS: xf(F.AD_ID), SEQ_AD_CATEGORIES: xf(F.AD_CATEGORY)}
+
+CR_USER_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in F.CR_USER_FEATURES)
+CR_AD_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in F.CR_AD_FEATURES)
+CR_CREATIVE_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES)
+CR_CATEGORICAL: Tuple[str, ...] = CR_USER_CATEGORICAL + CR_AD_CATEGORICAL + CR_CREATIVE_CATEGORICAL
+CR_DENSE: Tuple[str, ...] = (CREATIVE_EMBEDDING,)
+CR_PCTR = AD_HIST_CTR_CLIPPED
+
+AR_INPUTS: Tuple[str, ...] = AR_CATEGORICAL + AR_NUMERIC + AR_SEQUENCE
+CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + (CR_PCTR,)
+
+# Candidate lists, each mapped exactly like the exposed creative's feature (same vocabulary / domain).
+CANDIDATE_INPUTS: Dict[str, str] = {xf(F.CANDIDATE_OF[n]): xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES}
+CANDIDATE_EMBEDDINGS = xf(F.CAND_EMBEDDINGS)
+CANDIDATE_INPUTS[CANDIDATE_EMBEDDINGS] = CREATIVE_EMBEDDING
+
+
+def _sources() -> Dict[str, Tuple[str, ...]]:
+    out: Dict[str, Tuple[str, ...]] = {}
+    for n in _AR_IDS + _AR_CODES + F.CR_USER_FEATURES + F.CR_AD_FEATURES + (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES:
+        out[xf(n)] = (n,)
+    for a, b in CROSSES:
+        out[cross_name(a, b)] = (a, b)
+    out[SEQ_CATEGORY_MATCHES] = (F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
+    out[AD_HIST_CTR_Z] = (F.AD_HIST_CTR,)
+    out[AD_HIST_IMPS_LOG_Z] = (F.AD_HIST_IMPS,)
+    out[AD_HIST_CTR_CLIPPED] = (F.AD_HIST_CTR,)
+    out[SEQ_AD_IDS] = (F.SEQ_AD_IDS,)
+    out[SEQ_MASK] = (F.SEQ_AD_IDS,)
+    out[SEQ_AD_CATEGORIES] = (F.SEQ_AD_CATEGORIES,)
+    out[CREATIVE_EMBEDDING] = (F.CREATIVE_EMBEDDING,)
+    for cand in CANDIDATE_INPUTS:
+        out[cand] = (cand[: -len(SUFFIX)],)
+    out[LABEL_KEY] = (F.LABEL,)
+    return out
+
+
+# Raw features each transformed output is computed from.
+SOURCES: Dict[str, Tuple[str, ...]] = _sources()
+
+# Raw features the evaluation model parses: both models' inputs and the candidate lists.
+EVAL_RAW_INPUTS: Tuple[str, ...] = tuple(
+    dict.fromkeys(F.AR_SERVING_INPUTS + F.CR_SERVING_INPUTS + F.CANDIDATE_FEATURES)
+)
+
+
+# -------------------------------------------------------------------------------------- cardinalities
+def cardinalities_from_vocab_sizes(vocab_sizes: Mapping[str, int]) -> Dict[str, int]:
+    """Embedding rows of every categorical transformed feature.
+
+    Args:
+      vocab_sizes: raw id name -> number of in-vocabulary ids (without OOV buckets), for every id in
+        :data:`ID_VOCABULARIES`.
+    """
+    missing = set(ID_VOCABULARIES) - set(vocab_sizes)
+    if missing:
+        raise ValueError(f"vocab_sizes lacks the ids {sorted(missing)}")
+    out = {}
+    for name, vocab in ID_VOCABULARIES.items():
+        out[xf(name)] = int(vocab_sizes[name]) + vocab.num_oov_buckets
+    for name in CODE_FEATURES:
+        out[xf(name)] = code_cardinality(name)
+    for a, b in CROSSES:
+        out[cross_name(a, b)] = code_cardinality(a) * code_cardinality(b)
+    out[SEQ_CATEGORY_MATCHES] = SEQUENCE_LENGTH + 1
+    return out
+
+
+def cardinalities(tft_output) -> Dict[str, int]:
+    """Embedding rows of every categorical transformed feature, read from a ``tft.TFTransformOutput``."""
+    sizes = {name: tft_output.vocabulary_size_by_name(v.filename) for name, v in ID_VOCABULARIES.items()}
+    return cardinalities_from_vocab_sizes(sizes)

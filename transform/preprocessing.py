@@ -1,0 +1,145 @@
+"""tf.Transform ``preprocessing_fn`` for the joint ad & creative ranker.
+
+Outputs (names and groups in :mod:`transform.names`):
+
+* ids (user, ad, advertiser, brand, creative): indices into bounded vocabularies
+  (``top_k`` / ``frequency_threshold``) plus hashed OOV buckets. The behaviour sequence's ad ids use the
+  ad-id vocabulary and every candidate creative id the creative-id vocabulary, so a sequence item or a
+  candidate shares its embedding row with the same id seen as the impression's ad / creative.
+* small codes: passed through when inside their known domain ``[0, d)``; anything else becomes ``d``.
+* ``ad_hist_ctr``: z-scored for AR, clipped to ``[0, 1]`` for CR's quantizer (eq. 5 of the paper).
+  ``ad_hist_imps``: ``log1p`` then z-scored.
+* sequence: the newest :data:`~transform.names.SEQUENCE_LENGTH` items, newest first, zero-padded,
+  with a float 0/1 mask.
+* AR user x ad crosses: exact products of small codes, and the number of sequence items in the ad's
+  category.
+* candidate lists: kept as sparse (ragged) lists, mapped like the exposed creative.
+* the click label, under :data:`~transform.names.LABEL_KEY`.
+
+Every output depends only on the raw features listed in :data:`transform.names.SOURCES`; in particular AR
+inputs never read creative features and CR inputs never read AR-only user features, so each serving model
+can apply this one graph to its own raw inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+import features as F
+from transform import names as N
+
+
+def _scalar(x) -> tf.Tensor:
+    """[B], [B, 1] or a sparse one-value-per-row feature -> dense [B].
+
+    The raw schema may declare a scalar as ``FixedLen []``, ``FixedLen [1]`` (SchemaGen's inferred shape) or
+    ``VarLen``; the graph accepts all three.
+    """
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x)[:, :1]
+    return tf.reshape(x, [-1])
+
+
+def _fixed(x, length: int) -> tf.Tensor:
+    """[B, length] dense from a dense or sparse fixed-length list."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x)
+    return tf.reshape(x, [-1, length])
+
+
+def _sparse(x) -> tf.SparseTensor:
+    """A list feature as a [B, ?] SparseTensor (dense inputs keep every value, zeros included)."""
+    if isinstance(x, tf.SparseTensor):
+        return x
+    return tf.RaggedTensor.from_tensor(tf.reshape(x, [tf.shape(x)[0], -1])).to_sparse()
+
+
+def _code(x: tf.Tensor, raw_name: str) -> tf.Tensor:
+    """Small code -> itself inside its domain, else the out-of-domain code ``domain``."""
+    domain = F.BY_NAME[raw_name].domain
+    x = tf.cast(x, tf.int64)
+    return tf.where((x >= 0) & (x < domain), x, tf.constant(domain, tf.int64))
+
+
+def _sparse_code(sp: tf.SparseTensor, raw_name: str) -> tf.SparseTensor:
+    return tf.SparseTensor(sp.indices, _code(sp.values, raw_name), sp.dense_shape)
+
+
+def _newest_first(sp: tf.SparseTensor, length: int, pad) -> tf.Tensor:
+    """[B, ?] sparse list (newest last) -> [B, length] dense, newest first, right-padded with ``pad``."""
+    rt = tf.RaggedTensor.from_sparse(sp)
+    rt = tf.reverse(rt, axis=[1])[:, :length]
+    return rt.to_tensor(default_value=tf.cast(pad, sp.dtype), shape=[None, length])
+
+
+def _sequence_mask(sp: tf.SparseTensor, length: int) -> tf.Tensor:
+    lengths = tf.minimum(tf.RaggedTensor.from_sparse(sp).row_lengths(), length)
+    return tf.sequence_mask(lengths, length, dtype=tf.float32)
+
+
+def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``."""
+    inputs = {
+        name: _scalar(x) if F.BY_NAME[name].kind == F.SCALAR
+        else _fixed(x, F.BY_NAME[name].length) if F.BY_NAME[name].kind == F.FIXED
+        else _sparse(x)
+        for name, x in inputs.items() if name in F.BY_NAME
+    }
+    out: Dict[str, tf.Tensor] = {}
+
+    # --- bounded id vocabularies (analyzer output deferred, so lists can reuse it) ---
+    vocab_files = {}
+    for name, v in N.ID_VOCABULARIES.items():
+        vocab_files[name] = tft.vocabulary(
+            inputs[name], top_k=v.top_k, frequency_threshold=v.frequency_threshold, vocab_filename=v.filename
+        )
+
+    def lookup(x, id_name):
+        return tft.apply_vocabulary(
+            x, vocab_files[id_name], num_oov_buckets=N.ID_VOCABULARIES[id_name].num_oov_buckets
+        )
+
+    for name in N.ID_VOCABULARIES:
+        out[N.xf(name)] = lookup(inputs[name], name)
+
+    # --- small codes ---
+    for name in N.CODE_FEATURES:
+        out[N.xf(name)] = _code(inputs[name], name)
+
+    # --- AR crosses: exact index a * card(b) + b over the mapped codes ---
+    for a, b in N.CROSSES:
+        out[N.cross_name(a, b)] = _code(inputs[a], a) * N.code_cardinality(b) + _code(inputs[b], b)
+
+    # --- numerics ---
+    ctr = tf.cast(inputs[F.AD_HIST_CTR], tf.float32)
+    out[N.AD_HIST_CTR_Z] = tft.scale_to_z_score(ctr)
+    out[N.AD_HIST_CTR_CLIPPED] = tf.clip_by_value(ctr, 0.0, 1.0)
+    imps = tf.maximum(tf.cast(inputs[F.AD_HIST_IMPS], tf.float32), 0.0)
+    out[N.AD_HIST_IMPS_LOG_Z] = tft.scale_to_z_score(tf.math.log1p(imps))
+
+    # --- behaviour sequence: same ad-id vocabulary and category mapping as the candidate ad ---
+    seq_ids = inputs[F.SEQ_AD_IDS]
+    seq_cats = _sparse_code(inputs[F.SEQ_AD_CATEGORIES], F.AD_CATEGORY)
+    out[N.SEQ_AD_IDS] = _newest_first(lookup(seq_ids, F.AD_ID), N.SEQUENCE_LENGTH, 0)
+    out[N.SEQ_MASK] = _sequence_mask(seq_ids, N.SEQUENCE_LENGTH)
+    cats = _newest_first(seq_cats, N.SEQUENCE_LENGTH, -1)  # -1: never equals a mapped category
+    out[N.SEQ_AD_CATEGORIES] = tf.maximum(cats, 0)
+    ad_cat = _code(inputs[F.AD_CATEGORY], F.AD_CATEGORY)
+    out[N.SEQ_CATEGORY_MATCHES] = tf.reduce_sum(tf.cast(tf.equal(cats, ad_cat[:, None]), tf.int64), axis=1)
+
+    # --- creative ---
+    out[N.CREATIVE_EMBEDDING] = tf.cast(inputs[F.CREATIVE_EMBEDDING], tf.float32)
+
+    # --- candidate lists (evaluation only): mapped like the exposed creative, kept sparse ---
+    out[N.xf(F.CAND_CREATIVE_IDS)] = lookup(inputs[F.CAND_CREATIVE_IDS], F.CREATIVE_ID)
+    for attr in F.CREATIVE_ATTRIBUTES:
+        cand = F.CANDIDATE_OF[attr]
+        out[N.xf(cand)] = _sparse_code(inputs[cand], attr)
+    out[N.CANDIDATE_EMBEDDINGS] = inputs[F.CAND_EMBEDDINGS]
+
+    # --- label (training only; never a model input) ---
+    out[N.LABEL_KEY] = tf.cast(inputs[F.LABEL], tf.int64)
+    return out
