@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PIPELINE_NAME = "adcreative_ranking"
+PIPELINE_NAME = "adcreative-ranking"  # Kubeflow V2 wants [a-z0-9][a-z0-9-]*
 
 # Module paths (not file paths), so Kubeflow V2 compiles without uploading a user-module wheel and every
 # Beam worker imports the same installed code.

@@ -16,7 +16,7 @@ REPORT_FILE = "report.html"
 class EvaluationReportArtifact(artifact.Artifact):
     """A directory holding ``report.html``."""
 
-    TYPE_NAME = "EvaluationReport"
+    TYPE_NAME = "adcr.EvaluationReport"  # namespaced: Kubeflow V2 requires "<ns>.<Name>"
 
 
 @tfx.dsl.components.component
