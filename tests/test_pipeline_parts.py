@@ -1,0 +1,211 @@
+"""The pipeline's own parts: curated schema, data gate, AR/CR pair Pusher, eval config, Kubeflow V2 spec."""
+
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+import features as F
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import data_gate, eval_config, pair_pusher, schema_curation
+
+
+def _inferred_schema():
+    schema = schema_pb2.Schema()
+    for f in F.FEATURES:
+        schema.feature.add(name=f.name, type=schema_pb2.INT if f.dtype == F.INT else schema_pb2.FLOAT)
+    return schema
+
+
+def _feature(schema, name):
+    return next(f for f in schema.feature if f.name == name)
+
+
+class TestCurateSchema:
+    def test_constraints_from_the_feature_module(self):
+        curated = schema_curation.curate_schema(_inferred_schema())
+        label = _feature(curated, F.LABEL)
+        assert (label.int_domain.min, label.int_domain.max) == (0, 1)
+        assert label.presence.min_fraction == 1.0
+        assert _feature(curated, F.CAND_CREATIVE_IDS).value_count.min == 1
+        propensity = _feature(curated, F.PROPENSITY)
+        assert propensity.float_domain.min == pytest.approx(schema_curation.MIN_PROPENSITY)
+        assert propensity.float_domain.max == 1.0
+        style = _feature(curated, F.CREATIVE_STYLE)
+        assert style.int_domain.max == len(F.CREATIVE_STYLES) - 1
+        assert [d.size for d in _feature(curated, F.CREATIVE_EMBEDDING).shape.dim] == [F.CREATIVE_EMBEDDING_DIM]
+        for name in (F.LABEL,) + F.TRUTH_FEATURES:
+            assert list(_feature(curated, name).not_in_environment) == [schema_curation.SERVING]
+
+    def test_transform_parses_exactly_the_declared_spec(self):
+        from tensorflow_transform.tf_metadata import schema_utils
+
+        curated = schema_curation.curate_schema(_inferred_schema())
+        assert schema_utils.schema_as_feature_spec(curated).feature_spec == F.raw_feature_spec()
+
+    def test_wrong_type_is_named(self):
+        schema = _inferred_schema()
+        _feature(schema, F.CLICK).type = schema_pb2.FLOAT
+        with pytest.raises(ValueError, match=F.CLICK):
+            schema_curation.curate_schema(schema)
+
+    def test_missing_feature_is_named(self):
+        schema = _inferred_schema()
+        del schema.feature[[f.name for f in schema.feature].index(F.PROPENSITY)]
+        with pytest.raises(ValueError, match=F.PROPENSITY):
+            schema_curation.curate_schema(schema)
+
+
+def _anomalies_artifact(tmp_path, per_split):
+    artifact = standard_artifacts.ExampleAnomalies()
+    artifact.uri = str(tmp_path / "anomalies")
+    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
+    for split, infos in per_split.items():
+        anomalies = anomalies_pb2.Anomalies()
+        for feature, short in infos.items():
+            anomalies.anomaly_info[feature].short_description = short
+            anomalies.anomaly_info[feature].description = f"long text about {feature}"
+        d = tmp_path / "anomalies" / f"Split-{split}"
+        d.mkdir(parents=True)
+        (d / data_gate.ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
+    return artifact
+
+
+class TestDataGate:
+    def test_names_each_anomaly_by_split_and_feature(self, tmp_path):
+        artifact = _anomalies_artifact(tmp_path, {"train": {F.CLICK: "Missing column"}, "eval": {}})
+        found = data_gate.describe_anomalies(artifact)
+        assert list(found) == ["train"]
+        assert found["train"][0].startswith(f"{F.CLICK}: Missing column")
+
+    def test_clean_data_passes(self, tmp_path):
+        artifact = _anomalies_artifact(tmp_path, {"train": {}, "eval": {}})
+        assert data_gate.describe_anomalies(artifact) == {}
+
+
+class _Tiny(tf.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = tf.Variable(value)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, x):
+        return x * self.value
+
+
+def _trainer_output(tmp_path, names=(F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
+    """A Trainer-shaped model: an eval SavedModel on top, online SavedModels nested below it."""
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    serving = os.path.join(model.uri, "Format-Serving")
+    tf.saved_model.save(_Tiny(1.0), serving)
+    for i, name in enumerate(names):
+        tf.saved_model.save(_Tiny(float(i + 2)), os.path.join(serving, name))
+    return model
+
+
+def _push(tmp_path, model, blessed, serving_root, tag):
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / f"blessing-{tag}")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed-{tag}")
+    destination = json.dumps({"filesystem": {"base_directory": serving_root}})
+    pair_pusher.PairPusherExecutor().Do({"model": [model], "model_blessing": [blessing]},
+                                        {"pushed_model": [pushed]}, {"push_destination": destination})
+    return pushed
+
+
+class TestPairPusher:
+    def test_pushes_both_models_complete_with_one_version(self, tmp_path):
+        root = str(tmp_path / "serving")
+        pushed = _push(tmp_path, _trainer_output(tmp_path), True, root, "a")
+        version = pushed.get_string_custom_property("pushed_version")
+        assert pushed.get_int_custom_property("pushed") == 1
+        for i, name in enumerate((F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
+            assert pair_pusher.served_versions(root, name) == [int(version)]
+            loaded = tf.saved_model.load(os.path.join(root, name, version))
+            assert loaded(tf.constant([3.0])).numpy().tolist() == [3.0 * (i + 2)]
+        assert not [d for d in os.listdir(os.path.join(root, F.AR_MODEL_NAME)) if d.startswith(".")]
+
+    def test_second_push_gets_a_newer_version_and_keeps_the_old(self, tmp_path):
+        root = str(tmp_path / "serving")
+        model = _trainer_output(tmp_path)
+        first = int(_push(tmp_path, model, True, root, "a").get_string_custom_property("pushed_version"))
+        second = int(_push(tmp_path, model, True, root, "b").get_string_custom_property("pushed_version"))
+        assert second > first
+        assert pair_pusher.served_versions(root, F.CR_MODEL_NAME) == [first, second]
+
+    def test_unblessed_model_pushes_nothing(self, tmp_path):
+        root = str(tmp_path / "serving")
+        pushed = _push(tmp_path, _trainer_output(tmp_path), False, root, "a")
+        assert pushed.get_int_custom_property("pushed") == 0
+        assert not os.path.exists(root)
+
+    def test_version_is_newer_than_anything_served(self, tmp_path):
+        root = tmp_path / "serving"
+        (root / F.CR_MODEL_NAME / "9999999999").mkdir(parents=True)
+        assert pair_pusher.next_version(str(root), now=100) == 10_000_000_000
+
+    def test_model_without_online_models_is_refused(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="neither"):
+            _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")
+
+
+class TestEvalConfig:
+    def test_nsctr_gates_with_value_and_change_thresholds(self):
+        cfg = config_lib.PipelineConfig(nsctr_floor=0.01, nsctr_change_tolerance=0.003)
+        ec = eval_config.build_eval_config(cfg)
+        nsctr = [m for spec in ec.metrics_specs for m in spec.metrics if m.class_name == "NSCTR"]
+        assert len(nsctr) == 1
+        threshold = nsctr[0].threshold
+        assert threshold.value_threshold.lower_bound.value == pytest.approx(0.01)
+        assert threshold.change_threshold.absolute.value == pytest.approx(-0.003)
+        assert nsctr[0].module == config_lib.METRICS_MODULE
+        assert [s.is_baseline for s in ec.model_specs] == [False, True]
+
+    def test_num_candidates_buckets_cover_every_count(self):
+        sql = eval_config.num_candidates_slice_sql()
+        assert "<= 3 THEN '1-3'" in sql and "<= 8 THEN '4-8'" in sql and "ELSE '9+'" in sql
+
+
+class TestConfig:
+    @pytest.mark.parametrize("field,value,message", [
+        ("beam_mode", "spark", "beam_mode"),
+        ("train_steps", 0, "train_steps"),
+        ("nsctr_change_tolerance", -0.1, "nsctr_change_tolerance"),
+        ("auc_floor", 1.5, "auc_floor"),
+    ])
+    def test_bad_parameters_are_named(self, field, value, message):
+        with pytest.raises(ValueError, match=message):
+            config_lib.PipelineConfig(**{field: value})
+
+    def test_unknown_override_is_named(self):
+        with pytest.raises(ValueError, match="trian_steps"):
+            config_lib.PipelineConfig.from_overrides({"trian_steps": 3})
+
+    def test_beam_modes(self):
+        assert config_lib.PipelineConfig().beam_pipeline_args() == ["--direct_running_mode=in_memory"]
+        args = config_lib.PipelineConfig(beam_mode="multi_processing", beam_workers=2).beam_pipeline_args()
+        assert args == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def test_kubeflow_v2_spec_compiles_offline_with_module_paths(tmp_path):
+    from tfx_pipeline import kubeflow_v2_runner
+
+    cfg = config_lib.PipelineConfig(output_dir="gs://bucket/adcr", data_dir="gs://bucket/data")
+    out = str(tmp_path / "pipeline.json")
+    spec = kubeflow_v2_runner.compile_pipeline(cfg, "registry/adcr:test", out)
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    for component in ("ImportExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema", "ExampleValidator",
+                      "DataGate", "Transform", "Trainer", "Evaluator", "EvaluationReport", "Pusher"):
+        assert component in tasks, component
+    text = open(out).read()
+    assert config_lib.PREPROCESSING_FN in text
+    assert config_lib.RUN_FN in text
+    assert config_lib.METRICS_MODULE in text
+    assert "PairPusherExecutor" in text
+    assert "registry/adcr:test" in text
