@@ -66,6 +66,23 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         eval_shards=args.eval_shards, chunk_size=args.chunk_size, write_world=not args.no_world)
 
 
+# SimulatorConfig option -> the flag that sets it, to name the flag in error messages.
+_FLAG_OF = {
+    "num_impressions": "--impressions", "num_days": "--days", "num_users": "--users", "num_ads": "--ads",
+    "num_advertisers": "--advertisers", "min_creatives": "--min-creatives",
+    "mean_creatives": "--mean-creatives", "max_creatives": "--max-creatives", "creative_churn": "--churn",
+    "ads_per_request": "--ads-per-request", "slots": "--slots", "logging_policy": "--policy",
+    "epsilon": "--epsilon", "target_ctr": "--target-ctr", "seed": "--seed", "train_shards": "--shards",
+    "eval_shards": "--eval-shards", "chunk_size": "--chunk-size", "out_dir": "--out",
+}
+
+
+def _with_flag(message: str) -> str:
+    option = message.split(":", 1)[0].rsplit(".", 1)[-1]
+    flag = _FLAG_OF.get(option)
+    return f"{flag} ({message})" if flag else message
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = config_from_args(args).validate()
         summary = simulate(config, args.out, progress=not args.quiet, force=args.force)
     except (ValueError, OutputExistsError) as e:
-        parser.exit(2, f"error: {e}\n")
+        parser.exit(2, f"error: {_with_flag(str(e))}\n")
     print(f"wrote {args.out}")
     print(format_summary(summary))
     return 0

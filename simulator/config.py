@@ -77,9 +77,9 @@ class SimulatorConfig:
     user_propensity_std: float = 0.3
     ad_quality_std: float = 0.4
     interest_scale: float = 0.4
-    creative_quality_std: float = 0.25
-    personal_scale: float = 0.25
-    category_style_scale: float = 0.2
+    creative_quality_std: float = 0.2
+    personal_scale: float = 0.2
+    category_style_scale: float = 0.15
     position_decay: float = 0.3
     train_shards: int = 4
     eval_shards: int = 1

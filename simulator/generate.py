@@ -15,16 +15,14 @@ complete, so an interrupted run never leaves a split that looks whole and never 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
-import features as F
 from simulator import traffic
 from simulator.config import EPSILON_GREEDY, SimulatorConfig
 from simulator.tfrecord import ShardedWriter, encode_tfrecords
@@ -41,9 +39,21 @@ class OutputExistsError(FileExistsError):
 
 
 class _SplitStats:
-    """Running totals of one split (small: a few scalars plus per-creative impression counts)."""
+    """Running totals of one split: a few scalars plus per-creative (and per creative-day) sums.
 
-    def __init__(self, num_creatives: int):
+    Two within-ad spreads of the true CTR (best / worst - 1 among an ad's candidates):
+
+    * ``within_ad_spread``: per impression (the spread this user sees), averaged over impressions with
+      at least 2 candidates;
+    * ``within_ad_spread_by_ad``: per (ad, day), from each candidate's true CTR averaged over the
+      impressions of that ad that day, averaged over (ad, day) pairs with at least 2 candidates.
+    """
+
+    def __init__(self, num_creatives: int, creative_ad: np.ndarray = None, num_days: int = 1):
+        self.creative_ad = creative_ad
+        self.num_days = num_days
+        self.cand_ctr_sum = np.zeros(num_creatives * num_days)
+        self.cand_count = np.zeros(num_creatives * num_days, np.int64)
         self.impressions = 0
         self.requests = 0
         self.clicks = 0
@@ -56,7 +66,7 @@ class _SplitStats:
         self.greedy = 0
         self.creative_imps = np.zeros(num_creatives, np.int64)
 
-    def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray, day: int) -> None:
         ptr = batch.cand_ptr
         cand_ctr = 1.0 / (1.0 + np.exp(-batch.cand_logit))
         best = np.maximum.reduceat(cand_ctr, ptr[:-1])
@@ -74,12 +84,30 @@ class _SplitStats:
         if batch.greedy_index is not None:
             self.greedy += int((batch.exposed_index == batch.greedy_index).sum())
         self.creative_imps += np.bincount(batch.exposed_creative, minlength=len(self.creative_imps))
+        key = batch.cand_creative * self.num_days + day
+        self.cand_ctr_sum += np.bincount(key, weights=cand_ctr, minlength=len(self.cand_ctr_sum))
+        self.cand_count += np.bincount(key, minlength=len(self.cand_count))
 
     def merged(self, other: "_SplitStats") -> "_SplitStats":
-        out = _SplitStats(len(self.creative_imps))
+        out = _SplitStats(len(self.creative_imps), self.creative_ad, self.num_days)
         for key, value in vars(self).items():
-            setattr(out, key, value + getattr(other, key))
+            if key not in ("creative_ad", "num_days"):
+                setattr(out, key, value + getattr(other, key))
         return out
+
+    def spread_by_ad(self) -> float:
+        seen = np.flatnonzero(self.cand_count)
+        if self.creative_ad is None or not len(seen):
+            return 0.0
+        mean = self.cand_ctr_sum[seen] / self.cand_count[seen]
+        group = self.creative_ad[seen // self.num_days] * self.num_days + seen % self.num_days
+        uniq, inverse, size = np.unique(group, return_inverse=True, return_counts=True)
+        best = np.full(len(uniq), -np.inf)
+        worst = np.full(len(uniq), np.inf)
+        np.maximum.at(best, inverse, mean)
+        np.minimum.at(worst, inverse, mean)
+        multi = size >= 2
+        return float((best[multi] / worst[multi] - 1.0).mean()) if multi.any() else 0.0
 
     def summary(self) -> Dict[str, float]:
         n = max(self.impressions, 1)
@@ -96,6 +124,7 @@ class _SplitStats:
             "creatives_exposed": exposed,
             "mean_impressions_per_creative": self.impressions / max(exposed, 1),
             "within_ad_spread": self.spread_sum / max(self.spread_count, 1),
+            "within_ad_spread_by_ad": self.spread_by_ad(),
         }
         if self.greedy:
             out["greedy_share"] = self.greedy / n
@@ -104,6 +133,12 @@ class _SplitStats:
 
 def _day_sizes(config: SimulatorConfig):
     return [len(part) for part in np.array_split(np.arange(config.num_impressions), config.num_days)]
+
+
+def _directory_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
 
 
 def _check_target(out_dir: str, force: bool) -> None:
@@ -128,8 +163,13 @@ def simulate(config: SimulatorConfig, out_dir: str, progress: bool = True, force
     started = time.perf_counter()
 
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    os.chmod(tmp, _directory_mode())  # mkdtemp makes it private; the data is meant to be shared
     try:
         summary = _generate(config, tmp, progress, started)
+        summary["files"] = {split: sorted(f"{split}/{name}" for name in os.listdir(os.path.join(tmp, split)))
+                            for split in (TRAIN, EVAL)}
+        with open(os.path.join(tmp, SUMMARY_FILE), "w") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
         _check_target(out_dir, force)  # someone may have written there meanwhile
         if os.path.isdir(out_dir) and os.listdir(out_dir):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=parent)
@@ -143,17 +183,14 @@ def simulate(config: SimulatorConfig, out_dir: str, progress: bool = True, force
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    summary["files"] = {split: sorted(os.path.join(split, name) for name in os.listdir(os.path.join(out_dir, split)))
-                        for split in (TRAIN, EVAL)}
-    with open(os.path.join(out_dir, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
     return summary
 
 
 def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: float) -> dict:
     world = build_world(config)
     day_sizes = _day_sizes(config)
-    stats = {TRAIN: _SplitStats(world.num_creatives), EVAL: _SplitStats(world.num_creatives)}
+    stats = {split: _SplitStats(world.num_creatives, world.creative_ad, config.num_days)
+             for split in (TRAIN, EVAL)}
     writers = {TRAIN: ShardedWriter(os.path.join(out_dir, TRAIN), config.train_shards),
                EVAL: ShardedWriter(os.path.join(out_dir, EVAL), config.eval_shards)}
     bar = None
@@ -179,7 +216,7 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
                 columns = traffic.to_columns(world, view, batch, clicks, next_request_id)
                 buffer, bounds = encode_tfrecords(columns)
                 writers[split].write(buffer, bounds)
-                stats[split].add(batch, clicks, truth)
+                stats[split].add(batch, clicks, truth, day)
                 day_users.append(batch.user)
                 day_ads.append(batch.ad)
                 day_clicks.append(clicks)
@@ -238,7 +275,8 @@ def format_summary(summary: dict) -> str:
         f"CTR {o['ctr']:.4f} (target {summary['options']['target_ctr']})  "
         f"candidates/impression {o['mean_candidates']:.2f}  "
         f"impressions/creative {o['mean_impressions_per_creative']:.2f}",
-        f"within-ad best/worst true CTR {1 + o['within_ad_spread']:.2f}x  "
+        f"within-ad best/worst true CTR {1 + o['within_ad_spread']:.2f}x per impression, "
+        f"{1 + o['within_ad_spread_by_ad']:.2f}x per ad",
         f"expected CTR: logged {o['expected_ctr_logged']:.4f}, oracle {o['expected_ctr_oracle']:.4f}, "
         f"random {o['expected_ctr_random']:.4f}",
         f"{summary['seconds']:.1f} s ({summary['impressions_per_second']:,.0f} impressions/s)",

@@ -55,22 +55,44 @@ def _write_varints(out: np.ndarray, pos: np.ndarray, values: np.ndarray) -> None
 
 
 def _write_const(out: np.ndarray, pos: np.ndarray, const: bytes) -> None:
-    if len(const) == 1:
-        out[pos] = const[0]
-    else:
-        out[pos[:, None] + np.arange(len(const))] = np.frombuffer(const, np.uint8)
+    # One strided write per byte beats a 2-D fancy index (no [n, len] index array).
+    for j, byte in enumerate(const):
+        out[pos + j if j else pos] = byte
 
 
 def _scatter_ragged(out: np.ndarray, starts: np.ndarray, data: np.ndarray, lengths: np.ndarray) -> None:
     """Copies row ``i`` of the ragged byte array (data, lengths) to ``out[starts[i]:]``."""
     if len(data) == 0:
         return
+    width = int(lengths[0]) if len(lengths) else 0
+    if width <= 64 and (lengths == width).all():
+        rows = data.reshape(len(lengths), width)
+        for j in range(width):
+            out[starts + j] = rows[:, j]
+        return
     src_starts = np.cumsum(lengths) - lengths
-    out[np.repeat(starts - src_starts, lengths) + np.arange(len(data))] = data
+    index = np.repeat(starts - src_starts, lengths)
+    index += _arange(len(data))
+    out[index] = data
+
+
+_ARANGE = np.arange(0)
+
+
+def _arange(n: int) -> np.ndarray:
+    """``np.arange(n)`` from a cached buffer (the encoder needs large ones for every chunk)."""
+    global _ARANGE
+    if len(_ARANGE) < n:
+        _ARANGE = np.arange(max(n, 2 * len(_ARANGE)))
+    return _ARANGE[:n]
 
 
 class _Payload:
-    """Packed bytes of one column: per-row byte counts and a writer."""
+    """Packed bytes of one column: per-row byte counts and a writer.
+
+    ``raw``: the payload is a ready byte array (float32s, or ints that are all one-byte varints);
+    otherwise each value is written as a varint at its offset inside its row.
+    """
 
     def __init__(self, feature: F.Feature, values: np.ndarray, lengths: Optional[np.ndarray], n: int):
         if lengths is None:
@@ -83,11 +105,12 @@ class _Payload:
         if feature.dtype == F.FLOAT:
             self.bytes_ = np.ascontiguousarray(values, dtype="<f4").view(np.uint8)
             self.byte_lengths = 4 * lengths
-            self.small = True
+            self.raw = True
         else:
             self.values = np.asarray(values, np.int64).view(np.uint64)  # negatives: 10-byte two's complement
-            self.small = len(self.values) == 0 or int(self.values.max()) < 0x80
-            if self.small:
+            # Codes below 128 are one-byte varints: the payload is the values as bytes.
+            self.raw = len(self.values) == 0 or int(self.values.max()) < 0x80
+            if self.raw:
                 self.bytes_ = self.values.astype(np.uint8)
                 self.byte_lengths = lengths
             else:
@@ -100,10 +123,30 @@ class _Payload:
                 self.byte_lengths = csum[offsets[1:]] - csum[offsets[:-1]]
 
     def write(self, out: np.ndarray, starts: np.ndarray) -> None:
-        if self.small:
+        if self.raw:
             _scatter_ragged(out, starts, self.bytes_, self.byte_lengths)
         else:
             _write_varints(out, np.repeat(starts, self.lengths) + self.value_offsets_in_row, self.values)
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        more = value >= 0x80
+        out.append((value & 0x7F) | (0x80 if more else 0))
+        value >>= 7
+        if not more:
+            return bytes(out)
+
+
+def _entry_header(key: bytes, dtype: str, payload_size: int) -> bytes:
+    """Every byte of a map entry before its packed payload, for a given payload size."""
+    lst = (b"\x0a" + _varint_bytes(payload_size)) if payload_size else b""
+    list_size = len(lst) + payload_size
+    feature = bytes([_KIND_TAG[dtype]]) + _varint_bytes(list_size) + lst
+    feature_size = len(feature) + payload_size
+    body = bytes([0x0A, len(key)]) + key + b"\x12" + _varint_bytes(feature_size) + feature
+    return b"\x0a" + _varint_bytes(len(body) + payload_size) + body
 
 
 def _masked_crc(crc: np.ndarray) -> np.ndarray:
@@ -169,23 +212,29 @@ def encode_tfrecords(columns: Dict[str, Column], features: Sequence[F.Feature] =
     cursor = cursor + 1 + varint_size(features_size.astype(np.uint64))
     for feature, p, (key, list_size, feature_size, body_size), entry_size in zip(
             features, payloads, inner, entry_sizes):
-        pos = cursor
-        _write_const(out, pos, b"\x0a")
-        _write_varints(out, pos + 1, body_size)
-        pos = pos + 1 + varint_size(body_size.astype(np.uint64))
-        _write_const(out, pos, bytes([0x0A, len(key)]) + key + b"\x12")
-        pos = pos + 3 + len(key)
-        _write_varints(out, pos, feature_size)
-        pos = pos + varint_size(feature_size.astype(np.uint64))
-        _write_const(out, pos, bytes([_KIND_TAG[feature.dtype]]))
-        _write_varints(out, pos + 1, list_size)
-        pos = pos + 1 + varint_size(list_size.astype(np.uint64))
-        nonempty = p.byte_lengths > 0
-        pos_ne = pos[nonempty]
-        _write_const(out, pos_ne, b"\x0a")
-        _write_varints(out, pos_ne + 1, p.byte_lengths[nonempty])
-        pos[nonempty] = pos_ne + 1 + varint_size(p.byte_lengths[nonempty].astype(np.uint64))
-        p.write(out, pos)
+        if (body_size == body_size[0]).all() and (p.byte_lengths == p.byte_lengths[0]).all():
+            # Same sizes on every row (scalars with small codes, fixed-length floats): one constant header.
+            header = _entry_header(key, feature.dtype, int(p.byte_lengths[0]))
+            _write_const(out, cursor, header)
+            p.write(out, cursor + len(header))
+        else:
+            pos = cursor
+            _write_const(out, pos, b"\x0a")
+            _write_varints(out, pos + 1, body_size)
+            pos = pos + 1 + varint_size(body_size.astype(np.uint64))
+            _write_const(out, pos, bytes([0x0A, len(key)]) + key + b"\x12")
+            pos = pos + 3 + len(key)
+            _write_varints(out, pos, feature_size)
+            pos = pos + varint_size(feature_size.astype(np.uint64))
+            _write_const(out, pos, bytes([_KIND_TAG[feature.dtype]]))
+            _write_varints(out, pos + 1, list_size)
+            pos = pos + 1 + varint_size(list_size.astype(np.uint64))
+            nonempty = p.byte_lengths > 0
+            pos_ne = pos[nonempty]
+            _write_const(out, pos_ne, b"\x0a")
+            _write_varints(out, pos_ne + 1, p.byte_lengths[nonempty])
+            pos[nonempty] = pos_ne + 1 + varint_size(p.byte_lengths[nonempty].astype(np.uint64))
+            p.write(out, pos)
         cursor = cursor + entry_size
 
     # CRCs: of the 8 length bytes (few distinct lengths) and of each record's data.

@@ -424,7 +424,8 @@ def _draw_ads_by_interest(rng, interest, users, category, rank, config) -> np.nd
     probs = np.exp(logits - logits.max(axis=1, keepdims=True)) * present[None, :]
     cats = _rowwise_categorical(rng, probs, users)
     order = np.lexsort((rank, category))  # ads grouped by category
-    weight = 1.0 / (rank[order] + config.popularity_offset) ** config.popularity_exponent
+    # Half the popularity exponent: a user's history is more varied than the global traffic.
+    weight = 1.0 / (rank[order] + config.popularity_offset) ** (0.5 * config.popularity_exponent)
     cum = np.concatenate([[0.0], np.cumsum(weight)])
     bounds = np.searchsorted(category[order], np.arange(K + 1))  # ads of category k: order[b[k]:b[k+1]]
     lo, hi = cum[bounds[cats]], cum[bounds[cats + 1]]
