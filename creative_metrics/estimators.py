@@ -49,8 +49,9 @@ __all__ = [
     "gauc_bucketed_estimate",
 ]
 
-# Rows validated and reduced at a time by the array front-ends: bounds the temporaries to O(chunk).
-DEFAULT_CHUNK_SIZE = 1 << 20
+# Rows validated and reduced at a time by the array front-ends: bounds the temporaries to O(chunk)
+# (~60 MiB at 2**18 rows, and no slower than larger chunks).
+DEFAULT_CHUNK_SIZE = 1 << 18
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -69,6 +70,8 @@ class PolicyEstimate:
       denominator: the estimate's denominator -- covered impressions (NSCTR), matched impressions
         (sCTR) or candidate-weighted matched impressions (calibrated sCTR); ``value * denominator`` is
         its numerator, so estimates over disjoint sets of ads can be pooled.
+      logged_ctr: the logged CTR (all clicks / all impressions) of the covered ads -- what the
+        logging policy achieved on the same traffic, for the lift ``value / logged_ctr - 1``.
     """
 
     value: float
@@ -78,6 +81,7 @@ class PolicyEstimate:
     ads: int
     covered_ads: int
     denominator: float
+    logged_ctr: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,20 +281,20 @@ class KeyedCounters:
 
 # ---------------------------------------------------------------------------- creative-match estimators
 # Columns of the per-ad table.
-_IMP, _IMP_S, _CLK_S, _EXP_N, _CLK_N = range(5)
+_IMP, _CLK, _IMP_S, _CLK_S, _EXP_N, _CLK_N = range(6)
 
 
 class CreativeMatchAccumulator:
     r"""Per-ad counters behind sCTR, NSCTR and calibrated sCTR; memory grows with ads, not impressions.
 
-    For every ad :math:`m` it keeps the (weighted) impressions :math:`Imp_m`, the matched impressions
-    :math:`Imp^s_m` (policy's creative = exposed creative), the matched clicks :math:`Clk^s_m`, and
-    for calibrated sCTR the candidate-count-weighted matches :math:`\sum n_i` and clicks
-    :math:`\sum n_i y_i`. Accumulators built on disjoint parts of the log can be merged.
+    For every ad :math:`m` it keeps the (weighted) impressions :math:`Imp_m` and clicks, the matched
+    impressions :math:`Imp^s_m` (policy's creative = exposed creative), the matched clicks
+    :math:`Clk^s_m`, and for calibrated sCTR the candidate-count-weighted matches :math:`\sum n_i` and
+    clicks :math:`\sum n_i y_i`. Accumulators built on disjoint parts of the log can be merged.
     """
 
     def __init__(self):
-        self._counters = KeyedCounters(5)
+        self._counters = KeyedCounters(6)
         self._all_have_num_candidates = True
         self._rows = 0
 
@@ -313,8 +317,9 @@ class CreativeMatchAccumulator:
             "selected_creatives", arrays["selected_creatives"], _offset)
         y = _binary("clicks", arrays["clicks"], _offset)
         w = _weights("weights", arrays.get("weights"), n, _offset)
-        values = np.zeros((n, 5))
+        values = np.zeros((n, 6))
         values[:, _IMP] = w
+        values[:, _CLK] = w * y
         values[:, _IMP_S] = w * match
         values[:, _CLK_S] = values[:, _IMP_S] * y
         if num_candidates is None:
@@ -346,14 +351,16 @@ class CreativeMatchAccumulator:
     def _result(value_num: float, value_den: float, t: np.ndarray) -> PolicyEstimate:
         covered = t[:, _IMP_S] > 0
         total = float(t[:, _IMP].sum())
+        covered_imps = float(t[covered, _IMP].sum())
         return PolicyEstimate(
             value=float(value_num / value_den) if value_den > 0 else math.nan,
-            coverage=float(t[covered, _IMP].sum() / total) if total > 0 else math.nan,
+            coverage=covered_imps / total if total > 0 else math.nan,
             impressions=total,
             matched_impressions=float(t[:, _IMP_S].sum()),
             ads=int(len(t)),
             covered_ads=int(covered.sum()),
             denominator=float(value_den),
+            logged_ctr=float(t[covered, _CLK].sum() / covered_imps) if covered_imps > 0 else math.nan,
         )
 
     def nsctr(self) -> PolicyEstimate:
@@ -638,6 +645,10 @@ class GaucAccumulator:
             raise ValueError("cannot merge GaucAccumulators with different buckets")
         self._counters.merge(other._counters)
         return self
+
+    @property
+    def empty(self) -> bool:
+        return len(self._counters) == 0
 
     def result(self) -> GaucEstimate:
         keys, sums = self._counters.table()

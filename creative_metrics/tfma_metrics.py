@@ -24,7 +24,7 @@ Metric keys (default names; thresholds apply to the first key of each metric):
 
 ===============  =====================================================================================
 NSCTR            ``nsctr``, ``nsctr_coverage`` (share of impressions whose ad had a match),
-                 ``nsctr_impressions``
+                 ``nsctr_impressions``, ``nsctr_logged_ctr`` (logged CTR of the covered ads)
 SCTR             ``sctr``, ``sctr_matched_impressions``
 CalibratedSCTR   ``calibrated_sctr``, ``calibrated_sctr_exposure`` (sum of ``n`` over matches)
 GAUC             ``gauc``, ``gauc_coverage``, ``gauc_max_abs_error`` (bound of the bucketing error)
@@ -38,6 +38,7 @@ property of the ad) into buckets exactly; see :mod:`creative_metrics.report`.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Dict, Iterable, List, Mapping, Optional
 
@@ -61,6 +62,7 @@ COVERAGE = "_coverage"
 IMPRESSIONS = "_impressions"
 MATCHED_IMPRESSIONS = "_matched_impressions"
 EXPOSURE = "_exposure"
+LOGGED_CTR = "_logged_ctr"
 MAX_ABS_ERROR = "_max_abs_error"
 
 # TruePolicyCTR key names (prefixed with its ``key_prefix``).
@@ -215,13 +217,15 @@ class _CreativeMatchCombiner(beam.CombineFn):
             out[self._keys["impressions"]] = result.impressions
         if "matched_impressions" in self._keys:
             out[self._keys["matched_impressions"]] = result.matched_impressions
+        if "logged_ctr" in self._keys:
+            out[self._keys["logged_ctr"]] = result.logged_ctr
         if "exposure" in self._keys:
             out[self._keys["exposure"]] = result.denominator
         return out
 
 
 _AUX_KEYS = {
-    NSCTR_NAME: {"coverage": COVERAGE, "impressions": IMPRESSIONS},
+    NSCTR_NAME: {"coverage": COVERAGE, "impressions": IMPRESSIONS, "logged_ctr": LOGGED_CTR},
     SCTR_NAME: {"matched_impressions": MATCHED_IMPRESSIONS},
     CALIBRATED_SCTR_NAME: {"exposure": EXPOSURE},
 }
@@ -285,7 +289,8 @@ class NSCTR(metric_types.Metric):
     .. math:: \mathrm{NSCTR} = \sum_m Clk^s_m Imp_m / Imp^s_m \Big/ \sum_m Imp_m
 
     over the ads with :math:`Imp^s_m > 0` (see :func:`creative_metrics.estimators.nsctr`). Also emits
-    ``<name>_coverage`` and ``<name>_impressions``. Value and change thresholds apply to ``<name>``.
+    ``<name>_coverage``, ``<name>_impressions`` and ``<name>_logged_ctr`` (the logging policy's CTR on
+    the covered ads). Value and change thresholds apply to ``<name>``.
     """
 
     def __init__(self, name: str = NSCTR_NAME, ad_key: str = F.AD_ID,
@@ -556,8 +561,6 @@ def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = No
       gauc_prediction_key: prediction output GAUC scores.
       include_truth: add :class:`TruePolicyCTR` (needs the simulator's truth columns).
     """
-    import json
-
     module = __name__
     configs = [
         config_pb2.MetricConfig(class_name="NSCTR", module=module),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Sequence
+import math
+from typing import Dict, Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
@@ -20,7 +21,8 @@ class CategoricalEmbeddings(keras.layers.Layer):
       names: the features to embed, in output order.
       dim: embedding size :math:`d`.
 
-    Shapes: input a dict of int ``[B]`` tensors (extra keys are ignored); output ``[B, F * d]``.
+    Shapes: input a dict of int ``[B]`` tensors (extra keys are ignored); output ``[B, F * d]``. With
+    ``batch_size=B`` given, inputs of batch 1 are broadcast to ``B`` rows.
     :meth:`table` exposes each table so other layers can share it (e.g. the behaviour sequence reuses the
     ad-id table).
     """
@@ -51,8 +53,11 @@ class CategoricalEmbeddings(keras.layers.Layer):
         """Rows of ``name``'s table for ``ids`` of any shape: ``ids.shape + [d]``."""
         return tf.gather(self.table(name), tf.cast(ids, tf.int64))
 
-    def call(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        return tf.concat([self.lookup(n, tf.reshape(features[n], [-1])) for n in self.names], axis=-1)
+    def call(self, features: Mapping[str, tf.Tensor], batch_size=None) -> tf.Tensor:
+        rows = [self.lookup(n, tf.reshape(features[n], [-1])) for n in self.names]
+        if batch_size is not None:  # features sent once per request (batch 1) are repeated to every row
+            rows = [tf.broadcast_to(r, [batch_size, self.dim]) for r in rows]
+        return tf.concat(rows, axis=-1)
 
     @property
     def output_dim(self) -> int:
@@ -62,3 +67,16 @@ class CategoricalEmbeddings(keras.layers.Layer):
         config = super().get_config()
         config.update(cardinalities=dict(self.cardinalities), names=list(self.names), dim=self.dim)
         return config
+
+
+def prior_logit_initializer(ctr: Optional[float]) -> keras.initializers.Initializer:
+    """Output-bias initializer :math:`\\log(p / (1 - p))` for a base click rate ``ctr`` (zeros for ``None``).
+
+    With clicks at a few percent, a zero bias starts every prediction at 0.5 and the first steps are spent
+    learning the base rate through every weight; starting at the prior avoids that.
+    """
+    if ctr is None:
+        return keras.initializers.Zeros()
+    if not 0.0 < ctr < 1.0:
+        raise ValueError(f"initial_ctr must lie in (0, 1), got {ctr!r}")
+    return keras.initializers.Constant(math.log(ctr / (1.0 - ctr)))

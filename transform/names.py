@@ -103,8 +103,12 @@ AD_HIST_CTR_CLIPPED = xf(F.AD_HIST_CTR)
 SEQ_AD_IDS = xf(F.SEQ_AD_IDS)
 SEQ_AD_CATEGORIES = xf(F.SEQ_AD_CATEGORIES)
 SEQ_MASK = xf(F.SEQ_AD_IDS, "mask")
-# How many of the user's (windowed) sequence items share the candidate ad's category: 0..SEQUENCE_LENGTH.
+# How many of the user's (windowed) sequence items share the candidate ad's category: 0..SEQUENCE_LENGTH,
+# as a code, and as a share of the sequence (a dense input a linear part can use from the first step).
 SEQ_CATEGORY_MATCHES = xf(F.SEQ_AD_CATEGORIES, "matches")
+SEQ_CATEGORY_SHARE = xf(F.SEQ_AD_CATEGORIES, "share")
+# Windowed sequence length / SEQUENCE_LENGTH: how much history the user has.
+SEQ_LENGTH_FRACTION = xf(F.SEQ_AD_IDS, "length")
 
 CREATIVE_EMBEDDING = xf(F.CREATIVE_EMBEDDING)
 
@@ -117,7 +121,7 @@ AR_CATEGORICAL: Tuple[str, ...] = (
     + tuple(cross_name(a, b) for a, b in CROSSES)
     + (SEQ_CATEGORY_MATCHES,)
 )
-AR_NUMERIC: Tuple[str, ...] = (AD_HIST_CTR_Z, AD_HIST_IMPS_LOG_Z)
+AR_NUMERIC: Tuple[str, ...] = (AD_HIST_CTR_Z, AD_HIST_IMPS_LOG_Z, SEQ_CATEGORY_SHARE, SEQ_LENGTH_FRACTION)
 AR_SEQUENCE: Tuple[str, ...] = (SEQ_AD_IDS, SEQ_AD_CATEGORIES, SEQ_MASK)
 # The sequence items share the embedding tables of the candidate ad's id and category.
 SEQUENCE_TABLE_OF = {SEQ_AD_IDS: xf(F.AD_ID), SEQ_AD_CATEGORIES: xf(F.AD_CATEGORY)}
@@ -128,6 +132,7 @@ CR_CREATIVE_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in (F.CREATIVE_ID,)
 CR_CATEGORICAL: Tuple[str, ...] = CR_USER_CATEGORICAL + CR_AD_CATEGORICAL + CR_CREATIVE_CATEGORICAL
 CR_DENSE: Tuple[str, ...] = (CREATIVE_EMBEDDING,)
 CR_PCTR = AD_HIST_CTR_CLIPPED
+DENSE_WIDTHS = {CREATIVE_EMBEDDING: F.CREATIVE_EMBEDDING_DIM}
 
 AR_INPUTS: Tuple[str, ...] = AR_CATEGORICAL + AR_NUMERIC + AR_SEQUENCE
 CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + (CR_PCTR,)
@@ -145,6 +150,8 @@ def _sources() -> Dict[str, Tuple[str, ...]]:
     for a, b in CROSSES:
         out[cross_name(a, b)] = (a, b)
     out[SEQ_CATEGORY_MATCHES] = (F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
+    out[SEQ_CATEGORY_SHARE] = (F.SEQ_AD_IDS, F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
+    out[SEQ_LENGTH_FRACTION] = (F.SEQ_AD_IDS,)
     out[AD_HIST_CTR_Z] = (F.AD_HIST_CTR,)
     out[AD_HIST_IMPS_LOG_Z] = (F.AD_HIST_IMPS,)
     out[AD_HIST_CTR_CLIPPED] = (F.AD_HIST_CTR,)

@@ -11,8 +11,8 @@ Outputs (names and groups in :mod:`transform.names`):
   ``ad_hist_imps``: ``log1p`` then z-scored.
 * sequence: the newest :data:`~transform.names.SEQUENCE_LENGTH` items, newest first, zero-padded,
   with a float 0/1 mask.
-* AR user x ad crosses: exact products of small codes, and the number of sequence items in the ad's
-  category.
+* AR user x ad crosses: exact products of small codes, and the number (a code) and share (a number) of
+  sequence items in the ad's category; the sequence length as a fraction of the window.
 * candidate lists: kept as sparse (ragged) lists, mapped like the exposed creative.
 * the click label, under :data:`~transform.names.LABEL_KEY`.
 
@@ -36,7 +36,7 @@ def _scalar(x) -> tf.Tensor:
     """[B], [B, 1] or a sparse one-value-per-row feature -> dense [B].
 
     The raw schema may declare a scalar as ``FixedLen []``, ``FixedLen [1]`` (SchemaGen's inferred shape) or
-    ``VarLen``; the graph accepts all three.
+    ``VarLen`` (ragged inputs arrive here as sparse); the graph accepts all of them.
     """
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(x)[:, :1]
@@ -82,6 +82,7 @@ def _sequence_mask(sp: tf.SparseTensor, length: int) -> tf.Tensor:
 
 def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``."""
+    inputs = {name: x.to_sparse() if isinstance(x, tf.RaggedTensor) else x for name, x in inputs.items()}
     inputs = {
         name: _scalar(x) if F.BY_NAME[name].kind == F.SCALAR
         else _fixed(x, F.BY_NAME[name].length) if F.BY_NAME[name].kind == F.FIXED
@@ -94,7 +95,8 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     vocab_files = {}
     for name, v in N.ID_VOCABULARIES.items():
         vocab_files[name] = tft.vocabulary(
-            inputs[name], top_k=v.top_k, frequency_threshold=v.frequency_threshold, vocab_filename=v.filename
+            inputs[name], top_k=v.top_k, vocab_filename=v.filename,
+            frequency_threshold=v.frequency_threshold if v.frequency_threshold > 1 else None
         )
 
     def lookup(x, id_name):
@@ -128,7 +130,11 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     cats = _newest_first(seq_cats, N.SEQUENCE_LENGTH, -1)  # -1: never equals a mapped category
     out[N.SEQ_AD_CATEGORIES] = tf.maximum(cats, 0)
     ad_cat = _code(inputs[F.AD_CATEGORY], F.AD_CATEGORY)
-    out[N.SEQ_CATEGORY_MATCHES] = tf.reduce_sum(tf.cast(tf.equal(cats, ad_cat[:, None]), tf.int64), axis=1)
+    matches = tf.reduce_sum(tf.cast(tf.equal(cats, ad_cat[:, None]), tf.int64), axis=1)
+    out[N.SEQ_CATEGORY_MATCHES] = matches
+    length = tf.reduce_sum(out[N.SEQ_MASK], axis=1)
+    out[N.SEQ_CATEGORY_SHARE] = tf.cast(matches, tf.float32) / tf.maximum(length, 1.0)
+    out[N.SEQ_LENGTH_FRACTION] = length / N.SEQUENCE_LENGTH
 
     # --- creative ---
     out[N.CREATIVE_EMBEDDING] = tf.cast(inputs[F.CREATIVE_EMBEDDING], tf.float32)

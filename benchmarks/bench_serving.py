@@ -1,0 +1,303 @@
+"""Peri-CR serving latency: no-cr, post, pre and peri through the router, and AR / CR alone.
+
+    python benchmarks/bench_serving.py [--serving-root DIR] [--ads 1000] [--creatives 10] \\
+        [--concurrency 1] [--requests 60] [--backend auto|stand-in|tf-serving]
+
+One run on one machine. A model server (TF Serving when ``tensorflow_model_server`` is on PATH, else the
+local stand-in) serves ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
+production networks, ~30 ms each on one thread) and the router runs as its own process. A load generator
+keeps ``--concurrency`` requests of M ads x N creatives in flight and records p50 / p99 latency and
+throughput for each mode; "AR alone" and "CR alone" send the same model inputs the router sends, straight
+to the model server through the gRPC client (encode + RPC + decode). Goals (seed 000, Table 1):
+
+* ``peri`` costs the slower model, not the sum: router scoring stage p50 <= 1.05 x max(AR alone, CR alone);
+* ``pre`` (serial CR then AR) / ``peri`` >= 1.15 in end-to-end p50.
+
+The breakdown shows where ``peri``'s time goes, from the router's per-stage timing and the models'
+in-process cost (same SavedModels, same thread count, loaded in this process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import features as F  # noqa: E402
+from serving import backend as B  # noqa: E402
+from serving import runtime  # noqa: E402
+from serving import testing as T  # noqa: E402
+from serving.clients import GrpcServingClient  # noqa: E402
+from serving.router import RouterClient, parse_request  # noqa: E402
+from serving.router import core as C  # noqa: E402
+from serving.router import request as R  # noqa: E402
+from serving.sample_requests import random_request  # noqa: E402
+from serving.standin_server import configure_tf_threads  # noqa: E402
+
+ROUTER_MODES = (R.NO_CR, R.POST, R.PRE, R.PERI)
+AR_ALONE, CR_ALONE = "AR alone", "CR alone"
+STAGES = ("parse", "validate", "ar_encode", "cr_encode", "ar_rpc", "cr_rpc", "ar_decode", "cr_decode",
+          "scoring", "select", "total")
+
+
+def run_interleaved(senders, payloads, concurrency: int, n: int, warmup: int):
+    """Sends ``warmup + n`` calls per row, rows interleaved, ``concurrency`` calls in flight.
+
+    Interleaving (row 1 call 1, row 2 call 1, ...) spreads the machine's load drift over every row alike.
+    ``senders``: row name -> send(payload); ``payloads``: row name -> list cycled through.
+    Returns row name -> (latencies ms, what send returned), measured calls only.
+    """
+    jobs = [(name, i) for i in range(warmup + n) for name in senders]
+    lock = threading.Lock()
+    state = {"next": 0}
+    lat = {name: [] for name in senders}
+    outs = {name: [] for name in senders}
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                k = state["next"]
+                if k >= len(jobs) or errors:
+                    return
+                state["next"] += 1
+            name, i = jobs[k]
+            t0 = time.perf_counter()
+            try:
+                out = senders[name](payloads[name][i % len(payloads[name])])
+            except Exception as e:  # a failed request stops the run: the figures would be wrong
+                errors.append((name, e))
+                return
+            dt = (time.perf_counter() - t0) * 1e3
+            if i >= warmup:
+                with lock:
+                    lat[name].append(dt)
+                    outs[name].append(out)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"load failed in row {errors[0][0]}: {errors[0][1]!r}")
+    return {name: (np.array(lat[name]), outs[name]) for name in senders}
+
+
+def _start_router(ar_address: str, log_dir: str, timeout_ms: float):
+    port = B.free_port()
+    cmd = [sys.executable, "-m", "serving.router", "--ar-address", ar_address, "--port", str(port),
+           "--ar-timeout-ms", str(timeout_ms), "--cr-timeout-ms", str(timeout_ms),
+           "--max-ads", "5000", "--max-total-creatives", "100000", "--log-level", "WARNING"]
+    env = dict(os.environ)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    log = open(os.path.join(log_dir, "router.log"), "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+    log.close()
+    client = RouterClient(f"http://127.0.0.1:{port}", timeout=120)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.healthz()
+            return proc, client
+        except Exception:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("router did not start; see " + os.path.join(log_dir, "router.log"))
+            time.sleep(0.2)
+
+
+def _stop(proc):
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _in_process_model_ms(root: str, versions, ar_inputs, cr_inputs, calls: int = 15):
+    """p50 of one ``predict_raw`` call per model loaded in this process (the models' own cost), and of
+    both at once on two threads (how much parallel CPU the machine has free right now)."""
+    import tensorflow as tf
+
+    fns, tensors = {}, {}
+    for model, inputs in ((F.AR_MODEL_NAME, ar_inputs), (F.CR_MODEL_NAME, cr_inputs)):
+        path = os.path.join(root, model, str(versions[model]))
+        fns[model] = tf.saved_model.load(path).signatures[F.RAW_SIGNATURE]
+        tensors[model] = {k: tf.constant(v) for k, v in inputs.items()}
+
+    def call(model):
+        fns[model](**tensors[model])
+
+    def both():
+        t = threading.Thread(target=call, args=(F.AR_MODEL_NAME,))
+        t.start()
+        call(F.CR_MODEL_NAME)
+        t.join()
+
+    times = {F.AR_MODEL_NAME: [], F.CR_MODEL_NAME: [], "both": []}
+    for i in range(calls + 3):  # interleaved, like the load
+        for key, fn in ((F.AR_MODEL_NAME, lambda: call(F.AR_MODEL_NAME)),
+                        (F.CR_MODEL_NAME, lambda: call(F.CR_MODEL_NAME)), ("both", both)):
+            t0 = time.perf_counter()
+            fn()
+            if i >= 3:
+                times[key].append((time.perf_counter() - t0) * 1e3)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serving-root", help="serve these pushed models (default: fake models)")
+    parser.add_argument("--backend", choices=B.KINDS, default="auto")
+    parser.add_argument("--ads", type=int, default=1000, help="M")
+    parser.add_argument("--creatives", type=int, default=10, help="N per ad")
+    parser.add_argument("--slots", type=int, default=5, help="L")
+    parser.add_argument("--seq-len", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=60, help="measured requests per row")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--distinct", type=int, default=4, help="distinct requests cycled through")
+    parser.add_argument("--intra-op-threads", type=int, default=1,
+                        help="TF intra-op threads of the model server (and of the in-process timing)")
+    parser.add_argument("--timeout-ms", type=float, default=30000.0, help="router deadlines (no degrading)")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/bench_serving.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    configure_tf_threads(args.intra_op_threads, 2)
+
+    tmp = tempfile.mkdtemp(prefix="bench-serving-")
+    root = args.serving_root
+    if root is None:
+        root = os.path.join(tmp, "serving")
+        T.make_fake_models(root, 1, ar_hidden_units=T.BENCH_AR_HIDDEN_UNITS,
+                           cr_hidden_units=T.BENCH_CR_HIDDEN_UNITS)
+        models_note = (f"fake models (AR MLP {T.BENCH_AR_HIDDEN_UNITS}, CR MLP {T.BENCH_CR_HIDDEN_UNITS})")
+    else:
+        models_note = f"models under {os.path.abspath(root)}"
+
+    requests = [random_request(args.ads, args.creatives, seed=i, seq_len=args.seq_len, slots=args.slots)
+                for i in range(args.distinct)]
+    bodies = {mode: [json.dumps({**r, R.MODE: mode}).encode() for r in requests] for mode in ROUTER_MODES}
+    parsed = [parse_request(r, R.RequestLimits(max_ads=args.ads, max_total_creatives=10 ** 6))
+              for r in requests]
+    body_mb = len(bodies[R.PERI][0]) / 1e6
+    ar_payloads = [C.ar_inputs(p) for p in parsed]
+    cr_payloads = [C.cr_inputs(p) for p in parsed]
+
+    runtime.tune_gc()
+    backend = router_proc = None
+    rows = {}
+    try:
+        backend = B.start_backend(root, kind=args.backend, intra_op_threads=args.intra_op_threads,
+                                  inter_op_threads=2, poll_seconds=30, log_dir=tmp)
+        versions = backend.wait_until_available(timeout=300)
+        router_proc, router = _start_router(backend.grpc_address, tmp, args.timeout_ms)
+        client = GrpcServingClient(backend.grpc_address)
+
+        def alone(model):
+            def send(inputs):
+                return client.start_predict(model, inputs, F.RAW_SIGNATURE, timeout=args.timeout_ms / 1e3
+                                            ).result()
+            return send
+
+        def via_router(mode):
+            def send(body):
+                r = router.rank(body)
+                if r["degraded"]:
+                    raise RuntimeError(f"degraded response: {r['degraded_reason']}")
+                return r["timing_ms"]
+            return send
+
+        senders = {name: via_router(name) for name in ROUTER_MODES}
+        payloads = dict(bodies)
+        senders[AR_ALONE], payloads[AR_ALONE] = alone(F.AR_MODEL_NAME), ar_payloads
+        senders[CR_ALONE], payloads[CR_ALONE] = alone(F.CR_MODEL_NAME), cr_payloads
+        load_before = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        rows = run_interleaved(senders, payloads, args.concurrency, args.requests, args.warmup)
+        elapsed = time.perf_counter() - t0
+        load_after = os.getloadavg()[0]
+        client.close()
+    finally:
+        _stop(router_proc)
+        if backend is not None:
+            backend.stop()
+    model_ms = _in_process_model_ms(root, versions, ar_payloads[0], cr_payloads[0])
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    # ---------------------------------------------------------------------------------------- report
+    p = lambda a, q: float(np.percentile(a, q))  # noqa: E731
+    print(f"\nPeri-CR serving benchmark: M={args.ads} ads x N={args.creatives} creatives, L={args.slots}, "
+          f"sequence {args.seq_len}, concurrency {args.concurrency}, {args.requests} requests per row")
+    print(f"backend: {backend.kind} ({'TensorFlow Serving' if backend.kind == B.TF_SERVING else 'local stand-in, not TF Serving'}), "
+          f"TF intra-op threads {args.intra_op_threads}; {models_note}; router: separate process, HTTP/JSON "
+          f"({body_mb:.2f} MB per request)")
+    print(f"machine load average {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs); "
+          f"rows interleaved, {elapsed:.0f} s; req/s = concurrency / mean latency")
+    print(f"\n{'row':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "
+          + " ".join(f"{s:>9}" for s in STAGES))
+    stage_p50 = {}
+    for name, (lat, outs) in rows.items():
+        line = f"{name:<10} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
+        if name in ROUTER_MODES:
+            stage_p50[name] = {s: float(np.median([o.get(s, 0.0) for o in outs])) for s in STAGES}
+            line += "                          " + " ".join(
+                f"{stage_p50[name][s]:>9.1f}" if any(s in o for o in outs) else f"{'-':>9}" for s in STAGES)
+        else:
+            enc = np.median([o.encode_ms for o in outs])
+            rpc = np.median([o.rpc_ms for o in outs])
+            dec = np.median([o.decode_ms for o in outs])
+            line += f"   client: encode {enc:.1f}, rpc {rpc:.1f}, decode {dec:.1f}"
+        print(line)
+
+    ar50, cr50 = p(rows[AR_ALONE][0], 50), p(rows[CR_ALONE][0], 50)
+    peri_scoring = stage_p50[R.PERI]["scoring"]
+    peri50, pre50 = p(rows[R.PERI][0], 50), p(rows[R.PRE][0], 50)
+    r1 = peri_scoring / max(ar50, cr50)
+    r1_e2e = (peri50 - stage_p50[R.PERI]["total"] + stage_p50[R.PERI]["scoring"]) / max(ar50, cr50)
+    r2 = pre50 / peri50
+    r2_scoring = stage_p50[R.PRE]["scoring"] / peri_scoring
+    print("\nGoals")
+    print(f"  peri scoring p50 / max(AR alone, CR alone) p50 = {peri_scoring:.1f} / {max(ar50, cr50):.1f} "
+          f"= {r1:.3f}   (goal <= 1.05: {'met' if r1 <= 1.05 else 'NOT met'})")
+    print(f"  pre / peri end-to-end p50 = {pre50:.1f} / {peri50:.1f} = {r2:.3f}   "
+          f"(goal >= 1.15: {'met' if r2 >= 1.15 else 'NOT met'});  scoring stage: {r2_scoring:.3f}")
+    print(f"  (peri end-to-end minus the router's JSON parse and validation, over max(AR, CR) alone: "
+          f"{r1_e2e:.3f})")
+
+    s = stage_p50[R.PERI]
+    http = peri50 - s["total"]
+    print(f"\nWhere peri's time goes (p50, ms; end-to-end {peri50:.1f})")
+    print(f"  client <-> router HTTP (body {body_mb:.2f} MB) and response JSON   {http:7.1f}")
+    print(f"  router JSON parse                                             {s['parse']:7.1f}")
+    print(f"  validation into columns                                       {s['validate']:7.1f}")
+    print(f"  serialization: tensors -> TensorProto, AR + CR                {s['ar_encode'] + s['cr_encode']:7.1f}")
+    print(f"  AR call (sent while CR is being encoded)                      {s['ar_rpc']:7.1f}"
+          f"   = model {model_ms[F.AR_MODEL_NAME]:.1f} (in-process) + network/server {s['ar_rpc'] - model_ms[F.AR_MODEL_NAME]:.1f}")
+    print(f"  CR call                                                       {s['cr_rpc']:7.1f}"
+          f"   = model {model_ms[F.CR_MODEL_NAME]:.1f} (in-process) + network/server {s['cr_rpc'] - model_ms[F.CR_MODEL_NAME]:.1f}")
+    print(f"  decode (TensorProto -> arrays)                                {s['ar_decode'] + s['cr_decode']:7.1f}")
+    print(f"  scoring stage wall (encode .. both decoded; the calls overlap) {s['scoring']:7.1f}")
+    print(f"  top-L and creative selection                                  {s['select']:7.1f}")
+    both = model_ms["both"] / max(model_ms[F.AR_MODEL_NAME], model_ms[F.CR_MODEL_NAME])
+    print(f"\nFree parallel CPU: AR and CR run at once in-process take {model_ms['both']:.1f} ms = {both:.2f} x "
+          f"the slower alone (1.0: a free core for each; 2.0: one core for both, so Peri-CR cannot win)")
+    print(f"\ncommand: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""The Peri-CR router: AR ranks the ads, CR picks each ad's creative, both requested in parallel.
+
+* :mod:`serving.router.request` — the JSON request, its validation, :class:`RankRequest`.
+* :mod:`serving.router.core` — :class:`PeriCRRouter` (modes ``peri``, ``pre``, ``post``, ``no-cr``,
+  deadlines, the fallback creative).
+* :mod:`serving.router.server` — the HTTP API (``python -m serving.router``).
+* :mod:`serving.router.client` — :class:`RouterClient`.
+"""
+
+from serving.router.client import RouterClient, RouterError
+from serving.router.core import BackendError, PeriCRRouter, RouterConfig
+from serving.router.request import MODES, RankRequest, RequestError, RequestLimits, parse_request
+from serving.router.server import RouterServer
+
+__all__ = [
+    "BackendError", "MODES", "PeriCRRouter", "RankRequest", "RequestError", "RequestLimits",
+    "RouterClient", "RouterConfig", "RouterError", "RouterServer", "parse_request",
+]

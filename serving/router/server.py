@@ -1,0 +1,251 @@
+"""The router's JSON HTTP API.
+
+=========================  ==================================================================
+``POST /v1/rank``           rank a request (:mod:`serving.router.request`); 200 with the ranking
+``GET /healthz``            the router process is up
+``GET /readyz``             both models are AVAILABLE on their servers (else 503)
+=========================  ==================================================================
+
+Errors are ``{"error": "<message>"}``: 400 for malformed JSON or an invalid request (the message names
+the field), 411 without ``Content-Length``, 413 for a body over ``max_body_bytes``, 404 for an unknown
+path, 405 for a wrong method, 503 when the ad ranker fails. Creative-ranker failures are not errors: the
+response is ``degraded`` (see :mod:`serving.router.core`).
+
+::
+
+    python -m serving.router --ar-address localhost:8500 --port 8080
+    curl -s localhost:8080/v1/rank -d @request.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+from serving import runtime
+from serving.router.core import BackendError, PeriCRRouter, RouterConfig
+from serving.router.request import MODES, RequestError, RequestLimits
+
+log = logging.getLogger("serving.router")
+
+RANK_PATH = "/v1/rank"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+_DRAIN_LIMIT = 4  # drain an oversize body up to this many times the limit, so the client reads the 413
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _make_handler(router: PeriCRRouter, max_body_bytes: int):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "PeriCRRouter"
+
+        def setup(self):
+            super().setup()
+            runtime.set_nodelay(self.connection)
+
+        def log_message(self, fmt, *args):
+            log.debug("%s - %s", self.address_string(), fmt % args)
+
+        def _send(self, status: int, payload: dict):
+            body = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, message: str):
+            self._send(status, {"error": message})
+
+        def _discard_body(self, length: int):
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 20))
+                if not chunk:
+                    break
+                length -= len(chunk)
+
+        def do_GET(self):
+            path = self.path.split("?", 1)[0]
+            length = self.headers.get("Content-Length")
+            if length and length.isdigit():
+                self._discard_body(int(length))
+            if path == HEALTH_PATH:
+                return self._send(200, {"status": "ok"})
+            if path == READY_PATH:
+                return self._ready()
+            if path == RANK_PATH:
+                return self._error(405, f"use POST for {RANK_PATH}")
+            return self._error(404, f"unknown path: {path}")
+
+        def _ready(self):
+            c = router.config
+            states = {}
+            for model, client in ((c.ar_model, router.ar), (c.cr_model, router.cr)):
+                try:
+                    states[model] = [s.state for s in client.status(model, timeout=2.0)]
+                except Exception as e:  # any failure is "not ready", with the reason
+                    states[model] = [f"error: {e}"]
+            ready = all("AVAILABLE" in v for v in states.values())
+            self._send(200 if ready else 503, {"ready": ready, "models": states})
+
+        def do_POST(self):
+            path = self.path.split("?", 1)[0]
+            length_header = self.headers.get("Content-Length")
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or length_header is None:
+                self.close_connection = True
+                return self._error(411, "a Content-Length header is required")
+            if not length_header.isdigit():
+                self.close_connection = True
+                return self._error(400, f"bad Content-Length: {length_header!r}")
+            length = int(length_header)
+            if path != RANK_PATH:
+                self._discard_body(length) if length <= max_body_bytes else None
+                self.close_connection = length > max_body_bytes
+                return self._error(404, f"unknown path: {path}")
+            if length > max_body_bytes:
+                if length <= _DRAIN_LIMIT * max_body_bytes:
+                    self._discard_body(length)
+                self.close_connection = True
+                return self._error(413, f"request body of {length} bytes exceeds the limit of "
+                                        f"{max_body_bytes} bytes")
+            t0 = time.perf_counter()
+            raw = self.rfile.read(length)
+            try:
+                obj = json.loads(raw, parse_constant=_reject_constant)
+            except (ValueError, UnicodeDecodeError) as e:
+                return self._error(400, f"malformed JSON: {e}")
+            t_parsed = time.perf_counter()
+            try:
+                response = router.rank(obj)
+            except RequestError as e:
+                return self._error(e.status, str(e))
+            except BackendError as e:
+                return self._error(e.status, str(e))
+            except Exception as e:  # a bug: answer 500 with a message rather than drop the connection
+                log.exception("rank failed")
+                return self._error(500, f"internal error: {type(e).__name__}: {e}")
+            timing = response["timing_ms"]
+            timing["parse"] = round((t_parsed - t0) * 1e3, 3)
+            timing["total"] = round((time.perf_counter() - t0) * 1e3, 3)
+            self._send(200, response)
+
+        def do_PUT(self):
+            self._error(405, "method not allowed")
+
+        do_DELETE = do_PATCH = do_PUT
+
+    return Handler
+
+
+class RouterServer:
+    """The router's HTTP server on a background thread (``port=0`` picks a free port)."""
+
+    def __init__(self, router: PeriCRRouter, host: str = "127.0.0.1", port: int = 0,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        self.router = router
+        self._httpd = http.server.ThreadingHTTPServer((host, port), _make_handler(router, max_body_bytes))
+        self._httpd.daemon_threads = True
+        self.host, self.port = self._httpd.server_address[:2]
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "RouterServer":
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="router-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The router settings as command-line flags (shared with the demo and the benchmark)."""
+    d = RouterConfig()
+    lim = RequestLimits()
+    parser.add_argument("--ar-timeout-ms", type=float, default=d.ar_timeout_ms)
+    parser.add_argument("--cr-timeout-ms", type=float, default=d.cr_timeout_ms)
+    parser.add_argument("--slots", type=int, default=d.default_slots, help="default L")
+    parser.add_argument("--mode", choices=MODES, default=d.default_mode, help="default mode")
+    parser.add_argument("--max-ads", type=int, default=lim.max_ads)
+    parser.add_argument("--max-creatives-per-ad", type=int, default=lim.max_creatives_per_ad)
+    parser.add_argument("--max-total-creatives", type=int, default=lim.max_total_creatives)
+    parser.add_argument("--max-sequence-length", type=int, default=lim.max_sequence_length)
+    parser.add_argument("--tile-user-features", action="store_true",
+                        help="send user rows per ad/creative (TF Serving with --enable_batching)")
+    parser.add_argument("--sequence-length", type=int, default=None,
+                        help="fixed padded sequence length (TF Serving with --enable_batching)")
+    parser.add_argument("--seed", type=int, default=d.seed)
+
+
+def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) -> RouterConfig:
+    return RouterConfig(
+        ar_address=ar_address, cr_address=cr_address, ar_timeout_ms=args.ar_timeout_ms,
+        cr_timeout_ms=args.cr_timeout_ms, default_slots=args.slots, default_mode=args.mode,
+        limits=RequestLimits(max_ads=args.max_ads, max_creatives_per_ad=args.max_creatives_per_ad,
+                             max_total_creatives=args.max_total_creatives,
+                             max_sequence_length=args.max_sequence_length),
+        tile_user_features=args.tile_user_features, sequence_length=args.sequence_length,
+        seed=args.seed)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.router",
+                                     description="Peri-CR router: ranks ads (AR) and creatives (CR).")
+    parser.add_argument("--ar-address", required=True, help="gRPC host:port serving the AR model")
+    parser.add_argument("--cr-address", default=None, help="gRPC host:port serving CR (default: AR's)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--log-level", default="INFO")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args, args.ar_address, args.cr_address)
+    except ValueError as e:
+        parser.error(str(e))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with PeriCRRouter(config) as router:
+        runtime.tune_gc()
+        server = RouterServer(router, args.host, args.port, args.max_body_bytes).start()
+        print(f"router ready: {server.url}{RANK_PATH} (AR {config.ar_address}, "
+              f"CR {config.cr_address or config.ar_address})", file=sys.stderr, flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

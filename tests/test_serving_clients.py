@@ -1,0 +1,383 @@
+"""gRPC and REST clients against the model server stand-in (and real TF Serving when on PATH).
+
+Models: fake AR/CR SavedModels with the serving contract (serving.testing), or copies of a real
+serving root when $ADCR_SERVING_ROOT is set.
+"""
+
+import json
+import os
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+import features as F
+from serving import backend as B
+from serving import testing as T
+from serving import tf_serving
+from serving.clients import GrpcServingClient, RestServingClient, make_client
+from serving.protocol import ServingError
+from serving.standin_server import ModelServerStandIn
+
+MODELS = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
+OUTPUT = {F.AR_MODEL_NAME: F.PCTR_AD, F.CR_MODEL_NAME: F.PCTR_C}
+
+
+@pytest.fixture(scope="module")
+def serving_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("serving"))
+    real = T.prepare_serving_root(root, version=1)
+    return root, real
+
+
+@pytest.fixture(scope="module")
+def server(serving_root):
+    root, _ = serving_root
+    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def loaded(serving_root):
+    root, _ = serving_root
+    return {m: tf.saved_model.load(os.path.join(root, m, "1")) for m in MODELS}
+
+
+@pytest.fixture(params=["grpc", "rest"])
+def client(request, server):
+    c = GrpcServingClient(server.grpc_address) if request.param == "grpc" else RestServingClient(server.rest_url)
+    yield c
+    c.close()
+
+
+def in_process(loaded, model, inputs, signature):
+    fn = loaded[model].signatures[signature]
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def examples_input(inputs):
+    return {"examples": np.array(T.examples_from_inputs(inputs), dtype=object)}
+
+
+# ------------------------------------------------------------------------------------------ predict
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("broadcast", [True, False])
+def test_raw_predict_equals_in_process(client, loaded, model, broadcast):
+    inputs = T.sample_inputs(model, batch=7, seed=3, broadcast_user=broadcast, seq_len=5)
+    got = client.predict(model, inputs, signature=F.RAW_SIGNATURE, timeout=30)
+    want = in_process(loaded, model, inputs, F.RAW_SIGNATURE)
+    assert set(got) == {OUTPUT[model]}
+    assert got[OUTPUT[model]].dtype == np.float32 and got[OUTPUT[model]].shape == (7,)
+    np.testing.assert_array_equal(got[OUTPUT[model]], want[OUTPUT[model]])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_examples_predict_equals_in_process_and_raw(client, loaded, model):
+    inputs = T.sample_inputs(model, batch=4, seed=5, broadcast_user=False)
+    got = client.predict(model, examples_input(inputs), timeout=30)  # serving_default
+    want = in_process(loaded, model, examples_input(inputs), F.SERVING_SIGNATURE)
+    np.testing.assert_array_equal(got[OUTPUT[model]], want[OUTPUT[model]])
+    raw = client.predict(model, inputs, signature=F.RAW_SIGNATURE)
+    np.testing.assert_allclose(got[OUTPUT[model]], raw[OUTPUT[model]], rtol=1e-6)
+
+
+def test_fake_models_match_hand_formulas(server, serving_root):
+    if serving_root[1]:
+        return  # real models: the formula holds only for the fake ones (the other tests still run)
+    c = GrpcServingClient(server.grpc_address)
+    ar = T.sample_inputs(F.AR_MODEL_NAME, batch=6, seed=11)
+    ar[F.SEQ_AD_IDS][0, :2] = ar[F.AD_ID][:2]  # two sequence hits for ad 0 (and 1 if equal)
+    np.testing.assert_allclose(c.predict(F.AR_MODEL_NAME, ar, F.RAW_SIGNATURE)[F.PCTR_AD],
+                               T.reference_pctr_ad(ar), rtol=2e-6)
+    cr = T.sample_inputs(F.CR_MODEL_NAME, batch=6, seed=12)
+    np.testing.assert_allclose(c.predict(F.CR_MODEL_NAME, cr, F.RAW_SIGNATURE)[F.PCTR_C],
+                               T.reference_pctr_c(cr), rtol=2e-6)
+    # A hand-computed CR row: all codes 0, ad_id 11 (mod 11 = 0), hist ctr 0.05, creative id 194 (mod 97 = 0),
+    # embedding e_0 = 1 only: z = -2 + 4*0.05 + 0.5*tanh(-0.4).
+    row = {n: np.zeros([1], np.int64) for n in F.CR_SERVING_INPUTS}
+    row[F.AD_ID][0], row[F.CREATIVE_ID][0] = 11, 194
+    row[F.AD_HIST_CTR] = np.array([0.05], np.float32)
+    emb = np.zeros([1, F.CREATIVE_EMBEDDING_DIM], np.float32)
+    emb[0, 0] = 1.0
+    row[F.CREATIVE_EMBEDDING] = emb
+    z = -2 + 4 * 0.05 + 0.5 * np.tanh(-0.4)
+    assert c.predict(F.CR_MODEL_NAME, row, F.RAW_SIGNATURE)[F.PCTR_C][0] == pytest.approx(
+        1 / (1 + np.exp(-z)), rel=1e-6)
+    c.close()
+
+
+def test_start_predict_runs_concurrently_and_reports_version(server):
+    c = GrpcServingClient(server.grpc_address)
+    calls = [c.start_predict(m, T.sample_inputs(m, batch=3), F.RAW_SIGNATURE, timeout=30) for m in MODELS]
+    results = [call.result() for call in calls]
+    assert [r.version for r in results] == [1, 1]
+    assert all(r.rpc_ms > 0 and r.encode_ms >= 0 and r.decode_ms >= 0 for r in results)
+    c.close()
+
+
+# ---------------------------------------------------------------------------------- metadata, status
+@pytest.mark.parametrize("model", MODELS)
+def test_metadata_lists_both_signatures_with_contract_inputs(client, model):
+    md = client.metadata(model)
+    assert md.name == model and md.version == 1
+    raw = md.signatures[F.RAW_SIGNATURE]
+    names = F.AR_SERVING_INPUTS if model == F.AR_MODEL_NAME else F.CR_SERVING_INPUTS
+    assert set(raw.inputs) == set(names)
+    assert set(raw.outputs) == {OUTPUT[model]}
+    for n in names:
+        want = "int64" if F.BY_NAME[n].dtype == F.INT else "float32"
+        assert raw.inputs[n].dtype == want, n
+    if model == F.CR_MODEL_NAME:
+        assert raw.inputs[F.CREATIVE_EMBEDDING].shape == (None, F.CREATIVE_EMBEDDING_DIM)
+    else:
+        assert raw.inputs[F.SEQ_AD_IDS].shape == (None, None)
+    serving = md.signatures[F.SERVING_SIGNATURE]
+    assert list(serving.inputs) == ["examples"] and serving.inputs["examples"].dtype == "string"
+    assert serving.method_name == "tensorflow/serving/predict"
+
+
+def test_status_available(client):
+    for m in MODELS:
+        (s,) = client.status(m)
+        assert (s.version, s.state, s.error_code) == (1, "AVAILABLE", "OK")
+    assert client.status(F.AR_MODEL_NAME, version=1)[0].state == "AVAILABLE"
+    assert client.wait_until_available(MODELS, timeout=5) == {m: 1 for m in MODELS}
+
+
+# ----------------------------------------------------------------------------------------- errors
+def _raises(fn, code, text):
+    with pytest.raises(ServingError) as e:
+        fn()
+    assert e.value.code == code, e.value
+    assert text in e.value.message, e.value.message
+    return e.value
+
+
+def test_unknown_model_and_version_are_not_found(client):
+    x = T.sample_inputs(F.AR_MODEL_NAME)
+    _raises(lambda: client.predict("nope", x, F.RAW_SIGNATURE), grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(nope)")
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE, version=9),
+            grpc.StatusCode.NOT_FOUND, f"Specific({F.AR_MODEL_NAME}, 9)")
+    _raises(lambda: client.status("nope"), grpc.StatusCode.NOT_FOUND,
+            "Could not find any versions of model nope")
+    _raises(lambda: client.status(F.AR_MODEL_NAME, version=9), grpc.StatusCode.NOT_FOUND,
+            "Could not find version 9")
+    _raises(lambda: client.metadata("nope"), grpc.StatusCode.NOT_FOUND, "nope")
+
+
+def test_bad_inputs_are_invalid_argument(client):
+    x = T.sample_inputs(F.AR_MODEL_NAME)
+    missing = {k: v for k, v in x.items() if k != F.AD_ID}
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, missing, F.RAW_SIGNATURE),
+            grpc.StatusCode.INVALID_ARGUMENT, F.AD_ID)
+    extra = dict(x, bogus=np.zeros([3], np.int64))
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, extra, F.RAW_SIGNATURE),
+            grpc.StatusCode.INVALID_ARGUMENT, "bogus")
+    wrong = dict(x, **{F.AD_ID: x[F.AD_ID].astype(np.float32) + 0.5})
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, wrong, F.RAW_SIGNATURE),
+            grpc.StatusCode.INVALID_ARGUMENT, "int64")
+    flat_seq = dict(x, **{F.SEQ_AD_IDS: x[F.SEQ_AD_IDS].reshape(-1)})
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, flat_seq, F.RAW_SIGNATURE),
+            grpc.StatusCode.INVALID_ARGUMENT, F.SEQ_AD_IDS)
+
+
+def test_unknown_signature_is_failed_precondition(client):
+    # REST carries it as HTTP 400, which maps back to INVALID_ARGUMENT.
+    code = grpc.StatusCode.FAILED_PRECONDITION if isinstance(client, GrpcServingClient) \
+        else grpc.StatusCode.INVALID_ARGUMENT
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME), "nope"),
+            code, 'Serving signature key "nope" not found.')
+
+
+# ------------------------------------------------------------------------------------ REST formats
+def test_rest_wire_formats_match_tf_serving(server, loaded):
+    url = f"{server.rest_url}/v1/models/{F.CR_MODEL_NAME}"
+    x = T.sample_inputs(F.CR_MODEL_NAME, batch=2, broadcast_user=False)
+    want = in_process(loaded, F.CR_MODEL_NAME, x, F.RAW_SIGNATURE)[F.PCTR_C]
+    # Columnar: a single output comes back unnamed.
+    r = requests.post(url + ":predict", json={"signature_name": F.RAW_SIGNATURE,
+                                              "inputs": {k: v.tolist() for k, v in x.items()}})
+    assert r.status_code == 200
+    np.testing.assert_array_equal(np.float32(r.json()["outputs"]), want)
+    # Row format: "instances" -> "predictions".
+    rows = [{k: v[i].tolist() for k, v in x.items()} for i in range(2)]
+    r = requests.post(url + "/versions/1:predict", json={"signature_name": F.RAW_SIGNATURE,
+                                                         "instances": rows})
+    assert r.status_code == 200
+    np.testing.assert_array_equal(np.float32(r.json()["predictions"]), want)
+    # Binary strings as {"b64": ...} (serving_default takes serialized tf.Examples).
+    import base64
+    ex = [{"b64": base64.b64encode(e).decode()} for e in T.examples_from_inputs(x)]
+    r = requests.post(url + ":predict", json={"instances": ex})
+    assert r.status_code == 200
+    np.testing.assert_allclose(np.float32(r.json()["predictions"]), want, rtol=1e-6)
+    # Status and metadata documents.
+    status = requests.get(url).json()
+    assert status == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                                "status": {"error_code": "OK", "error_message": ""}}]}
+    md = requests.get(url + "/metadata").json()
+    assert md["model_spec"] == {"name": F.CR_MODEL_NAME, "signature_name": "", "version": "1"}
+    sig = md["metadata"]["signature_def"]["signature_def"][F.RAW_SIGNATURE]
+    assert sig["inputs"][F.CREATIVE_EMBEDDING]["dtype"] == "DT_FLOAT"
+
+
+@pytest.mark.parametrize("body, status, text", [
+    (b"{not json", 400, "JSON Parse error"),
+    (b"[1, 2]", 400, "must be a JSON object"),
+    (b"{}", 400, "Missing 'inputs' or 'instances' key"),
+    (json.dumps({"inputs": {}, "instances": []}).encode(), 400, "only one of 'inputs' or 'instances'"),
+    (json.dumps({"signature_name": F.RAW_SIGNATURE, "inputs": {F.AD_ID: [1]}}).encode(), 400,
+     "Missing named input"),
+    (json.dumps({"signature_name": "nope", "inputs": {}}).encode(), 400, "Serving signature key"),
+])
+def test_rest_errors(server, body, status, text):
+    r = requests.post(f"{server.rest_url}/v1/models/{F.AR_MODEL_NAME}:predict", data=body)
+    assert r.status_code == status
+    assert text in r.json()["error"]
+
+
+def test_rest_rejects_floats_for_int_inputs_and_unknown_paths(server):
+    x = {k: v.tolist() for k, v in T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=False).items()}
+    x[F.AD_ID] = [1.5, 2.0, 3.0]
+    r = requests.post(f"{server.rest_url}/v1/models/{F.AR_MODEL_NAME}:predict",
+                      json={"signature_name": F.RAW_SIGNATURE, "inputs": x})
+    assert r.status_code == 400 and "not of expected type: int64" in r.json()["error"]
+    r = requests.post(f"{server.rest_url}/v1/models/nope:predict", json={"inputs": {}})
+    assert r.status_code == 404 and "Latest(nope)" in r.json()["error"]
+    r = requests.get(f"{server.rest_url}/v2/whatever")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_prometheus_metrics_count_requests(server):
+    c = GrpcServingClient(server.grpc_address)
+    c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME), F.RAW_SIGNATURE)
+    text = requests.get(server.rest_url + "/monitoring/prometheus/metrics").text
+    line = next(l for l in text.splitlines() if l.startswith(":tensorflow:serving:request_count")
+                and f'model_name="{F.AR_MODEL_NAME}"' in l and 'API="predict"' in l and 'status="OK"' in l)
+    assert int(line.rsplit(" ", 1)[1]) >= 1
+    c.close()
+
+
+def test_make_client_rejects_unknown_protocol():
+    with pytest.raises(ValueError, match="protocol"):
+        make_client("udp", "x")
+
+
+def test_connection_refused_is_unavailable():
+    port = B.free_port()
+    for c in (GrpcServingClient(f"127.0.0.1:{port}"), RestServingClient(f"http://127.0.0.1:{port}")):
+        _raises(lambda: c.status(F.AR_MODEL_NAME, timeout=2), grpc.StatusCode.UNAVAILABLE, "")
+        c.close()
+
+
+# ------------------------------------------------------------------- versions: swap, failure, batching
+def test_new_version_is_loaded_then_old_retired(serving_root, tmp_path):
+    root = str(tmp_path)
+    T.prepare_serving_root(root, version=1)
+    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0).start()
+    try:
+        c = GrpcServingClient(s.grpc_address)
+        assert c.status(F.AR_MODEL_NAME)[0].version == 1
+        T.push_version(root, 2)
+        os.makedirs(os.path.join(root, F.AR_MODEL_NAME, "3"))  # no saved_model.pb yet: not a version
+        s.poll_once()
+        states = {st.version: st.state for st in c.status(F.AR_MODEL_NAME)}
+        assert states == {2: "AVAILABLE", 1: "END"}
+        x = T.sample_inputs(F.AR_MODEL_NAME)
+        assert c.start_predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 2
+        _raises(lambda: c.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE, version=1),
+                grpc.StatusCode.NOT_FOUND, f"Specific({F.AR_MODEL_NAME}, 1)")
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_version_that_fails_to_load_keeps_the_old_one_serving(tmp_path):
+    root = str(tmp_path)
+    T.prepare_serving_root(root, version=1)
+    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                           max_load_retries=1).start()
+    try:
+        bad = os.path.join(root, F.CR_MODEL_NAME, "2")
+        os.makedirs(bad)
+        with open(os.path.join(bad, "saved_model.pb"), "wb") as fh:
+            fh.write(b"not a SavedModel")
+        for _ in range(3):  # first try, one retry, then no more attempts
+            s.poll_once()
+        c = GrpcServingClient(s.grpc_address)
+        states = {st.version: st for st in c.status(F.CR_MODEL_NAME)}
+        assert states[2].state == "END" and states[2].error_code != "OK"
+        assert "failed to load" in states[2].error_message
+        assert (states[1].state, states[1].error_code) == ("AVAILABLE", "OK")
+        x = T.sample_inputs(F.CR_MODEL_NAME)
+        assert c.start_predict(F.CR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 1
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_warmup_records_run_before_a_version_is_served(tmp_path):
+    """A warm-up record that does not fit the model fails the load, so warm-up really runs first."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    root = str(tmp_path)
+    T.prepare_serving_root(root, version=1)
+    T.push_version(root, 2)
+    warmup = os.path.join(root, F.AR_MODEL_NAME, "2", T.WARMUP_FILE)
+    os.makedirs(os.path.dirname(warmup), exist_ok=True)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = F.RAW_SIGNATURE
+    request.inputs["not_an_input"].CopyFrom(tf.make_tensor_proto(np.zeros([1], np.int64)))
+    with tf.io.TFRecordWriter(warmup) as w:
+        w.write(prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                           max_load_retries=0).start()
+    try:
+        c = GrpcServingClient(s.grpc_address)
+        ar = {st.version: st for st in c.status(F.AR_MODEL_NAME)}
+        assert ar[2].state == "END" and "not_an_input" in ar[2].error_message
+        assert c.status(F.CR_MODEL_NAME)[0].version == 2  # CR's warm-up file is fine
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_batching_check_rejects_broadcast_inputs_like_tf_serving(serving_root):
+    root, _ = serving_root
+    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                           enable_batching=True).start()
+    try:
+        c = GrpcServingClient(s.grpc_address)
+        _raises(lambda: c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=True),
+                                  F.RAW_SIGNATURE),
+                grpc.StatusCode.INVALID_ARGUMENT, "must have equal 0th-dimension size")
+        out = c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=False),
+                        F.RAW_SIGNATURE)
+        assert out[F.PCTR_AD].shape == (3,)
+        c.close()
+    finally:
+        s.stop()
+
+
+# ----------------------------------------------------------------------------- real TF Serving
+@pytest.mark.skipif(tf_serving.find_model_server() is None,
+                    reason="tensorflow_model_server is not on PATH (TF Serving binary not installed)")
+def test_real_tf_serving_matches_in_process(serving_root, loaded):
+    root, _ = serving_root
+    with B.start_backend(root, kind=B.TF_SERVING) as server:
+        server.wait_until_available(timeout=120)
+        for c in (GrpcServingClient(server.grpc_address), RestServingClient(server.rest_url)):
+            for m in MODELS:
+                x = T.sample_inputs(m, batch=5, seed=7)
+                got = c.predict(m, x, F.RAW_SIGNATURE, timeout=30)[OUTPUT[m]]
+                np.testing.assert_allclose(got, in_process(loaded, m, x, F.RAW_SIGNATURE)[OUTPUT[m]],
+                                           rtol=1e-6)
+                assert set(c.metadata(m).signatures) >= {F.RAW_SIGNATURE, F.SERVING_SIGNATURE}
+                assert c.status(m)[0].state == "AVAILABLE"
+            _raises(lambda: c.predict("nope", x, F.RAW_SIGNATURE), grpc.StatusCode.NOT_FOUND, "nope")
+            c.close()

@@ -1,0 +1,101 @@
+"""run_fn on simulated, transformed data (as the TFX Trainer calls it), and training on that data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.components.trainer.fn_args_utils import DataAccessor
+from tfx.components.util import tfxio_utils
+from tfx.proto import example_gen_pb2
+from tfx.v1.components import FnArgs
+
+import features as F
+from trainer import testing
+from trainer.config import JACConfig
+from trainer.data import make_dataset, read_column_sample
+from trainer.jac_model import JACModel, make_optimizer
+from trainer.run import CONFIG_FILE, run_fn
+from trainer.warmup import WARMUP_FILE
+from transform import names as N
+
+
+def _data_accessor():
+    def factory(file_pattern, options, schema):
+        return tfxio_utils.make_tfxio(
+            file_pattern=file_pattern, telemetry_descriptors=["test"],
+            payload_format=example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE, schema=schema).TensorFlowDataset(options)
+    return DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = testing.transformed_data()
+    root = tmp_path_factory.mktemp("run")
+    model_config = dict(testing.TINY_MODEL, variant="jac", quantizer_r="auto", r_grid=[1.0, 100.0, 10_000.0])
+    fn_args = FnArgs(
+        train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
+        serving_model_dir=str(root / "serving"), model_run_dir=str(root / "run"), train_steps=30, eval_steps=2,
+        custom_config={"model_config": model_config}, data_accessor=_data_accessor())
+    return run_fn(fn_args), fn_args
+
+
+def test_run_fn_applies_the_custom_config_and_chooses_r(run):
+    summary, fn_args = run
+    config = JACConfig.from_dict(summary["config"])
+    assert config.quantizer_buckets == testing.TINY_MODEL["quantizer_buckets"]
+    assert config.quantizer_r in (1.0, 100.0, 10_000.0)
+    scores = {float(k): v for k, v in summary["r_information_bits"].items()}
+    assert max(scores, key=scores.get) == config.quantizer_r
+    with open(os.path.join(fn_args.model_run_dir, CONFIG_FILE)) as f:
+        assert json.load(f)["config"] == summary["config"]
+    # initial_ctr: the smoothed mean click of the training sample
+    _, labels = read_column_sample(fn_args.train_files, testing.transformed_data().tft_output, N.CR_PCTR,
+                                   config.r_sample_size)
+    assert config.initial_ctr == pytest.approx((labels.sum() + 1) / (len(labels) + 2))
+
+
+def test_run_fn_logs_both_losses_and_aucs(run):
+    metrics = run[0]["metrics"]
+    for key in ("loss", "ar_loss", "cr_loss", "ar_auc", "cr_auc", "val_ar_loss", "val_cr_loss", "val_ar_auc",
+                "val_cr_auc"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["loss"] == pytest.approx(metrics["ar_loss"] + metrics["cr_loss"], rel=1e-4)
+    assert tf.io.gfile.glob(os.path.join(run[1].model_run_dir, "train", "*tfevents*"))  # TensorBoard logs
+
+
+def test_run_fn_export_layout(run):
+    serving = run[1].serving_model_dir
+    assert os.path.isfile(os.path.join(serving, "saved_model.pb"))
+    for name in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+        assert os.path.isfile(os.path.join(serving, name, "saved_model.pb"))
+        assert os.path.isdir(os.path.join(serving, name, "variables"))
+        assert os.path.isfile(os.path.join(serving, name, WARMUP_FILE))
+    assert set(run[0]["exported"]) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
+
+
+def test_data_reads_only_the_requested_columns_and_the_label():
+    data = testing.transformed_data()
+    ds = make_dataset(data.train, data.tft_output, N.CR_INPUTS, batch_size=32, num_epochs=1, shuffle=False)
+    features, label = next(iter(ds))
+    assert set(features) == set(N.CR_INPUTS)
+    assert label.shape == (32,) and set(np.unique(label.numpy())) <= {0, 1}
+    ctr, labels = read_column_sample(data.train, data.tft_output, N.CR_PCTR, 100)
+    assert ctr.shape == labels.shape == (100,) and (0 <= ctr).all() and (ctr <= 1).all()
+    with pytest.raises(ValueError, match=F.PROPENSITY):
+        make_dataset(data.train, data.tft_output, [F.PROPENSITY], batch_size=8)
+
+
+def test_short_training_lowers_both_losses():
+    data = testing.transformed_data()
+    config = JACConfig.from_dict(dict(testing.TINY_MODEL, variant="jac", quantizer_r=30.0))
+    model = JACModel(config, N.cardinalities(data.tft_output))
+    model.compile(optimizer=make_optimizer(config))
+    evaluation = make_dataset(data.eval, data.tft_output, model.feature_names, 512, num_epochs=1, shuffle=False)
+    before = model.evaluate(evaluation, return_dict=True, verbose=0)
+    train = make_dataset(data.train, data.tft_output, model.feature_names, config.batch_size, seed=0)
+    model.fit(train, steps_per_epoch=60, epochs=1, verbose=0)
+    after = model.evaluate(evaluation, return_dict=True, verbose=0)
+    assert after["ar_loss"] < before["ar_loss"] - 0.05
+    assert after["cr_loss"] < before["cr_loss"] - 0.05

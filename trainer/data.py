@@ -1,0 +1,71 @@
+"""Training and evaluation input: transformed examples -> ``(features, label)`` batches."""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.public import tfxio
+
+from transform import names as N
+
+
+def _schema_subset(schema: schema_pb2.Schema, names: Iterable[str]) -> schema_pb2.Schema:
+    """``schema`` restricted to ``names``, so unused columns (candidate lists) are never parsed."""
+    keep = set(names)
+    missing = keep - {f.name for f in schema.feature}
+    if missing:
+        raise ValueError(f"the transformed data lacks the feature(s) {sorted(missing)}")
+    out = schema_pb2.Schema()
+    out.CopyFrom(schema)
+    del out.feature[:]
+    out.feature.extend(f for f in schema.feature if f.name in keep)
+    return out
+
+
+def make_dataset(file_pattern: Union[str, Sequence[str]], tft_output, feature_names: Sequence[str],
+                 batch_size: int, data_accessor=None, num_epochs: Optional[int] = None, shuffle: bool = True,
+                 seed: Optional[int] = None) -> tf.data.Dataset:
+    """Batches ``(features, label)`` of transformed examples.
+
+    Args:
+      file_pattern: transformed-example files (``fn_args.train_files`` / ``eval_files``).
+      tft_output: the ``tft.TFTransformOutput`` that wrote them.
+      feature_names: the transformed features to read (the model's inputs); the label is read as well.
+      batch_size: rows per batch.
+      data_accessor: the Trainer's ``fn_args.data_accessor``; without one the files are read as gzipped
+        TFRecords of tf.Example (the Transform component's output format).
+      num_epochs: passes over the data; ``None`` repeats forever.
+      shuffle, seed: shuffle the input.
+    """
+    patterns: List[str] = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    names = list(dict.fromkeys(list(feature_names) + [N.LABEL_KEY]))
+    schema = _schema_subset(tft_output.transformed_metadata.schema, names)
+    if data_accessor is not None:
+        options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=N.LABEL_KEY,
+                                                 num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed)
+        return data_accessor.tf_dataset_factory(patterns, options, schema)
+    spec = {n: s for n, s in tft_output.transformed_feature_spec().items() if n in names}
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise ValueError(f"no files match {patterns}")
+    return tf.data.experimental.make_batched_features_dataset(
+        files, batch_size, spec, reader=lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        label_key=N.LABEL_KEY, num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed)
+
+
+def read_column_sample(file_pattern, tft_output, name: str, max_rows: int,
+                       data_accessor=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Up to ``max_rows`` values of transformed feature ``name`` and the labels, as NumPy arrays."""
+    ds = make_dataset(file_pattern, tft_output, [name], batch_size=min(max_rows, 8192),
+                      data_accessor=data_accessor, num_epochs=1, shuffle=False)
+    values, labels, rows = [], [], 0
+    for features, label in ds:
+        values.append(tf.reshape(features[name], [-1]).numpy())
+        labels.append(tf.reshape(label, [-1]).numpy())
+        rows += len(values[-1])
+        if rows >= max_rows:
+            break
+    return np.concatenate(values)[:max_rows], np.concatenate(labels)[:max_rows]

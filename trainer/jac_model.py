@@ -1,0 +1,138 @@
+"""JAC: AR and CR trained jointly, CR reading AR's quantized pctr_ad; and the 'ar' / 'cr' ablations."""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Tuple, Union
+
+import tensorflow as tf
+import tf_keras as keras
+
+import features as F
+from transform import names as N
+from trainer.ar_model import ARModel
+from trainer.config import JACConfig
+from trainer.cr_model import CRModel
+
+
+def build_ar(config: JACConfig, cardinalities: Mapping[str, int]) -> ARModel:
+    return ARModel(cardinalities, embedding_dim=config.ar_embedding_dim,
+                   transformer_layers=config.transformer_layers, transformer_heads=config.transformer_heads,
+                   transformer_ff_dim=config.transformer_ff_dim, num_cross_layers=config.num_cross_layers,
+                   cross_projection_dim=config.cross_projection_dim, hidden_units=config.ar_hidden_units,
+                   initial_ctr=config.initial_ctr, name="ar")
+
+
+def build_cr(config: JACConfig, cardinalities: Mapping[str, int]) -> CRModel:
+    if isinstance(config.quantizer_r, str):
+        raise ValueError("JACConfig.quantizer_r is 'auto': choose r (trainer.info_gain.choose_r) before "
+                         "building CR, e.g. config.replace(quantizer_r=r)")
+    return CRModel(cardinalities, embedding_dim=config.cr_embedding_dim, hidden_units=config.cr_hidden_units,
+                   quantizer_buckets=config.quantizer_buckets, quantizer_dim=config.quantizer_dim,
+                   quantizer_r=config.quantizer_r, quantizer_slope_window=config.quantizer_slope_window,
+                   seed=config.seed, initial_ctr=config.initial_ctr, name="cr")
+
+
+class JACModel(keras.Model):
+    """The offline joint model and its ablations, selected by ``config.variant``.
+
+    .. math::
+
+        \\hat p_{ad} = \\sigma(\\mathrm{AR}(x)), \\qquad
+        \\hat p_c = \\sigma(\\mathrm{CR}(x_c, Q(\\pi))), \\qquad
+        L = \\mathrm{BCE}(y, \\hat p_{ad}) + \\mathrm{BCE}(y, \\hat p_c)
+
+    * ``"jac"``: :math:`\\pi = \\hat p_{ad}`; CR's gradient reaches AR through the quantizer's
+      straight-through estimator, so CR's loss also trains AR;
+    * ``"ar"``: AR alone, :math:`L = \\mathrm{BCE}(y, \\hat p_{ad})`;
+    * ``"cr"``: CR alone with :math:`\\pi` = the ad's historical CTR, :math:`L = \\mathrm{BCE}(y, \\hat p_c)`.
+
+    Online, CR always reads the historical CTR (the exported CR, see ``trainer.export``).
+
+    ``call(features)`` returns ``{features.PCTR_AD: [B], features.PCTR_C: [B]}`` (the heads of the variant).
+    Training logs ``loss``, and per head ``ar_loss`` / ``ar_auc`` / ``cr_loss`` / ``cr_auc``.
+    """
+
+    def __init__(self, config: Union[JACConfig, Mapping], cardinalities: Mapping[str, int], **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if isinstance(config, JACConfig) else JACConfig.from_dict(config)
+        self.cardinalities = dict(cardinalities)
+        self.ar = build_ar(self.config, cardinalities) if self.config.has_ar else None
+        self.cr = build_cr(self.config, cardinalities) if self.config.has_cr else None
+        self._trackers = {}
+        for head in self.heads:
+            self._trackers[f"{head}_loss"] = keras.metrics.Mean(name=f"{head}_loss")
+            self._trackers[f"{head}_auc"] = keras.metrics.AUC(name=f"{head}_auc", num_thresholds=1000)
+        self._loss_tracker = keras.metrics.Mean(name="loss")
+
+    # ------------------------------------------------------------------------------------------ heads
+    @property
+    def heads(self) -> Tuple[str, ...]:
+        return tuple(h for h, on in (("ar", self.config.has_ar), ("cr", self.config.has_cr)) if on)
+
+    @property
+    def feature_names(self) -> Tuple[str, ...]:
+        """Transformed features the model reads during training."""
+        names = ()
+        if self.ar is not None:
+            names += N.AR_INPUTS
+        if self.cr is not None:
+            names += CRModel.feature_names + ((N.CR_PCTR,) if self.ar is None else ())
+        return tuple(dict.fromkeys(names))
+
+    def logits(self, features: Mapping[str, tf.Tensor], training=None) -> Dict[str, tf.Tensor]:
+        out = {}
+        if self.ar is not None:
+            out["ar"] = self.ar(features, training=training)
+        if self.cr is not None:
+            pctr = tf.sigmoid(out["ar"]) if self.ar is not None else features[N.CR_PCTR]
+            out["cr"] = self.cr(features, pctr, training=training)
+        return out
+
+    def call(self, features: Mapping[str, tf.Tensor], training=None) -> Dict[str, tf.Tensor]:
+        names = {"ar": F.PCTR_AD, "cr": F.PCTR_C}
+        return {names[h]: tf.sigmoid(logit) for h, logit in self.logits(features, training).items()}
+
+    # --------------------------------------------------------------------------------------- training
+    @property
+    def metrics(self):
+        return [self._loss_tracker] + list(self._trackers.values())
+
+    def _losses_and_update(self, features, labels, training):
+        labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+        logits = self.logits(features, training=training)
+        losses = {h: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, l)) for h, l in logits.items()}
+        total = tf.add_n(list(losses.values()))
+        return total, losses, logits, labels
+
+    def _update_metrics(self, total, losses, logits, labels):
+        self._loss_tracker.update_state(total)
+        for head in losses:
+            self._trackers[f"{head}_loss"].update_state(losses[head])
+            self._trackers[f"{head}_auc"].update_state(labels, tf.sigmoid(logits[head]))
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        features, labels = data
+        with tf.GradientTape() as tape:
+            total, losses, logits, labels = self._losses_and_update(features, labels, training=True)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        return self._update_metrics(total, losses, logits, labels)
+
+    def test_step(self, data):
+        features, labels = data
+        total, losses, logits, labels = self._losses_and_update(features, labels, training=False)
+        return self._update_metrics(total, losses, logits, labels)
+
+    def get_config(self):
+        return {"config": self.config.to_dict(), "cardinalities": dict(self.cardinalities), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def make_optimizer(config: JACConfig) -> keras.optimizers.Optimizer:
+    """Adagrad at ``config.learning_rate`` (the paper: 0.05)."""
+    return keras.optimizers.Adagrad(learning_rate=config.learning_rate,
+                                    initial_accumulator_value=config.adagrad_initial_accumulator)

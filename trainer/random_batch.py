@@ -1,0 +1,41 @@
+"""Random batches of transformed features, for shape tests and training-speed benchmarks."""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+import features as F
+from transform import names as N
+
+# Vocabulary sizes (without OOV buckets) for models built without a Transform output.
+SMALL_VOCAB_SIZES = {name: 50 for name in N.ID_VOCABULARIES}
+
+
+def small_cardinalities(vocab_sizes: Optional[Mapping[str, int]] = None) -> Dict[str, int]:
+    return N.cardinalities_from_vocab_sizes(vocab_sizes or SMALL_VOCAB_SIZES)
+
+
+def random_transformed_batch(cardinalities: Mapping[str, int], batch_size: int, seed: int = 0,
+                             click_rate: float = 0.1) -> Dict[str, tf.Tensor]:
+    """A dict of every AR/CR model input (and the label) with valid random values."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in N.AR_CATEGORICAL + N.CR_CATEGORICAL:
+        out[name] = rng.integers(0, cardinalities[name], batch_size)
+    out[N.AD_HIST_CTR_Z] = rng.normal(size=batch_size).astype(np.float32)
+    out[N.AD_HIST_IMPS_LOG_Z] = rng.normal(size=batch_size).astype(np.float32)
+    out[N.SEQ_CATEGORY_SHARE] = rng.uniform(0.0, 1.0, batch_size).astype(np.float32)
+    out[N.CR_PCTR] = rng.uniform(0.0, 0.2, batch_size).astype(np.float32)
+    lengths = rng.integers(0, N.SEQUENCE_LENGTH + 1, batch_size)
+    mask = (np.arange(N.SEQUENCE_LENGTH)[None, :] < lengths[:, None]).astype(np.float32)
+    out[N.SEQ_MASK] = mask
+    out[N.SEQ_LENGTH_FRACTION] = (np.minimum(lengths, N.SEQUENCE_LENGTH) / N.SEQUENCE_LENGTH).astype(np.float32)
+    out[N.SEQ_AD_IDS] = rng.integers(0, cardinalities[N.xf(F.AD_ID)], mask.shape) * mask.astype(np.int64)
+    out[N.SEQ_AD_CATEGORIES] = rng.integers(0, cardinalities[N.xf(F.AD_CATEGORY)], mask.shape) * mask.astype(np.int64)
+    for name, width in N.DENSE_WIDTHS.items():
+        out[name] = rng.normal(size=(batch_size, width)).astype(np.float32)
+    out[N.LABEL_KEY] = (rng.uniform(size=batch_size) < click_rate).astype(np.int64)
+    return {k: tf.constant(v) for k, v in out.items()}

@@ -1,0 +1,95 @@
+"""TFX Trainer entry point: ``run_fn(fn_args)`` trains the variant of ``custom_config['model_config']``
+and exports the eval model and the online models (see ``trainer.export``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from transform import names as N
+from trainer.config import JACConfig
+from trainer.data import make_dataset, read_column_sample
+from trainer.export import export_models
+from trainer.info_gain import choose_r
+from trainer.jac_model import JACModel, make_optimizer
+
+_LOG = logging.getLogger(__name__)
+MODEL_CONFIG_KEY = "model_config"
+CONFIG_FILE = "model_config.json"
+
+
+def resolve_config(config: JACConfig, train_files, tft_output, data_accessor=None) -> Tuple[JACConfig, Dict]:
+    """``config`` with its data-dependent fields set from a sample of the training data.
+
+    * ``quantizer_r="auto"``: chosen by information gain (:func:`trainer.info_gain.choose_r`) between the
+      codes of the historical ad CTR and the click;
+    * ``initial_ctr=None``: the sample's mean click.
+
+    Returns the resolved config and the information (bits) per candidate r (empty when r was given).
+    """
+    auto_r = config.has_cr and isinstance(config.quantizer_r, str)
+    if not auto_r and config.initial_ctr is not None:
+        return config, {}
+    pctr, labels = read_column_sample(train_files, tft_output, N.CR_PCTR, config.r_sample_size, data_accessor)
+    scores = {}
+    if auto_r:
+        r, scores = choose_r(pctr, labels, config.quantizer_buckets, config.r_grid)
+        config = config.replace(quantizer_r=r)
+    if config.initial_ctr is None:
+        # Kept strictly inside (0, 1) for samples without clicks (or without non-clicks).
+        ctr = (float(labels.sum()) + 1.0) / (len(labels) + 2.0)
+        config = config.replace(initial_ctr=ctr)
+    return config, scores
+
+
+def _transform_output_dir(fn_args) -> str:
+    return getattr(fn_args, "transform_output", None) or fn_args.transform_graph_path
+
+
+def run_fn(fn_args) -> Dict[str, Any]:
+    """Trains and exports. Returns a summary (config, chosen r, final metrics, export dirs).
+
+    Reads ``fn_args.train_files`` / ``eval_files`` (transformed examples), ``transform_output``,
+    ``train_steps`` / ``eval_steps`` (``None`` or 0: ``config.epochs`` passes / one full eval pass),
+    ``serving_model_dir``, ``model_run_dir`` (TensorBoard logs) and ``custom_config['model_config']``
+    (overrides of :class:`~trainer.config.JACConfig`).
+    """
+    custom = getattr(fn_args, "custom_config", None) or {}
+    config = JACConfig.from_dict(custom.get(MODEL_CONFIG_KEY, {}))
+    tft_output = tft.TFTransformOutput(_transform_output_dir(fn_args))
+    accessor = getattr(fn_args, "data_accessor", None)
+    config, r_scores = resolve_config(config, fn_args.train_files, tft_output, accessor)
+    _LOG.info("training variant %s with %s", config.variant, config.to_json())
+
+    keras.utils.set_random_seed(config.seed)
+    model = JACModel(config, N.cardinalities(tft_output))
+    model.compile(optimizer=make_optimizer(config))
+
+    train_steps: Optional[int] = fn_args.train_steps or None
+    eval_steps: Optional[int] = getattr(fn_args, "eval_steps", None) or config.eval_steps
+    train = make_dataset(fn_args.train_files, tft_output, model.feature_names, config.batch_size, accessor,
+                         num_epochs=None if train_steps else 1, seed=config.seed)
+    evaluation = make_dataset(fn_args.eval_files, tft_output, model.feature_names, config.eval_batch_size,
+                              accessor, num_epochs=None if eval_steps else 1, shuffle=False)
+    callbacks = []
+    if getattr(fn_args, "model_run_dir", None):
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=100))
+    history = model.fit(train, epochs=1 if train_steps else config.epochs, steps_per_epoch=train_steps,
+                        validation_data=evaluation, validation_steps=eval_steps, callbacks=callbacks, verbose=2)
+    metrics = {k: float(v[-1]) for k, v in history.history.items()}
+    _LOG.info("final metrics: %s", metrics)
+
+    exported = export_models(model, tft_output, fn_args.serving_model_dir)
+    summary = {"config": config.to_dict(), "r_information_bits": {str(k): v for k, v in r_scores.items()},
+               "metrics": metrics, "exported": exported}
+    if getattr(fn_args, "model_run_dir", None):
+        tf.io.gfile.makedirs(fn_args.model_run_dir)
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CONFIG_FILE), "w") as f:
+            f.write(json.dumps(summary, indent=2, sort_keys=True))
+    return summary

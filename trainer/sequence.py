@@ -1,0 +1,140 @@
+"""Behaviour-sequence modelling for AR: a small transformer, read out by the candidate ad.
+
+Design: a stack of masked self-attention blocks (the paper's 2-layer, 2-head transformer) contextualises
+the user's recent ads, then **target attention** with the candidate ad as the query pools the sequence
+into one vector. We use the candidate as query rather than a fixed pooling because the relevant part of a
+history is ad-specific: a run of sneaker clicks matters to a sneaker ad and is noise to a sofa ad
+(the DIN / BST observation). The self-attention stack sees only the user's own sequence, so its output is
+shared by every candidate ad of a request; only the last, cheap, single-query attention is per ad.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+class TransformerBlock(keras.layers.Layer):
+    """Post-norm transformer encoder block with masked multi-head self-attention.
+
+    .. math::
+
+        h = \\mathrm{LN}(x + \\mathrm{MHA}(x, x, x; m)), \\qquad
+        y = \\mathrm{LN}(h + W_2\\,\\mathrm{ReLU}(W_1 h + b_1) + b_2)
+
+    Args:
+      num_heads: attention heads; must divide the item size.
+      ff_dim: hidden size of the feed-forward network.
+
+    Shapes: ``x`` ``[B, L, E]``, mask ``m`` ``[B, L]`` (1 = real item); output ``[B, L, E]``.
+    Padded positions attend like real ones but are never attended to.
+    """
+
+    def __init__(self, num_heads: int, ff_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+        self.ff_dim = int(ff_dim)
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        if dim % self.num_heads:
+            raise ValueError(f"item size {dim} is not divisible by num_heads={self.num_heads}")
+        self.attention = keras.layers.MultiHeadAttention(self.num_heads, key_dim=dim // self.num_heads)
+        self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6)
+        self.ff_hidden = keras.layers.Dense(self.ff_dim, activation="relu")
+        self.ff_out = keras.layers.Dense(dim)
+        self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6)
+        super().build(input_shape)
+
+    def call(self, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        key_mask = tf.cast(mask, tf.bool)[:, None, :]  # [B, 1, L]: every query sees the real keys
+        attention_mask = tf.broadcast_to(key_mask, [tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[1]])
+        h = self.attention_norm(x + self.attention(x, x, x, attention_mask=attention_mask))
+        return self.ff_norm(h + self.ff_out(self.ff_hidden(h)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, ff_dim=self.ff_dim)
+        return config
+
+
+class TargetAttention(keras.layers.Layer):
+    """Single-query attention pooling of a sequence by the candidate item.
+
+    .. math::
+
+        a_l = \\frac{m_l \\exp(\\langle W_q t, W_k s_l \\rangle / \\sqrt{E})}
+                   {\\sum_{j} m_j \\exp(\\langle W_q t, W_k s_j \\rangle / \\sqrt{E})}, \\qquad
+        o = \\sum_l a_l W_v s_l
+
+    An empty sequence (all :math:`m_l = 0`) pools to the zero vector.
+
+    Shapes: sequence ``s`` ``[B, L, E]``, mask ``m`` ``[B, L]``, target ``t`` ``[B, E_t]``; output ``[B, E]``.
+    The sequence and mask may have batch 1 (one user, B targets): they broadcast against the targets.
+    """
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])  # Keras passes the first input's (the sequence's) shape
+        self.query = keras.layers.Dense(dim, use_bias=False)
+        self.key = keras.layers.Dense(dim, use_bias=False)
+        self.value = keras.layers.Dense(dim, use_bias=False)
+        super().build(input_shape)
+
+    def call(self, sequence: tf.Tensor, mask: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        dim = int(sequence.shape[-1])
+        mask = tf.cast(mask, sequence.dtype)
+        q = self.query(target)[:, None, :]  # [B, 1, E]
+        logits = tf.reduce_sum(q * self.key(sequence), axis=-1) / math.sqrt(dim)  # [B, L]
+        logits += (1.0 - mask) * -1e9
+        weights = tf.nn.softmax(logits, axis=-1) * mask  # zero for empty sequences
+        return tf.reduce_sum(weights[:, :, None] * self.value(sequence), axis=1)
+
+
+class BehaviorSequenceEncoder(keras.layers.Layer):
+    """Positional encoding, ``num_layers`` :class:`TransformerBlock` s, then :class:`TargetAttention`.
+
+    .. math::
+
+        S^{(0)} = X + P, \\quad S^{(n)} = \\mathrm{Block}_n(S^{(n-1)}, m), \\quad
+        o = \\mathrm{TargetAttention}(S^{(N)}, m, t)
+
+    Args:
+      num_layers: transformer blocks.
+      num_heads: attention heads per block.
+      ff_dim: feed-forward size per block.
+      max_length: sequence length L (size of the learned positional table P).
+
+    Shapes: items ``X`` ``[B, L, E]``, mask ``m`` ``[B, L]``, target ``t`` ``[B, E]``; output ``[B, E]``.
+    Items and mask may have batch 1: the blocks then run once and only the readout runs per target.
+    """
+
+    def __init__(self, num_layers: int, num_heads: int, ff_dim: int, max_length: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.ff_dim = int(ff_dim)
+        self.max_length = int(max_length)
+        self.blocks = [TransformerBlock(self.num_heads, self.ff_dim, name=f"block_{i}")
+                       for i in range(self.num_layers)]
+        self.readout = TargetAttention(name="target_attention")
+
+    def build(self, input_shape):
+        dim = int(input_shape[-1])
+        self.positions = self.add_weight(
+            name="positions", shape=(self.max_length, dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.02), trainable=True)
+        super().build(input_shape)
+
+    def call(self, items: tf.Tensor, mask: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        x = items + self.positions[None, : tf.shape(items)[1], :]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.readout(x, mask, target)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_layers=self.num_layers, num_heads=self.num_heads, ff_dim=self.ff_dim,
+                      max_length=self.max_length)
+        return config
