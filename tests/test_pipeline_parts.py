@@ -161,7 +161,8 @@ class TestEvalConfig:
         ec = eval_config.build_eval_config(cfg)
         nsctr = [m for spec in ec.metrics_specs for m in spec.metrics if m.class_name == "NSCTR"]
         assert len(nsctr) == 1
-        threshold = nsctr[0].threshold
+        threshold = nsctr[0].per_slice_thresholds[0].threshold
+        assert list(nsctr[0].per_slice_thresholds[0].slicing_specs) == [eval_config.tfma.SlicingSpec()]
         assert threshold.value_threshold.lower_bound.value == pytest.approx(0.01)
         assert threshold.change_threshold.absolute.value == pytest.approx(-0.003)
         assert nsctr[0].module == config_lib.METRICS_MODULE

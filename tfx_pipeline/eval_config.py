@@ -41,11 +41,16 @@ def num_candidates_slice_sql() -> str:
             f"FROM example.{F.NUM_CANDIDATES}")
 
 
+def _overall_only(threshold: tfma.MetricThreshold):
+    # Gate on the overall slice only: small slices (a candidate bucket, a gender) are too noisy for a floor.
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
 def _custom(class_name: str, threshold=None, **kwargs: Any) -> tfma.MetricConfig:
     metric = tfma.MetricConfig(class_name=class_name, module=config_lib.METRICS_MODULE,
                                config=json.dumps(kwargs) if kwargs else "")
     if threshold is not None:
-        metric.threshold.CopyFrom(threshold)
+        metric.per_slice_thresholds.extend(_overall_only(threshold))
     return metric
 
 
@@ -63,11 +68,11 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None) -> tfma.E
         output_names=[F.PCTR_AD],
         metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="AUC", threshold=auc_threshold),
+            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_overall_only(auc_threshold)),
             tfma.MetricConfig(class_name="MeanLabel"),
             tfma.MetricConfig(class_name="MeanPrediction"),
             tfma.MetricConfig(class_name="Calibration"),
-            tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 20})),
+            tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 1000})),
             _custom("GAUC", prediction_key=F.PCTR_AD),
         ])
     cr_metrics = tfma.MetricsSpec(
