@@ -45,9 +45,13 @@ if [ ! -f "$VENV_DIR/.complete" ]; then
 fi
 
 # The project itself, editable, so the venv (shared between clones by pin hash) points at this checkout
-# and at no other one.
-"$VENV_DIR/bin/python" -m pip uninstall --quiet --yes adcreative-ranking >/dev/null 2>&1 || true
-"$VENV_DIR/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$REPO_ROOT" >/dev/null 2>&1
+# and at no other one. Skipped when it already does: reinstalling briefly removes the path entry, which would
+# break Beam worker processes of another shell using the same venv.
+PTH="$("$VENV_DIR/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/easy-install.pth"
+if [ "$(cat "$PTH" 2>/dev/null)" != "$REPO_ROOT" ]; then
+  "$VENV_DIR/bin/python" -m pip uninstall --quiet --yes adcreative-ranking >/dev/null 2>&1 || true
+  "$VENV_DIR/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$REPO_ROOT" >/dev/null 2>&1
+fi
 
 export PATH="$VENV_DIR/bin:$PATH"
 export VIRTUAL_ENV="$VENV_DIR"
