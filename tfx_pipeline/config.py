@@ -54,7 +54,7 @@ class PipelineConfig:
     model_config: Dict[str, Any] = dataclasses.field(default_factory=dict)
     nsctr_floor: float = 0.0
     nsctr_change_tolerance: float = 0.002
-    auc_floor: float = 0.55
+    auc_floor: float = 0.53
     beam_mode: str = "in_memory"
     beam_workers: int = 0
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)

@@ -39,6 +39,8 @@ def overall_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+    if not result.slicing_metrics:  # no baseline yet: TFMA records a single, unnamed model
+        result = tfma.load_eval_result(evaluation_uri)
     out = {}
     for slice_key, by_output in result.slicing_metrics:
         if slice_key != ():
