@@ -6,5 +6,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 python -m tfx_pipeline.local_runner "$@"
-python -m serving.demo --serving-root "${ADCR_OUTPUT_DIR:-$REPO_ROOT/outputs}/serving_models" \
-    --data-dir "${ADCR_DATA_DIR:-$REPO_ROOT/data/default}"
+# Requests of 30 candidate ads x 5 creatives each (a logged impression holds only the L ads that were shown).
+python -m serving.demo --serving-root "${ADCR_OUTPUT_DIR:-$REPO_ROOT/outputs}/serving_models"
