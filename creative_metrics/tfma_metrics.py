@@ -157,7 +157,24 @@ class _MatchBuffer:
             self.rows = []
 
 
-class _CreativeMatchCombiner(beam.CombineFn):
+class _BufferedCombiner(beam.CombineFn):
+    """Shared merge/compact of the combiners whose accumulator buffers rows in front of per-key counters."""
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        result.flush()
+        for acc in accumulators:
+            acc.flush()
+            result.counters.merge(acc.counters)
+        return result
+
+    def compact(self, acc):
+        acc.flush()  # ship counters, not raw rows, between workers
+        return acc
+
+
+class _CreativeMatchCombiner(_BufferedCombiner):
     """Accumulates per-ad impressions / matches / clicks and outputs one of the match estimators."""
 
     def __init__(self, estimator: str, keys: Dict[str, metric_types.MetricKey], model_name: str,
@@ -190,19 +207,6 @@ class _CreativeMatchCombiner(beam.CombineFn):
         acc.rows.append((ad, exposed, click, selected, cands, weight))
         if len(acc.rows) >= _BUFFER_SIZE:
             acc.flush()
-        return acc
-
-    def merge_accumulators(self, accumulators: Iterable[_MatchBuffer]) -> _MatchBuffer:
-        accumulators = iter(accumulators)
-        result = next(accumulators)
-        result.flush()
-        for acc in accumulators:
-            acc.flush()
-            result.counters.merge(acc.counters)
-        return result
-
-    def compact(self, acc: _MatchBuffer) -> _MatchBuffer:
-        acc.flush()
         return acc
 
     def extract_output(self, acc: _MatchBuffer) -> Dict[metric_types.MetricKey, float]:
@@ -358,7 +362,7 @@ class _GaucBuffer:
             self.rows = []
 
 
-class _GaucCombiner(beam.CombineFn):
+class _GaucCombiner(_BufferedCombiner):
     """Per-(user, prediction bucket) click / non-click counts -> GAUC."""
 
     def __init__(self, keys: Dict[str, metric_types.MetricKey], model_name: str,
@@ -385,19 +389,6 @@ class _GaucCombiner(beam.CombineFn):
         acc.rows.append((user, label, float(pred), weight))
         if len(acc.rows) >= _BUFFER_SIZE:
             acc.flush()
-        return acc
-
-    def merge_accumulators(self, accumulators: Iterable[_GaucBuffer]) -> _GaucBuffer:
-        accumulators = iter(accumulators)
-        result = next(accumulators)
-        result.flush()
-        for acc in accumulators:
-            acc.flush()
-            result.counters.merge(acc.counters)
-        return result
-
-    def compact(self, acc: _GaucBuffer) -> _GaucBuffer:
-        acc.flush()
         return acc
 
     def extract_output(self, acc: _GaucBuffer) -> Dict[metric_types.MetricKey, float]:
