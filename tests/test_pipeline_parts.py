@@ -168,6 +168,17 @@ class TestEvalConfig:
         assert nsctr[0].module == config_lib.METRICS_MODULE
         assert [s.is_baseline for s in ec.model_specs] == [False, True]
 
+    @pytest.mark.parametrize("variant,outputs,has_nsctr", [
+        ("jac", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("ar", [[F.PCTR_AD]], False),
+        ("cr", [[F.PCTR_C], []], True),
+    ])
+    def test_metrics_follow_the_variant_heads(self, variant, outputs, has_nsctr):
+        ec = eval_config.build_eval_config(config_lib.PipelineConfig(model_config={"variant": variant}))
+        assert [list(spec.output_names) for spec in ec.metrics_specs] == outputs
+        names = {m.class_name for spec in ec.metrics_specs for m in spec.metrics}
+        assert ("NSCTR" in names) == has_nsctr
+
     def test_num_candidates_buckets_cover_every_count(self):
         sql = eval_config.num_candidates_slice_sql()
         assert "<= 3 THEN '1-3'" in sql and "<= 8 THEN '4-8'" in sql and "ELSE '9+'" in sql

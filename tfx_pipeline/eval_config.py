@@ -84,6 +84,10 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None) -> tfma.E
         _custom("CalibratedSCTR"),
         _custom("TruePolicyCTR"),
     ])
+    # The ablation variants' eval models have only their own heads ('ar': pctr_ad; 'cr': pctr_c + top-1).
+    variant = cfg.model_config.get("variant", "jac")
+    specs = {"ar": [ar_metrics], "cr": [cr_metrics, creative_metrics]}.get(
+        variant, [ar_metrics, cr_metrics, creative_metrics])
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(name=CANDIDATE, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL),
@@ -95,7 +99,7 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None) -> tfma.E
             tfma.SlicingSpec(slice_keys_sql=num_candidates_slice_sql()),
             tfma.SlicingSpec(feature_keys=[F.USER_GENDER]),
         ],
-        metrics_specs=[ar_metrics, cr_metrics, creative_metrics],
+        metrics_specs=specs,
     )
 
 
