@@ -1,7 +1,7 @@
 """Throughput and memory of the NSCTR estimator; TFMA wall time on a simulated eval split.
 
     python benchmarks/bench_nsctr.py                       # 1M and 10M impressions, 100k ads
-    python benchmarks/bench_nsctr.py --sim-dir /tmp/simdata_default   # + TFMA and accuracy on that split
+    python benchmarks/bench_nsctr.py --sim-dir data/default   # + TFMA and accuracy on that split
 
 Prints, for the NumPy reference (one core: NumPy's sort and bincount are single-threaded):
 
@@ -11,7 +11,7 @@ Prints, for the NumPy reference (one core: NumPy's sort and bincount are single-
   themselves belong to the caller and are not counted);
 * the same for GAUC (exact, O(n) memory; bucketed, O(users x buckets)).
 
-With ``--sim-dir`` (the simulator's output, e.g. ``python -m simulator.cli --out /tmp/simdata_default``):
+With ``--sim-dir`` (the simulator's output, e.g. ``python -m simulator.cli --out data/default``):
 
 * TFMA wall time on the eval split, ExampleCount alone vs. with NSCTR and vs. with every metric of
   :mod:`creative_metrics.tfma_metrics` (predictions materialized from the log: the "model" selects the

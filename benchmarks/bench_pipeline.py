@@ -1,6 +1,6 @@
 """Per-component wall time of one local pipeline run on the default simulated data (>= 200,000 impressions).
 
-    python benchmarks/bench_pipeline.py [--data-dir data/default] [--output-dir /tmp/adcr-bench]
+    python benchmarks/bench_pipeline.py [--data-dir data/default] [--output-dir outputs/bench]
 
 Prints each component's seconds and share of the run, and the ratio of the whole run to the 10-minute goal.
 """

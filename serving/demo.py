@@ -6,7 +6,7 @@ router, sends a few requests (rebuilt from logged impressions with ``--data-dir`
 each mode, prints the chosen ads and creatives, and shuts everything down (also on Ctrl-C)::
 
     python -m serving.demo --serving-root /path/to/push/dest --data-dir /path/to/eval/tfrecords
-    python -m serving.demo --serving-root /tmp/serving --fake-models     # without a trained pipeline
+    python -m serving.demo --serving-root outputs/fake_serving --fake-models     # without a trained pipeline
 """
 
 from __future__ import annotations

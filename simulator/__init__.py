@@ -1,7 +1,7 @@
 """Ground-truth click simulator for joint ad & creative ranking.
 
     from simulator import SimulatorConfig, simulate
-    summary = simulate(SimulatorConfig(num_impressions=200_000, seed=0), "/tmp/simdata")
+    summary = simulate(SimulatorConfig(num_impressions=200_000, seed=0), "data/default")
 
 writes ``train/`` and ``eval/`` TFRecord splits of ``tf.train.Example`` with every column of
 ``features.FEATURES`` (truth columns included), ``summary.json`` and ``world.npz``. The click model is

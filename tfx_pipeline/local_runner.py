@@ -1,7 +1,7 @@
 """Runs the pipeline on this machine with TFX's LocalDagRunner (SQLite ML Metadata under the pipeline root).
 
     python -m tfx_pipeline.local_runner                      # default data (simulated first if absent)
-    python -m tfx_pipeline.local_runner --impressions 50000 --train-steps 100 --output-dir /tmp/run
+    python -m tfx_pipeline.local_runner --impressions 50000 --train-steps 100 --output-dir outputs/small
     python -m tfx_pipeline.local_runner --beam-mode multi_processing --beam-workers 2
     python -m tfx_pipeline.local_runner --model-config '{"variant": "cr"}'
 
