@@ -1,10 +1,18 @@
-"""Starts a model server as a subprocess: ``tensorflow_model_server`` when it is on PATH, else the stand-in.
+"""Starts model servers as subprocesses: ``tensorflow_model_server`` when it is on PATH, else the stand-in.
 
 Used by the demo and the benchmark::
 
-    with start_backend(serving_root) as backend:          # kind="auto"
+    with start_backend(serving_root) as backend:          # one server for both models; kind="auto"
         backend.wait_until_available([F.AR_MODEL_NAME, F.CR_MODEL_NAME])
         backend.grpc_address, backend.rest_url, backend.kind   # "tf-serving" or "stand-in"
+
+    with start_model_servers(serving_root) as servers:    # one server per model (Peri-CR's layout)
+        servers.wait_until_available()
+        servers.ar.grpc_address, servers.cr.grpc_address
+
+Peri-CR requests AR and CR at the same time, so the two models must not queue for the same CPU: in
+production they are separate TF Serving deployments. ``start_model_servers`` reproduces that on one
+machine, one server process per model, optionally each pinned to its own CPUs.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, Iterable, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import features as F
 from serving import tf_serving
@@ -43,6 +51,28 @@ def resolve_kind(kind: str) -> str:
     if kind == TF_SERVING and not tf_serving.find_model_server():
         raise FileNotFoundError(f"{tf_serving.BINARY} is not on PATH")
     return kind
+
+
+def _affinity(cpus: Optional[Sequence[int]]):
+    """A ``preexec_fn`` pinning the child to ``cpus`` (checked here, so a bad id fails in the parent)."""
+    if not cpus:
+        return None
+    cpus = sorted(set(int(c) for c in cpus))
+    if not hasattr(os, "sched_setaffinity"):
+        raise OSError("pinning a model server to CPUs needs os.sched_setaffinity (Linux)")
+    allowed = os.sched_getaffinity(0)
+    if not set(cpus) <= allowed:
+        raise ValueError(f"cpus {cpus} are not all available to this process (allowed: {sorted(allowed)})")
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def split_cpus(n_servers: int) -> List[Optional[List[int]]]:
+    """This process's CPUs dealt into ``n_servers`` disjoint groups, or no pinning (``None`` each) when
+    there are fewer CPUs than servers."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < n_servers:
+        return [None] * n_servers
+    return [cpus[i::n_servers] for i in range(n_servers)]
 
 
 class BackendProcess:
@@ -103,13 +133,13 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
                   kind: str = "auto", host: str = "127.0.0.1", grpc_port: int = 0, rest_port: int = 0,
                   poll_seconds: float = 1.0, enable_batching: bool = False,
                   intra_op_threads: Optional[int] = None, inter_op_threads: Optional[int] = None,
-                  log_dir: Optional[str] = None) -> BackendProcess:
+                  log_dir: Optional[str] = None, cpus: Optional[Sequence[int]] = None) -> BackendProcess:
     """Starts TF Serving (``kind="tf-serving"``) or the stand-in (``"stand-in"``); ``"auto"`` picks.
 
     Give either ``serving_root`` (serves ``ar`` and ``cr`` under it) or ``model_base_paths``.
     TF Serving binds every interface (it has no host flag); the stand-in binds ``host``.
     Ports 0 are replaced by free ones. The server's output goes to ``log_path`` in ``log_dir`` (default:
-    a temporary directory, removed by ``stop()``).
+    a temporary directory, removed by ``stop()``). ``cpus`` pins the server to those CPU ids (Linux).
     """
     if (serving_root is None) == (model_base_paths is None):
         raise ValueError("give exactly one of serving_root and model_base_paths")
@@ -121,7 +151,8 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     rest_port = rest_port or free_port(host)
     owned_dir = None if log_dir else tempfile.mkdtemp(prefix="adcr-serving-")
     log_dir = log_dir or owned_dir
-    log_path = os.path.join(log_dir, f"{kind}-{grpc_port}.log")
+    name = "-".join(sorted(paths))
+    log_path = os.path.join(log_dir, f"{kind}-{name}-{grpc_port}.log")
     if kind == TF_SERVING:
         config = os.path.join(log_dir, f"models-{grpc_port}.config")
         with open(config, "w") as fh:
@@ -146,9 +177,68 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     log_fh = open(log_path, "ab")
     try:
         process = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env,
-                                   stdin=subprocess.DEVNULL)
+                                   stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus))
     finally:
         log_fh.close()
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
                           owned_dir)
 
+
+
+class ModelServers:
+    """One model server process per model (see :func:`start_model_servers`); ``stop()`` ends them all."""
+
+    def __init__(self, servers: Mapping[str, BackendProcess]):
+        self.servers = dict(servers)
+
+    @property
+    def ar(self) -> BackendProcess:
+        return self.servers[F.AR_MODEL_NAME]
+
+    @property
+    def cr(self) -> BackendProcess:
+        return self.servers[F.CR_MODEL_NAME]
+
+    @property
+    def kind(self) -> str:
+        return self.ar.kind
+
+    def wait_until_available(self, timeout: float = 120.0) -> Dict[str, int]:
+        """Waits until each server reports its model AVAILABLE; returns model → version."""
+        deadline = time.monotonic() + timeout
+        versions = {}
+        for model, server in self.servers.items():
+            versions.update(server.wait_until_available([model], timeout=max(1.0, deadline - time.monotonic())))
+        return versions
+
+    def stop(self, grace: float = 10.0) -> None:
+        for server in self.servers.values():
+            server.stop(grace)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def start_model_servers(serving_root: str, *, kind: str = "auto", pin_cpus: bool = False,
+                        **kwargs) -> ModelServers:
+    """Starts one server for ``ar`` and one for ``cr`` under ``serving_root`` (Peri-CR's layout).
+
+    With ``pin_cpus`` each server gets its own share of this process's CPUs (:func:`split_cpus`), so
+    the concurrent AR and CR calls never run on the same core. Other keyword arguments go to
+    :func:`start_backend` for both servers. If the second server fails to start the first is stopped.
+    """
+    models = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
+    cpu_groups = split_cpus(len(models)) if pin_cpus else [None] * len(models)
+    servers: Dict[str, BackendProcess] = {}
+    try:
+        for model, cpus in zip(models, cpu_groups):
+            servers[model] = start_backend(model_base_paths={model: os.path.join(serving_root, model)},
+                                           kind=kind, cpus=cpus, **kwargs)
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return ModelServers(servers)

@@ -98,7 +98,8 @@ BAD_REQUESTS = [
      "sequence.seq_ad_ids[2]: -1 is outside its valid range >= 0"),
     ("sequence not a list", _set([R.SEQUENCE, F.SEQ_AD_IDS], 5), "sequence.seq_ad_ids: expected a list"),
     ("sequence unequal", _set([R.SEQUENCE, F.SEQ_AD_CATEGORIES], [1]), "must have equal lengths"),
-    ("ads not list", _set([R.ADS], {}), "ads: expected a list of ads, got an object"),
+    ("ads not list", _set([R.ADS], "x"), "ads: expected a list of ads or an object of columns, got a string"),
+    ("creatives with row form", _set([R.CREATIVES], {}), "request: field 'creatives' goes with the column form"),
     ("ads empty", _set([R.ADS], []), "ads: at least one ad is required"),
     ("ad not object", _set([R.ADS, 1], 7), "ads[1]: expected an object, got 7"),
     ("ad missing feature", _set([R.ADS, 2, F.AD_CATEGORY], KeyError), "ads[2]: missing field 'ad_category'"),
@@ -183,6 +184,80 @@ def test_parse_request_columns():
     assert np.isnan(parsed.creative_hist_ctr[[0, 1, 3, 4, 5]]).all()
     assert parsed.creative_hist_ctr[2] == pytest.approx(0.03)
     assert parsed.slots == 3 and parsed.mode == R.PERI
+
+
+# Column form: the same checks, paths name the column and the row.
+def _valid_columns():
+    req = _valid()
+    req[R.ADS][1][R.CREATIVES][0][R.HIST_CTR] = 0.03
+    return R.to_column_form(req)
+
+
+BAD_COLUMN_REQUESTS = [
+    ("ads missing column", _set([R.ADS, F.AD_CATEGORY], KeyError), "ads: missing column 'ad_category'"),
+    ("ads missing counts", _set([R.ADS, R.NUM_CREATIVES], KeyError), "ads: missing column 'num_creatives'"),
+    ("ads unknown column", _set([R.ADS, "ad_colour"], [1, 2, 3]), "ads: unknown field 'ad_colour'"),
+    ("ads column not list", _set([R.ADS, F.AD_CATEGORY], 3), "ads.ad_category: expected a list"),
+    ("ads column short", _set([R.ADS, F.AD_CATEGORY], [1, 2]), "ads.ad_category: 2 values for 3 ads"),
+    ("ads empty", lambda r: {**r, R.ADS: {n: [] for n in r[R.ADS]}}, "ads: at least one ad is required"),
+    ("ad category float", _set([R.ADS, F.AD_CATEGORY, 1], 1.5), "ads.ad_category[1]: expected an integer, got 1.5"),
+    ("ad category out of domain", _set([R.ADS, F.AD_CATEGORY, 2], F.NUM_AD_CATEGORIES),
+     f"ads.ad_category[2]: {F.NUM_AD_CATEGORIES} is outside its valid range"),
+    ("hist ctr above 1", _set([R.ADS, F.AD_HIST_CTR, 0], 1.5), "ads.ad_hist_ctr[0]: 1.5 is outside [0.0, 1.0]"),
+    ("count zero", _set([R.ADS, R.NUM_CREATIVES, 1], 0), "ads.num_creatives[1]: at least one creative is required"),
+    ("count bool", _set([R.ADS, R.NUM_CREATIVES, 1], True), "ads.num_creatives[1]: expected an integer, got a boolean"),
+    ("creatives missing", _set([R.CREATIVES], KeyError), "request: missing field 'creatives'"),
+    ("creatives not object", _set([R.CREATIVES], []), "creatives: expected an object of columns, got a list"),
+    ("creatives missing column", _set([R.CREATIVES, F.CREATIVE_STYLE], KeyError),
+     "creatives: missing column 'creative_style'"),
+    ("creatives count mismatch", _set([R.ADS, R.NUM_CREATIVES, 2], 3),
+     "creatives.creative_id: 6 values for 7 creatives (the sum of ads.num_creatives)"),
+    ("creative style negative", _set([R.CREATIVES, F.CREATIVE_STYLE, 4], -2),
+     "creatives.creative_style[4]: -2 is outside its valid range"),
+    ("embedding short", _set([R.CREATIVES, F.CREATIVE_EMBEDDING, 5], [0.1]),
+     f"creatives.creative_embedding[5]: expected {F.CREATIVE_EMBEDDING_DIM} numbers, got 1"),
+    ("embedding bool", _set([R.CREATIVES, F.CREATIVE_EMBEDDING, 3, 0], False),
+     "creatives.creative_embedding[3]: expected numbers, got a boolean"),
+    ("creative hist ctr bad", _set([R.CREATIVES, R.HIST_CTR, 5], 2.0), "creatives.hist_ctr[5]: 2.0 is outside [0.0, 1.0]"),
+]
+
+
+@pytest.mark.parametrize("name, mutate, message", BAD_COLUMN_REQUESTS, ids=[b[0] for b in BAD_COLUMN_REQUESTS])
+def test_bad_column_requests_are_rejected_naming_the_column_and_row(name, mutate, message):
+    with pytest.raises(RequestError) as e:
+        parse_request(mutate(_valid_columns()))
+    assert message in str(e.value)
+    assert e.value.status == 400
+
+
+def test_column_form_duplicates_are_rejected():
+    req = _valid_columns()
+    req[R.ADS][F.AD_ID][2] = req[R.ADS][F.AD_ID][0]
+    with pytest.raises(RequestError, match=r"ads\.ad_id\[2\]: duplicate ad id"):
+        parse_request(req)
+    req = _valid_columns()  # creatives 2 and 3 belong to ad 1
+    req[R.CREATIVES][F.CREATIVE_ID][3] = req[R.CREATIVES][F.CREATIVE_ID][2]
+    with pytest.raises(RequestError, match=r"creatives\.creative_id\[3\]: duplicate creative id"):
+        parse_request(req)
+
+
+def test_column_form_parses_to_the_same_request_as_the_row_form():
+    rows = random_request(7, 3, seed=5, seq_len=6, hist_ctr=True)
+    rows[R.ADS][2][R.CREATIVES][1].pop(R.HIST_CTR)  # a creative without hist_ctr: null in the column
+    cols = R.to_column_form(rows)
+    assert cols[R.ADS][R.NUM_CREATIVES] == [3] * 7 and cols[R.CREATIVES][R.HIST_CTR][7] is None
+    assert R.to_column_form(cols) is cols
+    a = parse_request(rows)
+    b = parse_request(json.loads(json.dumps(cols)))
+    np.testing.assert_array_equal(a.offsets, b.offsets)
+    for name in a.ads:
+        np.testing.assert_array_equal(a.ads[name], b.ads[name])
+        assert a.ads[name].dtype == b.ads[name].dtype
+    for name in a.creatives:
+        np.testing.assert_array_equal(a.creatives[name], b.creatives[name])
+    np.testing.assert_array_equal(a.creative_hist_ctr, b.creative_hist_ctr)
+    assert np.isnan(b.creative_hist_ctr[7]) and np.isfinite(b.creative_hist_ctr).sum() == 20
+    assert (a.user, a.slots, a.mode) == (b.user, b.slots, b.mode)
 
 
 def test_model_inputs_follow_the_contract():
@@ -481,7 +556,8 @@ def _post(srv, path, body: bytes, headers=None):
 
 @pytest.mark.parametrize("body, status, message", [
     (b"{\"user\": ", 400, "malformed JSON"),
-    (b"{\"a\": NaN}", 400, "malformed JSON: NaN is not valid JSON"),
+    (b"{\"a\": NaN}", 400, "malformed JSON"),
+    (b"{\"a\": Infinity}", 400, "malformed JSON"),
     (b"\xff\xfe", 400, "malformed JSON"),
     (b"[]", 400, "request: expected a JSON object"),
     (json.dumps({"user": {}}).encode(), 400, "request: missing field 'sequence'"),
@@ -523,6 +599,18 @@ def test_http_rank_round_trip_with_request_id(http_router):
     assert response["request_id"] == "abc" and len(response["ads"]) == 3
     assert response["timing_ms"]["parse"] >= 0 and response["timing_ms"]["total"] >= \
         response["timing_ms"]["scoring"]
+
+
+def test_http_column_form_with_numpy_columns_ranks_like_the_row_form(http_router):
+    client = RouterClient(http_router.url)
+    rows = random_request(6, 3, seed=8, slots=4)
+    cols = R.to_column_form(rows)
+    cols[R.ADS] = {n: np.asarray(v) for n, v in cols[R.ADS].items()}  # the client encodes NumPy arrays
+    cols[R.CREATIVES] = {n: np.asarray(v) for n, v in cols[R.CREATIVES].items()}
+    want, got = client.rank(rows), client.rank(cols)
+    assert [(a[F.AD_ID], a[F.CREATIVE_ID]) for a in got["ads"]] == \
+        [(a[F.AD_ID], a[F.CREATIVE_ID]) for a in want["ads"]]
+    assert [a[F.PCTR_AD] for a in got["ads"]] == pytest.approx([a[F.PCTR_AD] for a in want["ads"]], rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------- real TF Serving

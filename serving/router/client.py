@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any, Dict, Optional, Union
+
+import orjson
 
 
 class RouterError(Exception):
@@ -41,8 +42,8 @@ class RouterClient:
         r = self._session().request(method, self.base_url + path, data=body, timeout=self.timeout,
                                     headers={"Content-Type": "application/json"} if body else None)
         try:
-            payload = r.json()
-        except ValueError:
+            payload = orjson.loads(r.content)
+        except orjson.JSONDecodeError:
             payload = {"error": r.text[:500]}
         if r.status_code != 200:
             raise RouterError(r.status_code, payload.get("error") if isinstance(payload, dict)
@@ -50,10 +51,11 @@ class RouterClient:
         return payload
 
     def rank(self, request: Union[Dict[str, Any], bytes, str]) -> Dict[str, Any]:
-        """POST /v1/rank. ``request`` is the JSON object, or already-encoded JSON."""
+        """POST /v1/rank. ``request`` is the JSON object (NumPy arrays allowed as columns), or
+        already-encoded JSON."""
         if isinstance(request, str):
             request = request.encode("utf-8")
-        body = request if isinstance(request, bytes) else json.dumps(request).encode("utf-8")
+        body = request if isinstance(request, bytes) else orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
         return self._call("POST", "/v1/rank", body)
 
     def healthz(self) -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 """The router's request: JSON schema, validation, and the columnar form the models are fed from.
 
-A request (JSON object)::
+A request (JSON object) lists its ads one object each (*row form*)::
 
     {
       "user":     {<every features.USER_FEATURES name>: int},
@@ -17,12 +17,24 @@ A request (JSON object)::
       "request_id": str | int (optional, echoed), "seed": int (optional, for no-cr's random creative)
     }
 
+or gives ads and creatives as columns (*column form*, as TF Serving's columnar ``"inputs"``; a third of
+the bytes and a fraction of the parsing for 1,000 ads)::
+
+    {
+      "user": {...}, "sequence": {...},                                   # as above
+      "ads": {<every ad feature name>: [M values], "num_creatives": [M ints]},
+      "creatives": {<every creative feature name>: [T values],             # T = sum(num_creatives),
+                    "hist_ctr": [T numbers or nulls] (optional)},           # ads' creatives in ad order
+      ...options as above
+    }
+
 :func:`parse_request` checks everything — types (integers are JSON integers, never ``1.5`` or ``true``),
 categorical codes inside their ``features`` domain, ids non-negative, ``ad_hist_ctr`` in [0, 1],
 finite numbers, embedding length, sizes against :class:`RequestLimits`, no duplicate ad ids, no duplicate
 creative ids within an ad, no unknown fields — and raises :class:`RequestError` naming the first
-offending field by its path (``ads[3].creatives[1].creative_style``). Columns are checked with NumPy,
-so a 1,000 x 10 request costs a few milliseconds.
+offending field by its path (``ads[3].creatives[1].creative_style`` in row form,
+``creatives.creative_style[13]`` in column form). Columns are checked with NumPy, so a 1,000 x 10
+request costs a few milliseconds.
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ SEQUENCE = "sequence"
 ADS = "ads"
 CREATIVES = "creatives"
 HIST_CTR = "hist_ctr"
+NUM_CREATIVES = "num_creatives"  # column form: each ad's creative count
 SLOTS = "slots"
 MODE = "mode"
 REQUEST_ID = "request_id"
@@ -52,7 +65,7 @@ PERI, PRE, POST, NO_CR = "peri", "pre", "post", "no-cr"
 MODES = (PERI, PRE, POST, NO_CR)
 
 AD_FIELDS = F.AD_FEATURES + F.AD_HISTORY_FEATURES
-_TOP_FIELDS = {USER, SEQUENCE, ADS, SLOTS, MODE, REQUEST_ID, SEED}
+_TOP_FIELDS = {USER, SEQUENCE, ADS, CREATIVES, SLOTS, MODE, REQUEST_ID, SEED}
 _INT64_MAX = 2 ** 63 - 1
 _MISSING = object()
 
@@ -166,25 +179,28 @@ def _int_column(values: List[Any], name: str, where: Callable[[int], str],
 
 
 def _float_column(values: List[Any], name: str, where: Callable[[int], str],
-                  lo: float = -math.inf, hi: float = math.inf) -> np.ndarray:
+                  lo: float = -math.inf, hi: float = math.inf, items: bool = False) -> np.ndarray:
+    path = where if items else (lambda i: f"{where(i)}.{name}")
     if set(map(type, values)) - {int, float}:
         i = _first(values, lambda v: type(v) not in (int, float))
         if values[i] is _MISSING:
             raise RequestError(f"{where(i)}: missing field '{name}'")
-        raise RequestError(f"{where(i)}.{name}: expected a number, got {_describe(values[i])}")
+        raise RequestError(f"{path(i)}: expected a number, got {_describe(values[i])}")
     arr = np.array(values, dtype=np.float64)
     bad = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
     if bad.any():
         i = int(np.argmax(bad))
-        raise RequestError(f"{where(i)}.{name}: {values[i]!r} is outside [{lo}, {hi}]")
+        raise RequestError(f"{path(i)}: {values[i]!r} is outside [{lo}, {hi}]")
     return arr
 
 
-def _column(values: List[Any], name: str, where: Callable[[int], str]) -> np.ndarray:
+def _column(values: List[Any], name: str, where: Callable[[int], str], items: bool = False) -> np.ndarray:
+    if name == F.CREATIVE_EMBEDDING:
+        return _embedding_column(values, where, items)
     if F.BY_NAME[name].dtype == F.INT:
-        return _int_column(values, name, where)
+        return _int_column(values, name, where, items)
     lo, hi = (0.0, 1.0) if name == F.AD_HIST_CTR else (-math.inf, math.inf)
-    return _float_column(values, name, where, lo, hi).astype(np.float32)
+    return _float_column(values, name, where, lo, hi, items).astype(np.float32)
 
 
 def _check_objects(items: List[Any], what: Callable[[int], str]) -> None:
@@ -249,77 +265,18 @@ def parse_request(obj: Any, limits: RequestLimits = RequestLimits(), default_slo
     if len(set(lengths.values())) > 1:
         raise RequestError(f"{SEQUENCE}: the lists must have equal lengths (parallel), got {lengths}")
 
-    # -- ads
+    # -- ads and their creatives
     ads = obj[ADS]
-    if not isinstance(ads, list):
-        raise RequestError(f"{ADS}: expected a list of ads, got {_describe(ads)}")
-    if not ads:
-        raise RequestError(f"{ADS}: at least one ad is required")
-    if len(ads) > limits.max_ads:
-        raise RequestError(f"{ADS}: {len(ads)} ads exceed the limit of {limits.max_ads}")
-    _check_objects(ads, lambda i: f"{ADS}[{i}]")
-    ad_allowed = set(AD_FIELDS) | {CREATIVES}
-    for i, ad in enumerate(ads):
-        if not ad.keys() <= ad_allowed:
-            _check_keys(ad, ad_allowed, f"{ADS}[{i}]")
-    ad_where = lambda i: f"{ADS}[{i}]"  # noqa: E731
-    ad_columns = {n: _column([ad.get(n, _MISSING) for ad in ads], n, ad_where) for n in AD_FIELDS}
-    dup = _first_duplicate(ad_columns[F.AD_ID])
-    if dup is not None:
-        raise RequestError(f"{ADS}[{dup}].{F.AD_ID}: duplicate ad id {int(ad_columns[F.AD_ID][dup])}")
-
-    # -- creatives
-    lists = [ad.get(CREATIVES, _MISSING) for ad in ads]
-    if set(map(type, lists)) - {list}:
-        i = _first(lists, lambda v: type(v) is not list)
-        if lists[i] is _MISSING:
-            raise RequestError(f"{ADS}[{i}]: missing field '{CREATIVES}'")
-        raise RequestError(f"{ADS}[{i}].{CREATIVES}: expected a list, got {_describe(lists[i])}")
-    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    if (counts == 0).any():
-        raise RequestError(f"{ADS}[{int(np.argmax(counts == 0))}].{CREATIVES}: at least one creative "
-                           "is required")
-    if (counts > limits.max_creatives_per_ad).any():
-        i = int(np.argmax(counts > limits.max_creatives_per_ad))
-        raise RequestError(f"{ADS}[{i}].{CREATIVES}: {int(counts[i])} creatives exceed the limit of "
-                           f"{limits.max_creatives_per_ad}")
-    total = int(counts.sum())
-    if total > limits.max_total_creatives:
-        raise RequestError(f"{ADS}: {total} creatives in all exceed the limit of "
-                           f"{limits.max_total_creatives}")
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    flat = list(itertools.chain.from_iterable(lists))
-
-    def cr_where(j: int) -> str:
-        i = int(np.searchsorted(offsets, j, side="right") - 1)
-        return f"{ADS}[{i}].{CREATIVES}[{j - int(offsets[i])}]"
-
-    _check_objects(flat, cr_where)
-    cr_allowed = set(F.CREATIVE_FEATURES) | {HIST_CTR}
-    # Once every required field is found below, a creative has an unknown field iff it has more keys
-    # than the required ones plus hist_ctr: one C-speed pass instead of a key-set check per creative.
-    n_hist = sum(map(operator.contains, flat, itertools.repeat(HIST_CTR)))
-    has_unknown = sum(map(len, flat)) != len(F.CREATIVE_FEATURES) * total + n_hist
-    creatives = {}
-    for n in F.CREATIVE_FEATURES:
-        values = [c.get(n, _MISSING) for c in flat]
-        creatives[n] = _embedding_column(values, cr_where) if n == F.CREATIVE_EMBEDDING \
-            else _column(values, n, cr_where)
-    if has_unknown:
-        for j, c in enumerate(flat):
-            _check_keys(c, cr_allowed, cr_where(j))
-    dup = _first_duplicate(np.stack([np.repeat(np.arange(len(ads)), counts),
-                                     creatives[F.CREATIVE_ID]], axis=1))
-    if dup is not None:
-        raise RequestError(f"{cr_where(dup)}.{F.CREATIVE_ID}: duplicate creative id "
-                           f"{int(creatives[F.CREATIVE_ID][dup])} within the ad")
-    hist = [c.get(HIST_CTR) for c in flat] if n_hist else []
-    known = [v for v in hist if v is not None]
-    hist_ctr = np.full(total, np.nan)
-    if known:
-        mask = np.array([v is not None for v in hist])
-        idx = np.flatnonzero(mask)
-        hist_ctr[idx] = _float_column(known, HIST_CTR, lambda k: cr_where(int(idx[k])), 0.0, 1.0)
+    if isinstance(ads, dict):
+        ad_columns, creatives, hist_ctr, offsets = _ads_from_columns(ads, obj.get(CREATIVES, _MISSING),
+                                                                     limits)
+    elif isinstance(ads, list):
+        if CREATIVES in obj:
+            raise RequestError(f"request: field '{CREATIVES}' goes with the column form of '{ADS}' (an "
+                               f"object of columns); in the row form each ad lists its own creatives")
+        ad_columns, creatives, hist_ctr, offsets = _ads_from_rows(ads, limits)
+    else:
+        raise RequestError(f"{ADS}: expected a list of ads or an object of columns, got {_describe(ads)}")
 
     # -- options
     slots = obj.get(SLOTS, default_slots)
@@ -339,25 +296,194 @@ def parse_request(obj: Any, limits: RequestLimits = RequestLimits(), default_slo
                        request_id, seed)
 
 
-def _embedding_column(values: List[Any], where: Callable[[int], str]) -> np.ndarray:
+def _check_num_ads(m: int, limits: RequestLimits) -> None:
+    if m == 0:
+        raise RequestError(f"{ADS}: at least one ad is required")
+    if m > limits.max_ads:
+        raise RequestError(f"{ADS}: {m} ads exceed the limit of {limits.max_ads}")
+
+
+def _check_unique_ads(ad_columns: Dict[str, np.ndarray], where: Callable[[int], str]) -> None:
+    """``where(i)``: the path of ad ``i``'s id."""
+    dup = _first_duplicate(ad_columns[F.AD_ID])
+    if dup is not None:
+        raise RequestError(f"{where(dup)}: duplicate ad id {int(ad_columns[F.AD_ID][dup])}")
+
+
+def _offsets(counts: np.ndarray, limits: RequestLimits, where: Callable[[int], str]) -> np.ndarray:
+    """[M + 1] creative offsets from per-ad counts, checked against the limits."""
+    if (counts <= 0).any():
+        raise RequestError(f"{where(int(np.argmax(counts <= 0)))}: at least one creative is required")
+    if (counts > limits.max_creatives_per_ad).any():
+        i = int(np.argmax(counts > limits.max_creatives_per_ad))
+        raise RequestError(f"{where(i)}: {int(counts[i])} creatives exceed the limit of "
+                           f"{limits.max_creatives_per_ad}")
+    total = int(counts.sum())
+    if total > limits.max_total_creatives:
+        raise RequestError(f"{ADS}: {total} creatives in all exceed the limit of "
+                           f"{limits.max_total_creatives}")
+    return np.concatenate([[0], np.cumsum(counts)])
+
+
+def _check_unique_creatives(creatives: Dict[str, np.ndarray], counts: np.ndarray,
+                            where: Callable[[int], str]) -> None:
+    dup = _first_duplicate(np.stack([np.repeat(np.arange(len(counts)), counts),
+                                     creatives[F.CREATIVE_ID]], axis=1))
+    if dup is not None:
+        raise RequestError(f"{where(dup)}: duplicate creative id {int(creatives[F.CREATIVE_ID][dup])} "
+                           "within the ad")
+
+
+def _ads_from_rows(ads: List[Any], limits: RequestLimits):
+    """Row form: (ad columns, creative columns, hist_ctr, offsets)."""
+    _check_num_ads(len(ads), limits)
+    _check_objects(ads, lambda i: f"{ADS}[{i}]")
+    ad_allowed = set(AD_FIELDS) | {CREATIVES}
+    for i, ad in enumerate(ads):
+        if not ad.keys() <= ad_allowed:
+            _check_keys(ad, ad_allowed, f"{ADS}[{i}]")
+    ad_where = lambda i: f"{ADS}[{i}]"  # noqa: E731
+    ad_columns = {n: _column([ad.get(n, _MISSING) for ad in ads], n, ad_where) for n in AD_FIELDS}
+    _check_unique_ads(ad_columns, lambda i: f"{ADS}[{i}].{F.AD_ID}")
+
+    # -- creatives
+    lists = [ad.get(CREATIVES, _MISSING) for ad in ads]
+    if set(map(type, lists)) - {list}:
+        i = _first(lists, lambda v: type(v) is not list)
+        if lists[i] is _MISSING:
+            raise RequestError(f"{ADS}[{i}]: missing field '{CREATIVES}'")
+        raise RequestError(f"{ADS}[{i}].{CREATIVES}: expected a list, got {_describe(lists[i])}")
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    offsets = _offsets(counts, limits, lambda i: f"{ADS}[{i}].{CREATIVES}")
+    total = int(offsets[-1])
+    flat = list(itertools.chain.from_iterable(lists))
+
+    def cr_where(j: int) -> str:
+        i = int(np.searchsorted(offsets, j, side="right") - 1)
+        return f"{ADS}[{i}].{CREATIVES}[{j - int(offsets[i])}]"
+
+    _check_objects(flat, cr_where)
+    cr_allowed = set(F.CREATIVE_FEATURES) | {HIST_CTR}
+    # Once every required field is found below, a creative has an unknown field iff it has more keys
+    # than the required ones plus hist_ctr: one C-speed pass instead of a key-set check per creative.
+    n_hist = sum(map(operator.contains, flat, itertools.repeat(HIST_CTR)))
+    has_unknown = sum(map(len, flat)) != len(F.CREATIVE_FEATURES) * total + n_hist
+    creatives = {}
+    for n in F.CREATIVE_FEATURES:
+        values = [c.get(n, _MISSING) for c in flat]
+        creatives[n] = _column(values, n, cr_where)
+    if has_unknown:
+        for j, c in enumerate(flat):
+            _check_keys(c, cr_allowed, cr_where(j))
+    _check_unique_creatives(creatives, counts, lambda j: f"{cr_where(j)}.{F.CREATIVE_ID}")
+    hist = [c.get(HIST_CTR) for c in flat] if n_hist else []
+    known = [v for v in hist if v is not None]
+    hist_ctr = np.full(total, np.nan)
+    if known:
+        mask = np.array([v is not None for v in hist])
+        idx = np.flatnonzero(mask)
+        hist_ctr[idx] = _float_column(known, HIST_CTR, lambda k: cr_where(int(idx[k])), 0.0, 1.0)
+
+    return ad_columns, creatives, hist_ctr, offsets
+
+
+def _column_lists(obj: Any, where: str, required, optional=()) -> Dict[str, list]:
+    """A column-form object's lists, all of one length: required ones present, no unknown keys."""
+    if not isinstance(obj, dict):
+        raise RequestError(f"{where}: expected an object of columns, got {_describe(obj)}")
+    allowed = set(required) | set(optional)
+    _check_keys(obj, allowed, where)
+    for n in required:
+        if n not in obj:
+            raise RequestError(f"{where}: missing column '{n}'")
+    for n, v in obj.items():
+        if not isinstance(v, list):
+            raise RequestError(f"{where}.{n}: expected a list (one value per row), got {_describe(v)}")
+    return obj
+
+
+def _check_length(columns: Dict[str, list], n_rows: int, where: str, what: str) -> None:
+    for n, v in columns.items():
+        if len(v) != n_rows:
+            raise RequestError(f"{where}.{n}: {len(v)} values for {n_rows} {what}")
+
+
+def _ads_from_columns(ads: Dict[str, Any], creatives_obj: Any, limits: RequestLimits):
+    """Column form: (ad columns, creative columns, hist_ctr, offsets)."""
+    _column_lists(ads, ADS, list(AD_FIELDS) + [NUM_CREATIVES])
+    m = len(ads[F.AD_ID])
+    _check_num_ads(m, limits)
+    _check_length(ads, m, ADS, f"ads ({ADS}.{F.AD_ID} has {m})")
+    ad_columns = {n: _column(ads[n], n, lambda i, n=n: f"{ADS}.{n}[{i}]", items=True) for n in AD_FIELDS}
+    _check_unique_ads(ad_columns, lambda i: f"{ADS}.{F.AD_ID}[{i}]")
+    counts_list = ads[NUM_CREATIVES]
+    if set(map(type, counts_list)) - {int}:
+        i = _first(counts_list, lambda v: type(v) is not int)
+        raise RequestError(f"{ADS}.{NUM_CREATIVES}[{i}]: expected an integer, got {_describe(counts_list[i])}")
+    counts = np.array(counts_list, dtype=np.int64)
+    offsets = _offsets(counts, limits, lambda i: f"{ADS}.{NUM_CREATIVES}[{i}]")
+    total = int(offsets[-1])
+
+    if creatives_obj is _MISSING:
+        raise RequestError(f"request: missing field '{CREATIVES}' (the column form of '{ADS}' needs the "
+                           "creatives' columns)")
+    _column_lists(creatives_obj, CREATIVES, F.CREATIVE_FEATURES, [HIST_CTR])
+    _check_length(creatives_obj, total, CREATIVES, f"creatives (the sum of {ADS}.{NUM_CREATIVES})")
+    creatives = {n: _column(creatives_obj[n], n, lambda j, n=n: f"{CREATIVES}.{n}[{j}]", items=True)
+                 for n in F.CREATIVE_FEATURES}
+    _check_unique_creatives(creatives, counts, lambda j: f"{CREATIVES}.{F.CREATIVE_ID}[{j}]")
+    hist_ctr = np.full(total, np.nan)
+    hist = creatives_obj.get(HIST_CTR)
+    if hist is not None:
+        idx = np.array([j for j, v in enumerate(hist) if v is not None], dtype=np.int64)
+        if idx.size:
+            hist_ctr[idx] = _float_column([hist[j] for j in idx], HIST_CTR,
+                                          lambda k: f"{CREATIVES}.{HIST_CTR}[{int(idx[k])}]", 0.0, 1.0,
+                                          items=True)
+    return ad_columns, creatives, hist_ctr, offsets
+
+
+def _embedding_column(values: List[Any], where: Callable[[int], str], items: bool = False) -> np.ndarray:
     dim = F.CREATIVE_EMBEDDING_DIM
     name = F.CREATIVE_EMBEDDING
+    path = where if items else (lambda i: f"{where(i)}.{name}")
     if set(map(type, values)) - {list}:
         i = _first(values, lambda v: type(v) is not list)
         if values[i] is _MISSING:
             raise RequestError(f"{where(i)}: missing field '{name}'")
-        raise RequestError(f"{where(i)}.{name}: expected a list of {dim} numbers, got {_describe(values[i])}")
+        raise RequestError(f"{path(i)}: expected a list of {dim} numbers, got {_describe(values[i])}")
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     if (lengths != dim).any():
         i = int(np.argmax(lengths != dim))
-        raise RequestError(f"{where(i)}.{name}: expected {dim} numbers, got {int(lengths[i])}")
+        raise RequestError(f"{path(i)}: expected {dim} numbers, got {int(lengths[i])}")
     if set(map(type, itertools.chain.from_iterable(values))) - {int, float}:
         i = _first(values, lambda v: any(type(x) not in (int, float) for x in v))
         bad = next(x for x in values[i] if type(x) not in (int, float))
-        raise RequestError(f"{where(i)}.{name}: expected numbers, got {_describe(bad)}")
-    arr = np.array(values, dtype=np.float32)
+        raise RequestError(f"{path(i)}: expected numbers, got {_describe(bad)}")
+    # fromiter over the flattened lists: ~40% cheaper than np.array on a list of lists.
+    arr = np.fromiter(itertools.chain.from_iterable(values), dtype=np.float32,
+                      count=len(values) * dim).reshape(len(values), dim)
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         i = int(np.argmax(~finite))
-        raise RequestError(f"{where(i)}.{name}: values must be finite numbers")
+        raise RequestError(f"{path(i)}: values must be finite numbers")
     return arr
+
+
+def to_column_form(request: Dict[str, Any]) -> Dict[str, Any]:
+    """The same request in column form (see the module docstring); other fields are kept as they are.
+
+    A request already in column form is returned unchanged. The row form must be well formed enough to
+    walk (every ad an object with a ``creatives`` list); field-level checks stay with :func:`parse_request`.
+    """
+    ads = request[ADS]
+    if isinstance(ads, dict):
+        return request
+    out = {k: v for k, v in request.items() if k != ADS}
+    flat = [c for ad in ads for c in ad[CREATIVES]]
+    out[ADS] = {n: [ad[n] for ad in ads] for n in AD_FIELDS}
+    out[ADS][NUM_CREATIVES] = [len(ad[CREATIVES]) for ad in ads]
+    out[CREATIVES] = {n: [c[n] for c in flat] for n in F.CREATIVE_FEATURES}
+    if any(HIST_CTR in c for c in flat):
+        out[CREATIVES][HIST_CTR] = [c.get(HIST_CTR) for c in flat]
+    return out

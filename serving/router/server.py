@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import json
 import logging
 import signal
 import sys
 import threading
 import time
 from typing import Optional
+
+import orjson
 
 from serving import runtime
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
@@ -40,10 +41,6 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 _DRAIN_LIMIT = 4  # drain an oversize body up to this many times the limit, so the client reads the 413
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _make_handler(router: PeriCRRouter, max_body_bytes: int):
@@ -59,7 +56,7 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
             log.debug("%s - %s", self.address_string(), fmt % args)
 
         def _send(self, status: int, payload: dict):
-            body = json.dumps(payload).encode("utf-8")
+            body = orjson.dumps(payload)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -125,8 +122,10 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
             t0 = time.perf_counter()
             raw = self.rfile.read(length)
             try:
-                obj = json.loads(raw, parse_constant=_reject_constant)
-            except (ValueError, UnicodeDecodeError) as e:
+                # orjson: strict RFC 8259 (NaN / Infinity rejected), several times faster than json
+                # on the thousands of numbers of a large request.
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
                 return self._error(400, f"malformed JSON: {e}")
             t_parsed = time.perf_counter()
             try:
