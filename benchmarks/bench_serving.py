@@ -1,14 +1,17 @@
 """Peri-CR serving latency: no-cr, post, pre and peri through the router, and AR / CR alone.
 
     python benchmarks/bench_serving.py [--serving-root DIR] [--ads 1000] [--creatives 10] \\
-        [--concurrency 1] [--requests 60] [--backend auto|stand-in|tf-serving]
+        [--concurrency 1] [--requests 60] [--backend auto|stand-in|tf-serving] \\
+        [--layout split|shared] [--pin-cpus] [--request-form columns|rows]
 
-One run on one machine. A model server (TF Serving when ``tensorflow_model_server`` is on PATH, else the
-local stand-in) serves ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
-production networks, ~30 ms each on one thread) and the router runs as its own process. A load generator
-keeps ``--concurrency`` requests of M ads x N creatives in flight and records p50 / p99 latency and
-throughput for each mode; "AR alone" and "CR alone" send the same model inputs the router sends, straight
-to the model server through the gRPC client (encode + RPC + decode). Goals (seed 000, Table 1):
+One run on one machine. Model servers (TF Serving when ``tensorflow_model_server`` is on PATH, else the
+local stand-in) serve ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
+production networks, ~30 ms each on one thread): with ``--layout split`` (default, Peri-CR's production
+layout) one server per model, each optionally pinned to its own CPUs; with ``shared`` one server for both.
+The router runs as its own process. A load generator keeps ``--concurrency`` requests of M ads x N
+creatives in flight and records p50 / p99 latency and throughput for each mode; "AR alone" and "CR alone"
+send the same model inputs the router sends, straight to the model's server through the gRPC client
+(encode + RPC + decode). Goals (seed 000, Table 1):
 
 * ``peri`` costs the slower model, not the sum: router scoring stage p50 <= 1.05 x max(AR alone, CR alone);
 * ``pre`` (serial CR then AR) / ``peri`` >= 1.15 in end-to-end p50.
@@ -95,9 +98,10 @@ def run_interleaved(senders, payloads, concurrency: int, n: int, warmup: int):
     return {name: (np.array(lat[name]), outs[name]) for name in senders}
 
 
-def _start_router(ar_address: str, log_dir: str, timeout_ms: float):
+def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: float):
     port = B.free_port()
-    cmd = [sys.executable, "-m", "serving.router", "--ar-address", ar_address, "--port", str(port),
+    cmd = [sys.executable, "-m", "serving.router", "--ar-address", ar_address, "--cr-address", cr_address,
+           "--port", str(port),
            "--ar-timeout-ms", str(timeout_ms), "--cr-timeout-ms", str(timeout_ms),
            "--max-ads", "5000", "--max-total-creatives", "100000", "--log-level", "WARNING"]
     env = dict(os.environ)
@@ -174,6 +178,12 @@ def main(argv=None) -> int:
     parser.add_argument("--intra-op-threads", type=int, default=1,
                         help="TF intra-op threads of the model server (and of the in-process timing)")
     parser.add_argument("--timeout-ms", type=float, default=30000.0, help="router deadlines (no degrading)")
+    parser.add_argument("--layout", choices=("split", "shared"), default="split",
+                        help="split: one model server per model; shared: one server for both")
+    parser.add_argument("--pin-cpus", action="store_true",
+                        help="split layout: pin each model server to its own CPUs")
+    parser.add_argument("--request-form", choices=("columns", "rows"), default="columns",
+                        help="the router request's JSON form (serving.router.request)")
     args = parser.parse_args(argv)
     command = "python benchmarks/bench_serving.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     configure_tf_threads(args.intra_op_threads, 2)
@@ -190,6 +200,8 @@ def main(argv=None) -> int:
 
     requests = [random_request(args.ads, args.creatives, seed=i, seq_len=args.seq_len, slots=args.slots)
                 for i in range(args.distinct)]
+    if args.request_form == "columns":
+        requests = [R.to_column_form(r) for r in requests]
     bodies = {mode: [json.dumps({**r, R.MODE: mode}).encode() for r in requests] for mode in ROUTER_MODES}
     parsed = [parse_request(r, R.RequestLimits(max_ads=args.ads, max_total_creatives=10 ** 6))
               for r in requests]
@@ -200,17 +212,25 @@ def main(argv=None) -> int:
     runtime.tune_gc()
     backend = router_proc = None
     rows = {}
+    server_args = dict(kind=args.backend, intra_op_threads=args.intra_op_threads, inter_op_threads=2,
+                       poll_seconds=30, log_dir=tmp)
     try:
-        backend = B.start_backend(root, kind=args.backend, intra_op_threads=args.intra_op_threads,
-                                  inter_op_threads=2, poll_seconds=30, log_dir=tmp)
-        versions = backend.wait_until_available(timeout=300)
-        router_proc, router = _start_router(backend.grpc_address, tmp, args.timeout_ms)
-        client = GrpcServingClient(backend.grpc_address)
+        if args.layout == "split":
+            backend = B.start_model_servers(root, pin_cpus=args.pin_cpus, **server_args)
+            addresses = {m: s.grpc_address for m, s in backend.servers.items()}
+            versions = backend.wait_until_available(timeout=300)
+        else:
+            backend = B.start_backend(root, **server_args)
+            addresses = dict.fromkeys((F.AR_MODEL_NAME, F.CR_MODEL_NAME), backend.grpc_address)
+            versions = backend.wait_until_available(timeout=300)
+        router_proc, router = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME], tmp,
+                                            args.timeout_ms)
+        clients = {m: GrpcServingClient(a) for m, a in addresses.items()}
 
         def alone(model):
             def send(inputs):
-                return client.start_predict(model, inputs, F.RAW_SIGNATURE, timeout=args.timeout_ms / 1e3
-                                            ).result()
+                return clients[model].start_predict(model, inputs, F.RAW_SIGNATURE,
+                                                    timeout=args.timeout_ms / 1e3).result()
             return send
 
         def via_router(mode):
@@ -230,7 +250,8 @@ def main(argv=None) -> int:
         rows = run_interleaved(senders, payloads, args.concurrency, args.requests, args.warmup)
         elapsed = time.perf_counter() - t0
         load_after = os.getloadavg()[0]
-        client.close()
+        for c in clients.values():
+            c.close()
     finally:
         _stop(router_proc)
         if backend is not None:
@@ -242,9 +263,12 @@ def main(argv=None) -> int:
     p = lambda a, q: float(np.percentile(a, q))  # noqa: E731
     print(f"\nPeri-CR serving benchmark: M={args.ads} ads x N={args.creatives} creatives, L={args.slots}, "
           f"sequence {args.seq_len}, concurrency {args.concurrency}, {args.requests} requests per row")
+    layout = ("one server per model" + (", pinned to CPUs " + " / ".join(
+        str(s_.cpus) for s_ in backend.servers.values()) if args.pin_cpus else "")
+              if args.layout == "split" else "one server for both models")
     print(f"backend: {backend.kind} ({'TensorFlow Serving' if backend.kind == B.TF_SERVING else 'local stand-in, not TF Serving'}), "
-          f"TF intra-op threads {args.intra_op_threads}; {models_note}; router: separate process, HTTP/JSON "
-          f"({body_mb:.2f} MB per request)")
+          f"{layout}, TF intra-op threads {args.intra_op_threads}; {models_note}")
+    print(f"router: separate process, HTTP/JSON, {args.request_form} form ({body_mb:.2f} MB per request)")
     print(f"machine load average {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs); "
           f"rows interleaved, {elapsed:.0f} s; req/s = concurrency / mean latency")
     print(f"\n{'row':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "

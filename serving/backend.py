@@ -79,8 +79,10 @@ class BackendProcess:
     """A running model server subprocess; ``stop()`` ends it (SIGTERM, then SIGKILL after a grace)."""
 
     def __init__(self, kind: str, process: subprocess.Popen, grpc_address: str, rest_url: str,
-                 log_path: str, command, owned_dir: Optional[str] = None):
+                 log_path: str, command, owned_dir: Optional[str] = None,
+                 cpus: Optional[Sequence[int]] = None):
         self._owned_dir = owned_dir  # a temporary directory to remove once the server is gone
+        self.cpus = sorted(cpus) if cpus else None  # the CPUs it is pinned to (None: not pinned)
         self.kind = kind
         self.process = process
         self.grpc_address = grpc_address
@@ -181,7 +183,7 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     finally:
         log_fh.close()
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
-                          owned_dir)
+                          owned_dir, cpus)
 
 
 

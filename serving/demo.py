@@ -1,7 +1,8 @@
 """Serve the pushed models and rank a few requests in every mode.
 
-Starts the model server on a serving root (``tensorflow_model_server`` when it is on PATH, else the local
-stand-in — a subprocess on free loopback ports), waits until AR and CR are AVAILABLE, starts the Peri-CR
+Starts the model servers on a serving root (``tensorflow_model_server`` when it is on PATH, else the local
+stand-in — subprocesses on free loopback ports; one per model, as Peri-CR is deployed, or one for both
+with ``--layout shared``), waits until AR and CR are AVAILABLE, starts the Peri-CR
 router, sends a few requests (rebuilt from logged impressions with ``--data-dir``, else random ones) in
 each mode, prints the chosen ads and creatives, and shuts everything down (also on Ctrl-C)::
 
@@ -83,6 +84,9 @@ def main(argv=None) -> int:
     parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--backend", choices=B.KINDS, default="auto")
+    parser.add_argument("--layout", choices=("split", "shared"), default="split",
+                        help="split: one model server per model (AR and CR never queue for each other); "
+                             "shared: one server for both")
     parser.add_argument("--enable-batching", action="store_true",
                         help="TF Serving batching (the router then tiles user features)")
     parser.add_argument("--fake-models", action="store_true",
@@ -112,13 +116,22 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     backend = server = router = None
     try:
-        backend = B.start_backend(root, kind=args.backend, enable_batching=args.enable_batching)
+        if args.layout == "split":
+            backend = B.start_model_servers(root, kind=args.backend, enable_batching=args.enable_batching)
+            servers = backend.servers
+        else:
+            backend = B.start_backend(root, kind=args.backend, enable_batching=args.enable_batching)
+            servers = {f"{F.AR_MODEL_NAME} and {F.CR_MODEL_NAME}": backend}
         what = ("TensorFlow Serving" if backend.kind == B.TF_SERVING
                 else "the local model server stand-in (tensorflow_model_server is not on PATH)")
-        print(f"Starting {what}: gRPC {backend.grpc_address}, REST {backend.rest_url}")
+        print(f"Starting {what}:")
+        for name, s in servers.items():
+            print(f"  {name}: gRPC {s.grpc_address}, REST {s.rest_url}")
         versions = backend.wait_until_available(timeout=args.timeout)
         print("Models AVAILABLE: " + ", ".join(f"{m} v{v}" for m, v in versions.items()))
-        config = RouterConfig(ar_address=backend.grpc_address, default_slots=args.slots,
+        ar_address = servers[F.AR_MODEL_NAME].grpc_address if args.layout == "split" else backend.grpc_address
+        cr_address = servers[F.CR_MODEL_NAME].grpc_address if args.layout == "split" else backend.grpc_address
+        config = RouterConfig(ar_address=ar_address, cr_address=cr_address, default_slots=args.slots,
                               tile_user_features=args.enable_batching,
                               sequence_length=BATCHING_SEQUENCE_LENGTH if args.enable_batching else None,
                               seed=args.seed)

@@ -123,6 +123,43 @@ def test_backend_kind_resolution(monkeypatch):
     assert B.resolve_kind("auto") == B.TF_SERVING
 
 
+def test_split_cpus_deals_disjoint_groups():
+    cpus = sorted(os.sched_getaffinity(0))
+    groups = B.split_cpus(2)
+    if len(cpus) < 2:
+        assert groups == [None, None]
+    else:
+        assert sorted(groups[0] + groups[1]) == cpus and not set(groups[0]) & set(groups[1])
+    assert B.split_cpus(len(cpus) + 1) == [None] * (len(cpus) + 1)
+    with pytest.raises(ValueError, match="not all available"):
+        B.start_backend(model_base_paths={"ar": "/nonexistent"}, kind=B.STAND_IN, cpus=[max(cpus) + 1000])
+
+
+def test_model_servers_one_per_model_pinned_and_stopped(tmp_path):
+    from serving.clients import GrpcServingClient
+    from serving.protocol import ServingError
+    from serving.testing import make_fake_models
+
+    root = str(tmp_path / "root")
+    make_fake_models(root, 1)
+    with B.start_model_servers(root, kind=B.STAND_IN, pin_cpus=True) as servers:
+        assert servers.wait_until_available(timeout=180) == {F.AR_MODEL_NAME: 1, F.CR_MODEL_NAME: 1}
+        assert servers.ar.grpc_address != servers.cr.grpc_address
+        for model, other in ((F.AR_MODEL_NAME, F.CR_MODEL_NAME), (F.CR_MODEL_NAME, F.AR_MODEL_NAME)):
+            server = servers.servers[model]
+            with GrpcServingClient(server.grpc_address) as client:
+                assert client.status(model)[0].state == "AVAILABLE"
+                with pytest.raises(ServingError) as e:  # each server holds only its own model
+                    client.status(other)
+                assert e.value.code.name == "NOT_FOUND"
+            if len(os.sched_getaffinity(0)) >= 2:
+                assert sorted(os.sched_getaffinity(server.process.pid)) == server.cpus
+        if len(os.sched_getaffinity(0)) >= 2:
+            assert not set(servers.ar.cpus) & set(servers.cr.cpus)
+        processes = [s.process for s in servers.servers.values()]
+    assert all(p.poll() is not None for p in processes)
+
+
 # ------------------------------------------------------------------------------------ sample requests
 def test_random_request_is_valid_and_sized():
     req = random_request(7, 3, seed=2, hist_ctr=True, slots=2, mode=R.POST)
@@ -198,11 +235,13 @@ def test_demo_end_to_end_with_fake_models(tmp_path):
     for mode in R.MODES:
         assert len(re.findall(rf"^  {re.escape(mode)}\s+\d", out, flags=re.M)) == 2
     assert "error" not in out
-    # The stand-in subprocess is gone (no server left listening on the demo's ports).
-    port = int(re.search(r"gRPC 127\.0\.0\.1:(\d+)", out).group(1))
+    # One stand-in per model, both gone at the end (no server left listening on the demo's ports).
+    ports = [int(p) for p in re.findall(r"gRPC 127\.0\.0\.1:(\d+)", out)]
+    assert len(set(ports)) == 2
     import socket
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_demo_refuses_an_empty_root_without_fake_models(tmp_path):
@@ -224,22 +263,22 @@ def test_demo_shuts_the_backend_down_on_sigterm(tmp_path):
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
     try:
-        port, deadline = None, time.monotonic() + 240
+        ports, deadline = [], time.monotonic() + 240
         while time.monotonic() < deadline:  # until the first table is out: the demo is mid-run
             try:
                 line = lines.get(timeout=1.0)
             except queue.Empty:
                 assert proc.poll() is None, "the demo exited early"
                 continue
-            m = re.search(r"gRPC 127\.0\.0\.1:(\d+)", line)
-            port = port or (int(m.group(1)) if m else None)
+            ports += [int(p) for p in re.findall(r"gRPC 127\.0\.0\.1:(\d+)", line)]
             if line.startswith("Request "):
                 break
-        assert port is not None
+        assert len(ports) == 2
         proc.send_signal(signal.SIGTERM)  # mid-run: requests are still being sent
         assert proc.wait(60) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0  # the stand-in is gone too
+    for port in ports:  # the stand-ins are gone too
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
