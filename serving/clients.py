@@ -230,7 +230,7 @@ class GrpcServingClient(ServingClient):
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, signature)
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(P.to_tensor_proto(value))
+            P.fill_tensor_proto(request.inputs[name], value)
         return request
 
     def start_predict(self, model, inputs, signature=F.SERVING_SIGNATURE, version=None,

@@ -73,6 +73,31 @@ class ServingError(Exception):
 
 
 # ------------------------------------------------------------------------------------------- tensors
+# NumPy dtype -> DataType enum (tensorflow/core/framework/types.proto) for the fast path below.
+_DT_OF_NUMPY = {np.dtype(k): v for k, v in {
+    np.float32: 1, np.float64: 2, np.int32: 3, np.uint8: 4, np.int16: 5, np.int8: 6, np.int64: 9,
+    np.bool_: 10, np.uint16: 17, np.float16: 19, np.uint32: 22, np.uint64: 23}.items()}
+_NUMPY_OF_DT = {v: k for k, v in _DT_OF_NUMPY.items()}
+
+
+def fill_tensor_proto(proto, value: Any) -> None:
+    """Writes ``value`` into an empty ``TensorProto`` in place (e.g. ``request.inputs[name]``).
+
+    Numeric arrays go straight to ``tensor_content`` (little-endian bytes, as TF Serving itself
+    encodes): ~10x cheaper than ``tf.make_tensor_proto`` on the router's 10,000-row tensors, and no
+    second copy as with ``CopyFrom``. Strings and other dtypes take ``tf.make_tensor_proto``.
+    """
+    arr = np.asarray(value)
+    enum = _DT_OF_NUMPY.get(arr.dtype.newbyteorder("=")) if arr.dtype.kind not in "OSU" else None
+    if enum is None:
+        proto.CopyFrom(to_tensor_proto(arr))
+        return
+    proto.dtype = enum
+    for d in arr.shape:
+        proto.tensor_shape.dim.add().size = d
+    proto.tensor_content = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+
+
 def to_tensor_proto(value: Any):
     """NumPy array (or nested list) → ``TensorProto``; object/bytes arrays become ``DT_STRING``."""
     import tensorflow as tf
@@ -80,11 +105,28 @@ def to_tensor_proto(value: Any):
     arr = np.asarray(value)
     if arr.dtype.kind in "OSU":
         return tf.make_tensor_proto(arr.astype(object), dtype=tf.string)
+    if arr.dtype.newbyteorder("=") in _DT_OF_NUMPY:
+        from tensorflow.core.framework import tensor_pb2
+
+        proto = tensor_pb2.TensorProto()
+        fill_tensor_proto(proto, arr)
+        return proto
     return tf.make_tensor_proto(arr)
 
 
 def from_tensor_proto(proto) -> np.ndarray:
-    """``TensorProto`` → NumPy array (``DT_STRING`` → object array of bytes)."""
+    """``TensorProto`` → NumPy array (``DT_STRING`` → object array of bytes).
+
+    ``tensor_content`` of a numeric dtype is read in place (a read-only view; copy to modify);
+    anything else (the typed ``*_val`` fields, strings) goes through ``tf.make_ndarray``.
+    """
+    dtype = _NUMPY_OF_DT.get(proto.dtype)
+    if dtype is not None and proto.tensor_content:
+        shape = [d.size for d in proto.tensor_shape.dim]
+        arr = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<"))
+        if arr.size != int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"tensor_content holds {arr.size} values for shape {shape}")
+        return arr.reshape(shape)
     import tensorflow as tf
 
     return tf.make_ndarray(proto)

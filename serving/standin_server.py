@@ -510,7 +510,7 @@ class _PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer)
                 response = predict_pb2.PredictResponse(
                     model_spec=_model_spec(request.model_spec, servable.version, sig))
                 for k, v in outputs.items():
-                    response.outputs[k].CopyFrom(P.to_tensor_proto(v))
+                    P.fill_tensor_proto(response.outputs[k], v)
                 return response
 
         return _grpc_call(self._server, "predict", request.model_spec.name, context, run)
