@@ -135,6 +135,17 @@ def test_ctr_hits_target_within_binomial_noise(uniform_run):
     assert truth[clicks == 1].mean() > 1.3 * truth[clicks == 0].mean()
 
 
+@pytest.mark.parametrize("run", ["uniform", "greedy"])
+def test_each_split_clicks_at_its_own_recorded_truth(uniform_run, greedy_run, run):
+    """Clicks are Bernoulli(truth_ctr) row by row in every split, under either logging policy:
+    z = (sum clicks - sum truth) / sqrt(sum truth (1 - truth)) stays within 4."""
+    splits = uniform_run[3] if run == "uniform" else {TRAIN: greedy_run[2]}
+    for split, cols in splits.items():
+        clicks, truth = cols[F.CLICK].astype(np.float64), cols[F.TRUTH_CTR].astype(np.float64)
+        z = (clicks.sum() - truth.sum()) / np.sqrt((truth * (1 - truth)).sum())
+        assert abs(z) < 4, (split, z)
+
+
 def test_within_ad_spread_and_oracle_beats_random(uniform_run):
     _, _, summary, data = uniform_run
     cand, num = _both(data, F.TRUTH_CAND_CTRS)
