@@ -69,9 +69,9 @@ def test_ids_map_through_bounded_vocabularies_with_oov(transformed):
     rows, output = transformed
     assert [r[N.xf(F.AD_ID)] for r in rows] == [AD_VOCAB[r[F.AD_ID]] for r in ROWS]
     assert [r[N.xf(F.CREATIVE_ID)] for r in rows[:5]] == [0, 0, 0, 1, 1]
-    # creative 7 is below the frequency threshold: one of the OOV buckets after the 2 in-vocabulary ids
+    # creative 7 is below the frequency threshold: OOV bucket 7 mod buckets after the 2 in-vocabulary ids
     oov = N.ID_VOCABULARIES[F.CREATIVE_ID].num_oov_buckets
-    assert 2 <= rows[5][N.xf(F.CREATIVE_ID)] < 2 + oov
+    assert rows[5][N.xf(F.CREATIVE_ID)] == 2 + 7 % oov
     assert output.vocabulary_size_by_name(N.ID_VOCABULARIES[F.CREATIVE_ID].filename) == 2
     assert output.vocabulary_size_by_name(N.ID_VOCABULARIES[F.AD_ID].filename) == 3
     assert N.cardinalities(output)[N.xf(F.AD_ID)] == 3 + N.ID_VOCABULARIES[F.AD_ID].num_oov_buckets
@@ -89,11 +89,12 @@ def test_sequence_uses_the_ad_vocabulary_newest_first_with_mask(transformed):
     assert rows[0][N.SEQ_LENGTH_FRACTION] == pytest.approx(3 / N.SEQUENCE_LENGTH)
     # 25 items: the newest 20 are kept (all unseen ids -> OOV buckets), all 20 match category 1
     assert rows[1][N.SEQ_MASK].sum() == N.SEQUENCE_LENGTH
-    assert (rows[1][N.SEQ_AD_IDS] >= len(AD_VOCAB)).all()
+    ad_oov = N.ID_VOCABULARIES[F.AD_ID].num_oov_buckets
+    np.testing.assert_array_equal(rows[1][N.SEQ_AD_IDS], [len(AD_VOCAB) + i % ad_oov for i in range(124, 104, -1)])
     assert rows[1][N.SEQ_CATEGORY_MATCHES] == N.SEQUENCE_LENGTH
     assert rows[1][N.SEQ_CATEGORY_SHARE] == 1.0 and rows[1][N.SEQ_LENGTH_FRACTION] == 1.0
-    # an unseen sequence ad hashes into the ad vocabulary's OOV range; empty sequences are all mask 0
-    assert len(AD_VOCAB) <= rows[3][N.SEQ_AD_IDS][0] < len(AD_VOCAB) + N.ID_VOCABULARIES[F.AD_ID].num_oov_buckets
+    # an unseen sequence ad maps into the ad vocabulary's OOV range; empty sequences are all mask 0
+    assert rows[3][N.SEQ_AD_IDS][0] == len(AD_VOCAB) + 99 % ad_oov
     assert rows[4][N.SEQ_MASK].sum() == 0 and rows[4][N.SEQ_CATEGORY_MATCHES] == 0
     assert rows[4][N.SEQ_CATEGORY_SHARE] == 0.0 and rows[4][N.SEQ_LENGTH_FRACTION] == 0.0
 

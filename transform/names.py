@@ -39,8 +39,8 @@ SEQUENCE_LENGTH = 20
 class IdVocabulary:
     """A bounded vocabulary for a high-cardinality id.
 
-    Ids outside the ``top_k`` most frequent, or seen fewer than ``frequency_threshold`` times, hash into
-    ``num_oov_buckets`` extra indices, so the embedding table has
+    Ids outside the ``top_k`` most frequent, or seen fewer than ``frequency_threshold`` times, map to
+    one of ``num_oov_buckets`` extra indices (``id mod num_oov_buckets``), so the embedding table has
     ``min(top_k, #frequent ids) + num_oov_buckets`` rows whatever the id space.
     """
 

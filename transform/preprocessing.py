@@ -3,7 +3,7 @@
 Outputs (names and groups in :mod:`transform.names`):
 
 * ids (user, ad, advertiser, brand, creative): indices into bounded vocabularies
-  (``top_k`` / ``frequency_threshold``) plus hashed OOV buckets. The behaviour sequence's ad ids use the
+  (``top_k`` / ``frequency_threshold``) plus OOV buckets (id mod buckets). The behaviour sequence's ad ids use the
   ad-id vocabulary and every candidate creative id the creative-id vocabulary, so a sequence item or a
   candidate shares its embedding row with the same id seen as the impression's ad / creative.
 * small codes: passed through when inside their known domain ``[0, d)``; anything else becomes ``d``.
@@ -68,6 +68,21 @@ def _sparse_code(sp: tf.SparseTensor, raw_name: str) -> tf.SparseTensor:
     return tf.SparseTensor(sp.indices, _code(sp.values, raw_name), sp.dense_shape)
 
 
+def _bounded_ids(x, vocab_file, vocab: N.IdVocabulary):
+    """Ids -> their vocabulary index, or ``size + id mod num_oov_buckets`` for ids outside it.
+
+    ``tft.apply_vocabulary(num_oov_buckets=...)`` fingerprints the decimal string of *every* id, found or
+    not: ~1 ms per 10,000 ids and feature, a quarter of CR's serving time for a 1,000 x 10 request. The
+    ids are non-negative integers, so a modulus spreads the unseen ones just as well for a fraction of it.
+    """
+    found = tft.apply_vocabulary(x, vocab_file, default_value=-1)
+    size = tft.experimental.get_vocabulary_size_by_name(vocab.filename)
+    values, index = (x.values, found.values) if isinstance(x, tf.SparseTensor) else (x, found)
+    oov = size + tf.math.floormod(tf.cast(values, tf.int64), vocab.num_oov_buckets)
+    index = tf.where(index >= 0, index, oov)
+    return tf.SparseTensor(found.indices, index, found.dense_shape) if isinstance(x, tf.SparseTensor) else index
+
+
 def _newest_first(sp: tf.SparseTensor, length: int, pad) -> tf.Tensor:
     """[B, ?] sparse list (newest last) -> [B, length] dense, newest first, right-padded with ``pad``."""
     rt = tf.RaggedTensor.from_sparse(sp)
@@ -100,9 +115,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         )
 
     def lookup(x, id_name):
-        return tft.apply_vocabulary(
-            x, vocab_files[id_name], num_oov_buckets=N.ID_VOCABULARIES[id_name].num_oov_buckets
-        )
+        return _bounded_ids(x, vocab_files[id_name], N.ID_VOCABULARIES[id_name])
 
     for name in N.ID_VOCABULARIES:
         out[N.xf(name)] = lookup(inputs[name], name)
