@@ -186,6 +186,8 @@ def main(argv=None) -> int:
                         help="split: one model server per model; shared: one server for both")
     parser.add_argument("--pin-cpus", action="store_true",
                         help="split layout: pin each model server to its own CPUs")
+    parser.add_argument("--router-beside", choices=(F.AR_MODEL_NAME, F.CR_MODEL_NAME), default=F.CR_MODEL_NAME,
+                        help="with --pin-cpus: the model server whose CPUs the router and load generator share")
     parser.add_argument("--request-form", choices=("columns", "rows"), default="columns",
                         help="the router request's JSON form (serving.router.request)")
     args = parser.parse_args(argv)
@@ -228,10 +230,9 @@ def main(argv=None) -> int:
             backend = B.start_backend(root, **server_args)
             addresses = dict.fromkeys((F.AR_MODEL_NAME, F.CR_MODEL_NAME), backend.grpc_address)
             versions = backend.wait_until_available(timeout=300)
-        # Pinned: AR (the slower model, on the critical path) keeps its CPUs to itself; the router and
-        # this load generator share CR's, where their work never overlaps CR's own (the router encodes
-        # CR's request before CR runs and waits while it runs).
-        shared_cpus = backend.cr.cpus if args.layout == "split" and args.pin_cpus else None
+        # Pinned: the router and this load generator share one model's CPUs (--router-beside).
+        shared_cpus = (backend.servers[args.router_beside].cpus
+                       if args.layout == "split" and args.pin_cpus else None)
         if shared_cpus:
             os.sched_setaffinity(0, shared_cpus)
         router_proc, router = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME], tmp,
