@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import features as F
 from serving import backend as B
+from serving import protocol as P
 from serving import testing as T
 from serving import tf_serving
 from serving.clients import GrpcServingClient, RestServingClient, make_client
@@ -260,6 +261,36 @@ def test_prometheus_metrics_count_requests(server):
                 and f'model_name="{F.AR_MODEL_NAME}"' in l and 'API="predict"' in l and 'status="OK"' in l)
     assert int(line.rsplit(" ", 1)[1]) >= 1
     c.close()
+
+
+@pytest.mark.parametrize("value", [
+    np.arange(12, dtype=np.int64).reshape(3, 4), np.linspace(0, 1, 10, dtype=np.float32).reshape(5, 2),
+    np.array([0.25, -1.5]), np.array(3.5, dtype=np.float32), np.zeros([0, 8], np.float32),
+    np.array([True, False, True]), np.array([[7, -8]], dtype=">i8"), np.array([1, 2], dtype=np.int32),
+    np.array([b"a", b"bc"], dtype=object),
+], ids=["int64", "float32", "float64", "scalar", "empty", "bool", "big-endian", "int32", "string"])
+def test_tensor_protos_match_tensorflow_both_ways(value):
+    """The tensor_content fast path writes what tf.make_tensor_proto means and reads what it writes."""
+    ours = P.to_tensor_proto(value)
+    # (tf.make_tensor_proto copies a big-endian array's bytes as they are: give it native ones.)
+    ref = tf.make_tensor_proto(value.astype(object) if value.dtype == object
+                               else value.astype(value.dtype.newbyteorder("=")))
+    assert ours.dtype == ref.dtype
+    assert [d.size for d in ours.tensor_shape.dim] == list(value.shape)
+    np.testing.assert_array_equal(tf.make_ndarray(ours), value)  # TF reads ours
+    back = P.from_tensor_proto(ref)  # we read TF's (typed *_val fields for small tensors)
+    np.testing.assert_array_equal(back, value)
+    assert back.shape == value.shape
+    if value.dtype != object:
+        assert back.dtype == value.dtype.newbyteorder("=")
+        np.testing.assert_array_equal(P.from_tensor_proto(ours), value)
+
+
+def test_tensor_content_of_the_wrong_size_is_rejected():
+    proto = P.to_tensor_proto(np.arange(6, dtype=np.int64).reshape(2, 3))
+    proto.tensor_content = proto.tensor_content[:-8]
+    with pytest.raises(ValueError, match="holds 5 values for shape \\[2, 3\\]"):
+        P.from_tensor_proto(proto)
 
 
 def test_make_client_rejects_unknown_protocol():
