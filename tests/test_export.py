@@ -180,9 +180,11 @@ def test_warmup_requests_replay(exported, loaded, model_name):
 
 # ------------------------------------------------------------------------------ without the project
 CLEAN_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     repo, eval_dir, examples_file, raw_file, out_file = sys.argv[1:]
-    sys.path = [p for p in sys.path if p.rstrip("/") != repo.rstrip("/")]
+    # No checkout of the project on the path: this one, nor another one a shared venv points at.
+    sys.path = [p for p in sys.path if p.rstrip("/") != repo.rstrip("/")
+                and not os.path.isfile(os.path.join(p or ".", "features.py"))]
     sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()]
     for module in ("features", "trainer", "transform"):
         try:
