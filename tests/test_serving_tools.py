@@ -160,6 +160,28 @@ def test_model_servers_one_per_model_pinned_and_stopped(tmp_path):
     assert all(p.poll() is not None for p in processes)
 
 
+def test_model_servers_stop_the_first_when_the_second_fails(monkeypatch, tmp_path):
+    stopped = []
+
+    class FakeServer:
+        def __init__(self, name):
+            self.name = name
+
+        def stop(self, grace=10.0):
+            stopped.append(self.name)
+
+    def fake_start(model_base_paths, **kwargs):
+        (name,) = model_base_paths
+        if name == F.CR_MODEL_NAME:
+            raise RuntimeError("cr server failed to start")
+        return FakeServer(name)
+
+    monkeypatch.setattr(B, "start_backend", fake_start)
+    with pytest.raises(RuntimeError, match="cr server failed"):
+        B.start_model_servers(str(tmp_path), kind=B.STAND_IN)
+    assert stopped == [F.AR_MODEL_NAME]
+
+
 # ------------------------------------------------------------------------------------ sample requests
 def test_random_request_is_valid_and_sized():
     req = random_request(7, 3, seed=2, hist_ctr=True, slots=2, mode=R.POST)
