@@ -110,7 +110,7 @@ def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: fl
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     log = open(os.path.join(log_dir, "router.log"), "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL,
-                            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                            preexec_fn=B.pin_to_cpus(cpus))
     log.close()
     client = RouterClient(f"http://127.0.0.1:{port}", timeout=120)
     deadline = time.monotonic() + 60
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     parser.add_argument("--inter-op-threads", type=int, default=2,
                         help="TF inter-op threads of the model server (and of the in-process timing)")
     parser.add_argument("--timeout-ms", type=float, default=30000.0, help="router deadlines (no degrading)")
-    parser.add_argument("--layout", choices=("split", "shared"), default="split",
+    parser.add_argument("--layout", choices=B.LAYOUTS, default=B.SPLIT,
                         help="split: one model server per model; shared: one server for both")
     parser.add_argument("--pin-cpus", action="store_true",
                         help="split layout: pin each model server to its own CPUs")
@@ -222,17 +222,11 @@ def main(argv=None) -> int:
                        inter_op_threads=args.inter_op_threads,
                        poll_seconds=30, log_dir=tmp)
     try:
-        if args.layout == "split":
-            backend = B.start_model_servers(root, pin_cpus=args.pin_cpus, **server_args)
-            addresses = {m: s.grpc_address for m, s in backend.servers.items()}
-            versions = backend.wait_until_available(timeout=300)
-        else:
-            backend = B.start_backend(root, **server_args)
-            addresses = dict.fromkeys((F.AR_MODEL_NAME, F.CR_MODEL_NAME), backend.grpc_address)
-            versions = backend.wait_until_available(timeout=300)
+        backend = B.start_servers(root, args.layout, pin_cpus=args.pin_cpus, **server_args)
+        addresses = backend.addresses
+        versions = backend.wait_until_available(timeout=300)
         # Pinned: the router and this load generator share one model's CPUs (--router-beside).
-        shared_cpus = (backend.servers[args.router_beside].cpus
-                       if args.layout == "split" and args.pin_cpus else None)
+        shared_cpus = backend.servers[args.router_beside].cpus if args.pin_cpus else None
         if shared_cpus:
             os.sched_setaffinity(0, shared_cpus)
         router_proc, router = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME], tmp,
@@ -284,8 +278,8 @@ def main(argv=None) -> int:
     print(f"\nPeri-CR serving benchmark: M={args.ads} ads x N={args.creatives} creatives, L={args.slots}, "
           f"sequence {args.seq_len}, concurrency {args.concurrency}, {args.requests} requests per row")
     layout = ("one server per model" + (", pinned to CPUs " + " / ".join(
-        str(s_.cpus) for s_ in backend.servers.values()) if args.pin_cpus else "")
-              if args.layout == "split" else "one server for both models")
+        str(s_.cpus) for s_ in backend.processes) if args.pin_cpus else "")
+              if args.layout == B.SPLIT else "one server for both models")
     print(f"backend: {backend.kind} ({'TensorFlow Serving' if backend.kind == B.TF_SERVING else 'local stand-in, not TF Serving'}), "
           f"{layout}, TF intra-op threads {args.intra_op_threads}; {models_note}")
     print(f"router: separate process, HTTP/JSON, {args.request_form} form ({body_mb:.2f} MB per request)")

@@ -8,7 +8,11 @@ Used by the demo and the benchmark::
 
     with start_model_servers(serving_root) as servers:    # one server per model (Peri-CR's layout)
         servers.wait_until_available()
-        servers.ar.grpc_address, servers.cr.grpc_address
+        servers.addresses                                  # {"ar": "127.0.0.1:...", "cr": "127.0.0.1:..."}
+
+    start_servers(serving_root, layout="split" | "shared")  # either of the above
+
+Both kinds of handle have ``addresses`` (model → gRPC address), ``processes`` and ``stop()``.
 
 Peri-CR requests AR and CR at the same time, so the two models must not queue for the same CPU: in
 production they are separate TF Serving deployments. ``start_model_servers`` reproduces that on one
@@ -53,7 +57,7 @@ def resolve_kind(kind: str) -> str:
     return kind
 
 
-def _affinity(cpus: Optional[Sequence[int]]):
+def pin_to_cpus(cpus: Optional[Sequence[int]]):
     """A ``preexec_fn`` pinning the child to ``cpus`` (checked here, so a bad id fails in the parent)."""
     if not cpus:
         return None
@@ -80,15 +84,25 @@ class BackendProcess:
 
     def __init__(self, kind: str, process: subprocess.Popen, grpc_address: str, rest_url: str,
                  log_path: str, command, owned_dir: Optional[str] = None,
-                 cpus: Optional[Sequence[int]] = None):
+                 cpus: Optional[Sequence[int]] = None, models: Sequence[str] = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
         self._owned_dir = owned_dir  # a temporary directory to remove once the server is gone
         self.cpus = sorted(cpus) if cpus else None  # the CPUs it is pinned to (None: not pinned)
+        self.models = tuple(models)  # the models it serves
         self.kind = kind
         self.process = process
         self.grpc_address = grpc_address
         self.rest_url = rest_url
         self.log_path = log_path
         self.command = command
+
+    @property
+    def addresses(self) -> Dict[str, str]:
+        """Model → gRPC address."""
+        return dict.fromkeys(self.models, self.grpc_address)
+
+    @property
+    def processes(self) -> List["BackendProcess"]:
+        return [self]
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -179,11 +193,11 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     log_fh = open(log_path, "ab")
     try:
         process = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env,
-                                   stdin=subprocess.DEVNULL, preexec_fn=_affinity(cpus))
+                                   stdin=subprocess.DEVNULL, preexec_fn=pin_to_cpus(cpus))
     finally:
         log_fh.close()
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
-                          owned_dir, cpus)
+                          owned_dir, cpus, sorted(paths))
 
 
 
@@ -204,6 +218,15 @@ class ModelServers:
     @property
     def kind(self) -> str:
         return self.ar.kind
+
+    @property
+    def addresses(self) -> Dict[str, str]:
+        """Model → gRPC address of its server."""
+        return {m: s.grpc_address for m, s in self.servers.items()}
+
+    @property
+    def processes(self) -> List[BackendProcess]:
+        return list(self.servers.values())
 
     def wait_until_available(self, timeout: float = 120.0) -> Dict[str, int]:
         """Waits until each server reports its model AVAILABLE; returns model → version."""
@@ -244,3 +267,18 @@ def start_model_servers(serving_root: str, *, kind: str = "auto", pin_cpus: bool
             server.stop()
         raise
     return ModelServers(servers)
+
+
+SPLIT, SHARED = "split", "shared"
+LAYOUTS = (SPLIT, SHARED)
+
+
+def start_servers(serving_root: str, layout: str = SPLIT, *, pin_cpus: bool = False, **kwargs):
+    """``layout="split"``: :func:`start_model_servers`; ``"shared"``: one :func:`start_backend` for both."""
+    if layout == SPLIT:
+        return start_model_servers(serving_root, pin_cpus=pin_cpus, **kwargs)
+    if layout == SHARED:
+        if pin_cpus:
+            raise ValueError("pin_cpus needs the split layout (one server per model)")
+        return start_backend(serving_root, **kwargs)
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     parser.add_argument("--slots", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--backend", choices=B.KINDS, default="auto")
-    parser.add_argument("--layout", choices=("split", "shared"), default="split",
+    parser.add_argument("--layout", choices=B.LAYOUTS, default=B.SPLIT,
                         help="split: one model server per model (AR and CR never queue for each other); "
                              "shared: one server for both")
     parser.add_argument("--enable-batching", action="store_true",
@@ -116,22 +116,17 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     backend = server = router = None
     try:
-        if args.layout == "split":
-            backend = B.start_model_servers(root, kind=args.backend, enable_batching=args.enable_batching)
-            servers = backend.servers
-        else:
-            backend = B.start_backend(root, kind=args.backend, enable_batching=args.enable_batching)
-            servers = {f"{F.AR_MODEL_NAME} and {F.CR_MODEL_NAME}": backend}
+        backend = B.start_servers(root, args.layout, kind=args.backend, enable_batching=args.enable_batching)
         what = ("TensorFlow Serving" if backend.kind == B.TF_SERVING
                 else "the local model server stand-in (tensorflow_model_server is not on PATH)")
         print(f"Starting {what}:")
-        for name, s in servers.items():
-            print(f"  {name}: gRPC {s.grpc_address}, REST {s.rest_url}")
+        for s in backend.processes:
+            print(f"  {' and '.join(s.models)}: gRPC {s.grpc_address}, REST {s.rest_url}")
         versions = backend.wait_until_available(timeout=args.timeout)
         print("Models AVAILABLE: " + ", ".join(f"{m} v{v}" for m, v in versions.items()))
-        ar_address = servers[F.AR_MODEL_NAME].grpc_address if args.layout == "split" else backend.grpc_address
-        cr_address = servers[F.CR_MODEL_NAME].grpc_address if args.layout == "split" else backend.grpc_address
-        config = RouterConfig(ar_address=ar_address, cr_address=cr_address, default_slots=args.slots,
+        addresses = backend.addresses
+        config = RouterConfig(ar_address=addresses[F.AR_MODEL_NAME], cr_address=addresses[F.CR_MODEL_NAME],
+                              default_slots=args.slots,
                               tile_user_features=args.enable_batching,
                               sequence_length=BATCHING_SEQUENCE_LENGTH if args.enable_batching else None,
                               seed=args.seed)

@@ -85,12 +85,16 @@ def fill_tensor_proto(proto, value: Any) -> None:
 
     Numeric arrays go straight to ``tensor_content`` (little-endian bytes, as TF Serving itself
     encodes): ~10x cheaper than ``tf.make_tensor_proto`` on the router's 10,000-row tensors, and no
-    second copy as with ``CopyFrom``. Strings and other dtypes take ``tf.make_tensor_proto``.
+    second copy as with ``CopyFrom``. Object/bytes arrays become ``DT_STRING`` through
+    ``tf.make_tensor_proto``, as do dtypes without a fast path.
     """
     arr = np.asarray(value)
-    enum = _DT_OF_NUMPY.get(arr.dtype.newbyteorder("=")) if arr.dtype.kind not in "OSU" else None
+    enum = None if arr.dtype.kind in "OSU" else _DT_OF_NUMPY.get(arr.dtype.newbyteorder("="))
     if enum is None:
-        proto.CopyFrom(to_tensor_proto(arr))
+        import tensorflow as tf
+
+        proto.CopyFrom(tf.make_tensor_proto(arr.astype(object), dtype=tf.string) if arr.dtype.kind in "OSU"
+                       else tf.make_tensor_proto(arr))
         return
     proto.dtype = enum
     for d in arr.shape:
@@ -99,19 +103,12 @@ def fill_tensor_proto(proto, value: Any) -> None:
 
 
 def to_tensor_proto(value: Any):
-    """NumPy array (or nested list) → ``TensorProto``; object/bytes arrays become ``DT_STRING``."""
-    import tensorflow as tf
+    """NumPy array (or nested list) → a new ``TensorProto`` (see :func:`fill_tensor_proto`)."""
+    from tensorflow.core.framework import tensor_pb2
 
-    arr = np.asarray(value)
-    if arr.dtype.kind in "OSU":
-        return tf.make_tensor_proto(arr.astype(object), dtype=tf.string)
-    if arr.dtype.newbyteorder("=") in _DT_OF_NUMPY:
-        from tensorflow.core.framework import tensor_pb2
-
-        proto = tensor_pb2.TensorProto()
-        fill_tensor_proto(proto, arr)
-        return proto
-    return tf.make_tensor_proto(arr)
+    proto = tensor_pb2.TensorProto()
+    fill_tensor_proto(proto, value)
+    return proto
 
 
 def from_tensor_proto(proto) -> np.ndarray:

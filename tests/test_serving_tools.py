@@ -133,6 +133,10 @@ def test_split_cpus_deals_disjoint_groups():
     assert B.split_cpus(len(cpus) + 1) == [None] * (len(cpus) + 1)
     with pytest.raises(ValueError, match="not all available"):
         B.start_backend(model_base_paths={"ar": "/nonexistent"}, kind=B.STAND_IN, cpus=[max(cpus) + 1000])
+    with pytest.raises(ValueError, match="layout must be one of"):
+        B.start_servers("root", "diagonal")
+    with pytest.raises(ValueError, match="pin_cpus needs the split layout"):
+        B.start_servers("root", B.SHARED, pin_cpus=True)
 
 
 def test_model_servers_one_per_model_pinned_and_stopped(tmp_path):
@@ -144,7 +148,10 @@ def test_model_servers_one_per_model_pinned_and_stopped(tmp_path):
     make_fake_models(root, 1)
     with B.start_model_servers(root, kind=B.STAND_IN, pin_cpus=True) as servers:
         assert servers.wait_until_available(timeout=180) == {F.AR_MODEL_NAME: 1, F.CR_MODEL_NAME: 1}
+        assert servers.addresses == {F.AR_MODEL_NAME: servers.ar.grpc_address,
+                                     F.CR_MODEL_NAME: servers.cr.grpc_address}
         assert servers.ar.grpc_address != servers.cr.grpc_address
+        assert [s.models for s in servers.processes] == [(F.AR_MODEL_NAME,), (F.CR_MODEL_NAME,)]
         for model, other in ((F.AR_MODEL_NAME, F.CR_MODEL_NAME), (F.CR_MODEL_NAME, F.AR_MODEL_NAME)):
             server = servers.servers[model]
             with GrpcServingClient(server.grpc_address) as client:
