@@ -12,7 +12,7 @@ The router runs as its own process. A load generator keeps ``--concurrency`` req
 creatives in flight and records p50 / p99 latency and throughput for each mode; "AR alone" and "CR alone"
 send the same model inputs the router sends, straight to the model's server through the gRPC client
 (encode + RPC + decode); "AR+CR" sends both at once the same way, which is the floor for ``peri`` on this
-machine (what two models running at the same time cost each other). Goals (seed 000, Table 1):
+machine (what two models running at the same time cost each other). Goals (Yang et al., AAAI 2024, Table 1):
 
 * ``peri`` costs the slower model, not the sum: router scoring stage p50 <= 1.05 x max(AR alone, CR alone);
 * ``pre`` (serial CR then AR) / ``peri`` >= 1.15 in end-to-end p50.
@@ -28,7 +28,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +46,6 @@ from serving.router import RouterClient, parse_request  # noqa: E402
 from serving.router import core as C  # noqa: E402
 from serving.router import request as R  # noqa: E402
 from serving.sample_requests import random_request  # noqa: E402
-from serving.standin_server import configure_tf_threads  # noqa: E402
 
 ROUTER_MODES = (R.NO_CR, R.POST, R.PRE, R.PERI)
 AR_ALONE, CR_ALONE, BOTH = "AR alone", "CR alone", "AR+CR"
@@ -105,13 +103,7 @@ def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: fl
            "--port", str(port),
            "--ar-timeout-ms", str(timeout_ms), "--cr-timeout-ms", str(timeout_ms),
            "--max-ads", "5000", "--max-total-creatives", "100000", "--log-level", "WARNING"]
-    env = dict(os.environ)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    log = open(os.path.join(log_dir, "router.log"), "ab")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL,
-                            preexec_fn=B.pin_to_cpus(cpus))
-    log.close()
+    proc = B.spawn(cmd, os.path.join(log_dir, "router.log"), cpus)
     client = RouterClient(f"http://127.0.0.1:{port}", timeout=120)
     deadline = time.monotonic() + 60
     while True:
@@ -123,15 +115,6 @@ def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: fl
                 proc.kill()
                 raise RuntimeError("router did not start; see " + os.path.join(log_dir, "router.log"))
             time.sleep(0.2)
-
-
-def _stop(proc):
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _in_process_model_ms(root: str, versions, ar_inputs, cr_inputs, calls: int = 15):
@@ -192,7 +175,7 @@ def main(argv=None) -> int:
                         help="the router request's JSON form (serving.router.request)")
     args = parser.parse_args(argv)
     command = "python benchmarks/bench_serving.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    configure_tf_threads(args.intra_op_threads, args.inter_op_threads)
+    runtime.configure_tf_threads(args.intra_op_threads, args.inter_op_threads)
 
     tmp = tempfile.mkdtemp(prefix="bench-serving-")
     root = args.serving_root
@@ -267,7 +250,8 @@ def main(argv=None) -> int:
         for c in clients.values():
             c.close()
     finally:
-        _stop(router_proc)
+        if router_proc is not None:
+            B.stop_process(router_proc)
         if backend is not None:
             backend.stop()
     model_ms = _in_process_model_ms(root, versions, ar_payloads[0], cr_payloads[0])

@@ -79,6 +79,31 @@ def split_cpus(n_servers: int) -> List[Optional[List[int]]]:
     return [cpus[i::n_servers] for i in range(n_servers)]
 
 
+def spawn(cmd: Sequence[str], log_path: str, cpus: Optional[Sequence[int]] = None) -> subprocess.Popen:
+    """Starts ``cmd`` (e.g. ``python -m serving.standin ...``) with its output appended to ``log_path``.
+
+    The child finds this checkout's packages (the repository goes first on ``PYTHONPATH``), reads no
+    stdin, and with ``cpus`` is pinned to them (:func:`pin_to_cpus`).
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    preexec_fn = pin_to_cpus(cpus)
+    with open(log_path, "ab") as log_fh:
+        return subprocess.Popen(list(cmd), stdout=log_fh, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after ``grace`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class BackendProcess:
     """A running model server subprocess; ``stop()`` ends it (SIGTERM, then SIGKILL after a grace)."""
 
@@ -127,13 +152,7 @@ class BackendProcess:
                         raise TimeoutError(f"{e}\n{self.kind} log:\n{self.log_tail()}") from None
 
     def stop(self, grace: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace)
         if self._owned_dir and self.process.poll() is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None
@@ -178,7 +197,7 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
             enable_batching=enable_batching, poll_seconds=poll_seconds,
             intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
     else:
-        cmd = [sys.executable, "-m", "serving.standin_server", "--host", host, "--port", str(grpc_port),
+        cmd = [sys.executable, "-m", "serving.standin", "--host", host, "--port", str(grpc_port),
                "--rest-port", str(rest_port), "--file-system-poll-wait-seconds", str(poll_seconds)]
         for m, p in paths.items():
             cmd += ["--model-base-path", f"{m}={p}"]
@@ -188,17 +207,9 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
             cmd += ["--intra-op-threads", str(intra_op_threads)]
         if inter_op_threads:
             cmd += ["--inter-op-threads", str(inter_op_threads)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = _REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    log_fh = open(log_path, "ab")
-    try:
-        process = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env,
-                                   stdin=subprocess.DEVNULL, preexec_fn=pin_to_cpus(cpus))
-    finally:
-        log_fh.close()
+    process = spawn(cmd, log_path, cpus)
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
                           owned_dir, cpus, sorted(paths))
-
 
 
 class ModelServers:

@@ -23,6 +23,7 @@ its result also says how long encoding, the round trip and decoding took (the ro
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import threading
 import time
@@ -34,6 +35,7 @@ import numpy as np
 
 import features as F
 from serving import protocol as P
+from serving.json_http import ThreadLocalSession
 from serving.protocol import ServingError
 
 _CHANNEL_OPTIONS = [
@@ -61,19 +63,20 @@ class PredictResult:
 
 
 class PredictCall(abc.ABC):
-    """A Predict in flight."""
+    """A Predict in flight: a future (gRPC's or a thread pool's) and how to read its result."""
+
+    def __init__(self, future):
+        self._future = future
 
     @abc.abstractmethod
     def result(self, timeout: Optional[float] = None) -> PredictResult:
         """Waits for the response; raises :class:`ServingError` on failure."""
 
-    @abc.abstractmethod
     def cancel(self) -> None:
-        ...
+        self._future.cancel()
 
-    @abc.abstractmethod
     def done(self) -> bool:
-        ...
+        return self._future.done()
 
 
 class ServingClient(abc.ABC):
@@ -150,20 +153,19 @@ class ServingClient(abc.ABC):
             time.sleep(interval)
 
 
-def _status_from_proto(response) -> List[P.VersionStatus]:
-    from tensorflow.core.protobuf import error_codes_pb2
-    from tensorflow_serving.apis import get_model_status_pb2
-
-    states = get_model_status_pb2.ModelVersionStatus.State
-    return [P.VersionStatus(int(s.version), states.Name(s.state),
-                            error_codes_pb2.Code.Name(s.status.error_code), s.status.error_message)
-            for s in response.model_version_status]
-
-
 # ------------------------------------------------------------------------------------------- gRPC
+@contextlib.contextmanager
+def _grpc_errors():
+    """gRPC failures as :class:`ServingError` (the server's status code and message)."""
+    try:
+        yield
+    except grpc.RpcError as e:
+        raise ServingError(e.code(), e.details() or "") from None
+
+
 class _GrpcPredictCall(PredictCall):
     def __init__(self, future, model: str, signature: str, encode_ms: float, sent: float):
-        self._future = future
+        super().__init__(future)
         self._model, self._signature = model, signature
         self._encode_ms = encode_ms
         self._sent = sent
@@ -191,12 +193,6 @@ class _GrpcPredictCall(PredictCall):
         version = response.model_spec.version.value if response.model_spec.HasField("version") else None
         return PredictResult(outputs, self._model, version, self._signature, self._encode_ms,
                              (received - self._sent) * 1e3, decode_ms)
-
-    def cancel(self) -> None:
-        self._future.cancel()
-
-    def done(self) -> bool:
-        return self._future.done()
 
 
 class GrpcServingClient(ServingClient):
@@ -246,10 +242,8 @@ class GrpcServingClient(ServingClient):
 
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._spec(request.model_spec, model, version)
-        try:
+        with _grpc_errors():
             response = self._prediction.GetModelMetadata(request, timeout=timeout)
-        except grpc.RpcError as e:
-            raise ServingError(e.code(), e.details() or "") from None
         sigs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(sigs)
         return P.ModelMetadata(response.model_spec.name or model, int(response.model_spec.version.value),
@@ -260,10 +254,8 @@ class GrpcServingClient(ServingClient):
 
         request = get_model_status_pb2.GetModelStatusRequest()
         self._spec(request.model_spec, model, version)
-        try:
-            return _status_from_proto(self._models.GetModelStatus(request, timeout=timeout))
-        except grpc.RpcError as e:
-            raise ServingError(e.code(), e.details() or "") from None
+        with _grpc_errors():
+            return P.status_from_proto(self._models.GetModelStatus(request, timeout=timeout))
 
     def close(self) -> None:
         self._channel.close()
@@ -271,9 +263,6 @@ class GrpcServingClient(ServingClient):
 
 # ------------------------------------------------------------------------------------------- REST
 class _FuturePredictCall(PredictCall):
-    def __init__(self, future: futures.Future):
-        self._future = future
-
     def result(self, timeout: Optional[float] = None) -> PredictResult:
         try:
             return self._future.result(timeout=timeout)
@@ -281,12 +270,6 @@ class _FuturePredictCall(PredictCall):
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, "no response yet") from None
         except futures.CancelledError:
             raise ServingError(grpc.StatusCode.CANCELLED, "cancelled") from None
-
-    def cancel(self) -> None:
-        self._future.cancel()
-
-    def done(self) -> bool:
-        return self._future.done()
 
 
 class RestServingClient(ServingClient):
@@ -302,18 +285,10 @@ class RestServingClient(ServingClient):
 
     def __init__(self, base_url: str, max_workers: int = 8):
         self.base_url = base_url.rstrip("/")
-        self._local = threading.local()
+        self._http = ThreadLocalSession()
         self._pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rest-client")
         self._signatures: Dict[tuple, P.SignatureInfo] = {}
         self._lock = threading.Lock()
-
-    def _session(self):
-        import requests
-
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
 
     def _url(self, model: str, version: Optional[int], suffix: str = "") -> str:
         url = f"{self.base_url}/v1/models/{model}"
@@ -325,8 +300,7 @@ class RestServingClient(ServingClient):
         import requests
 
         try:
-            r = self._session().request(method, url, data=body, timeout=timeout,
-                                        headers={"Content-Type": "application/json"} if body else None)
+            r = self._http.request(method, url, body, timeout)
         except requests.Timeout as e:
             raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{url}: {e}") from None
         except requests.ConnectionError as e:
@@ -420,7 +394,7 @@ class RestServingClient(ServingClient):
             json_format.ParseDict(payload, response, ignore_unknown_fields=True)
         except json_format.ParseError as e:
             raise ServingError(grpc.StatusCode.INTERNAL, f"unexpected status response: {e}") from None
-        return _status_from_proto(response)
+        return P.status_from_proto(response)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

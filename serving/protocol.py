@@ -1,20 +1,22 @@
 """What TF Serving's gRPC and REST APIs have in common: errors, tensors, signatures, version states.
 
-Shared by the clients (:mod:`serving.clients`) and the local stand-in server
-(:mod:`serving.standin_server`) so both speak exactly the same wire formats:
+Shared by the clients (:mod:`serving.clients`) and the local stand-in server (:mod:`serving.standin`)
+so both speak exactly the same wire formats:
 
 * tensors travel as ``TensorProto`` (``tf.make_tensor_proto`` / ``tf.make_ndarray``) over gRPC and as
   (nested) JSON lists over REST, binary strings as ``{"b64": ...}``;
 * errors carry a gRPC status code; REST maps it to an HTTP status the way TF Serving does
   (``INVALID_ARGUMENT`` → 400, ``NOT_FOUND`` → 404, ``UNAVAILABLE`` → 503, ...) with a body
-  ``{"error": "<message>"}``.
+  ``{"error": "<message>"}``;
+* model status is a list of :class:`VersionStatus`, ``GetModelStatusResponse`` on the wire
+  (:func:`status_to_proto`, :func:`status_from_proto`).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -242,6 +244,32 @@ class VersionStatus:
     state: str
     error_code: str = "OK"
     error_message: str = ""
+
+
+def status_to_proto(statuses: List[VersionStatus]):
+    """:class:`VersionStatus` list → ``GetModelStatusResponse`` (REST prints it as JSON)."""
+    from tensorflow.core.protobuf import error_codes_pb2
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for s in statuses:
+        entry = response.model_version_status.add()
+        entry.version = s.version
+        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(s.state)
+        entry.status.error_code = error_codes_pb2.Code.Value(s.error_code)
+        entry.status.error_message = s.error_message
+    return response
+
+
+def status_from_proto(response) -> List[VersionStatus]:
+    """``GetModelStatusResponse`` → :class:`VersionStatus` list (state and error code by name)."""
+    from tensorflow.core.protobuf import error_codes_pb2
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    states = get_model_status_pb2.ModelVersionStatus.State
+    return [VersionStatus(int(s.version), states.Name(s.state),
+                          error_codes_pb2.Code.Name(s.status.error_code), s.status.error_message)
+            for s in response.model_version_status]
 
 
 def _tensor_info_from_proto(info) -> TensorInfo:

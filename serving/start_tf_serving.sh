@@ -21,7 +21,7 @@ BINARY="${TF_MODEL_SERVER:-$(command -v tensorflow_model_server || true)}"
 if [ -z "$BINARY" ]; then
   echo "tensorflow_model_server is not on PATH. Install TF Serving (see BUILD.md); for the official" >&2
   echo "Docker image command run: python -m serving.tf_serving --serving-root \"$SERVING_ROOT\"" >&2
-  echo "For a local try-out without TF Serving: python -m serving.standin_server --serving-root \"$SERVING_ROOT\"" >&2
+  echo "For a local try-out without TF Serving: python -m serving.standin --serving-root \"$SERVING_ROOT\"" >&2
   exit 127
 fi
 

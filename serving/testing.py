@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -46,10 +46,6 @@ _CREATIVE_W = {
     F.CREATIVE_TEXT_LENGTH: 0.05,
 }
 _EMBEDDING_W = np.linspace(-0.4, 0.4, F.CREATIVE_EMBEDDING_DIM).astype(np.float32)
-
-
-def _np_dtype(name: str):
-    return np.int64 if F.BY_NAME[name].dtype == F.INT else np.float32
 
 
 def _tf_spec(name: str):
@@ -291,23 +287,31 @@ def make_fake_models(root: str, version: int = 1, *, ar_hidden_units: Sequence[i
         raise ValueError(f"version must be a non-negative integer, got {version!r}")
     paths = []
     for kind, hidden in ((F.AR_MODEL_NAME, ar_hidden_units), (F.CR_MODEL_NAME, cr_hidden_units)):
-        base = os.path.join(root, kind)
-        os.makedirs(base, exist_ok=True)
-        final = os.path.join(base, str(int(version)))
-        if os.path.exists(final):
-            raise FileExistsError(f"{final} already exists")
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
-        try:
+        def write(export_dir, kind=kind, hidden=hidden):
             module, signatures = _build_module(kind, tuple(hidden), seed)
-            tf.saved_model.save(module, tmp, signatures=signatures)
+            tf.saved_model.save(module, export_dir, signatures=signatures)
             if warmup:
-                _write_warmup(tmp, kind)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        paths.append(final)
+                _write_warmup(export_dir, kind)
+
+        paths.append(_write_version(os.path.join(root, kind), version, write))
     return paths[0], paths[1]
+
+
+def _write_version(base: str, version: int, write: Callable[[str], None]) -> str:
+    """Writes ``<base>/<version>`` through ``write(directory)`` into a temporary sibling, then renames it
+    into place, so a server polling ``base`` never sees half a version. Returns the version directory."""
+    os.makedirs(base, exist_ok=True)
+    final = os.path.join(base, str(int(version)))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} already exists")
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
+    try:
+        write(tmp)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
 
 
 # Compute per row for the benchmark's fake models: on one CPU thread, AR on 1,000 rows and CR on 10,000
@@ -340,12 +344,9 @@ def copy_version(src_root: str, dst_root: str, version: int) -> None:
         latest = latest_version(os.path.join(src_root, kind))
         if latest is None:
             raise FileNotFoundError(f"no version of {kind} under {src_root}")
-        base = os.path.join(dst_root, kind)
-        os.makedirs(base, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
-        os.rmdir(tmp)
-        shutil.copytree(os.path.join(src_root, kind, str(latest)), tmp)
-        os.rename(tmp, os.path.join(base, str(int(version))))
+        src = os.path.join(src_root, kind, str(latest))
+        _write_version(os.path.join(dst_root, kind), version,
+                       lambda tmp, src=src: shutil.copytree(src, tmp, dirs_exist_ok=True))
 
 
 def prepare_serving_root(root: str, version: int = 1) -> bool:

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         print(f"{BINARY} is not on PATH. Install TF Serving (see BUILD.md) or run the official image:\n  "
               + " ".join(docker_command(args.serving_root, docker_dir, args.port, args.rest_port,
                                         args.enable_batching))
-              + "\nFor a local try-out without it: python -m serving.standin_server --serving-root "
+              + "\nFor a local try-out without it: python -m serving.standin --serving-root "
               + args.serving_root, file=sys.stderr)
         return 127
     os.execv(binary, cmd)

@@ -20,7 +20,10 @@ from serving import testing as T
 from serving import tf_serving
 from serving.clients import GrpcServingClient, RestServingClient, make_client
 from serving.protocol import ServingError
-from serving.standin_server import ModelServerStandIn
+from serving.standin import ModelServerStandIn
+from serving.standin.metrics import GRPC as GRPC_ENTRYPOINT
+from serving.standin.metrics import REST as REST_ENTRYPOINT
+from serving.standin.metrics import RequestMetrics
 
 MODELS = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
 OUTPUT = {F.AR_MODEL_NAME: F.PCTR_AD, F.CR_MODEL_NAME: F.PCTR_C}
@@ -162,28 +165,46 @@ def test_unknown_model_and_version_are_not_found(client):
     _raises(lambda: client.predict("nope", x, F.RAW_SIGNATURE), grpc.StatusCode.NOT_FOUND,
             "Servable not found for request: Latest(nope)")
     _raises(lambda: client.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE, version=9),
-            grpc.StatusCode.NOT_FOUND, f"Specific({F.AR_MODEL_NAME}, 9)")
+            grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({F.AR_MODEL_NAME}, 9)")
     _raises(lambda: client.status("nope"), grpc.StatusCode.NOT_FOUND,
             "Could not find any versions of model nope")
     _raises(lambda: client.status(F.AR_MODEL_NAME, version=9), grpc.StatusCode.NOT_FOUND,
-            "Could not find version 9")
-    _raises(lambda: client.metadata("nope"), grpc.StatusCode.NOT_FOUND, "nope")
+            f"Could not find version 9 of model {F.AR_MODEL_NAME}")
+    _raises(lambda: client.metadata("nope"), grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(nope)")
 
 
-def test_bad_inputs_are_invalid_argument(client):
-    x = T.sample_inputs(F.AR_MODEL_NAME)
-    missing = {k: v for k, v in x.items() if k != F.AD_ID}
-    _raises(lambda: client.predict(F.AR_MODEL_NAME, missing, F.RAW_SIGNATURE),
-            grpc.StatusCode.INVALID_ARGUMENT, F.AD_ID)
-    extra = dict(x, bogus=np.zeros([3], np.int64))
-    _raises(lambda: client.predict(F.AR_MODEL_NAME, extra, F.RAW_SIGNATURE),
-            grpc.StatusCode.INVALID_ARGUMENT, "bogus")
-    wrong = dict(x, **{F.AD_ID: x[F.AD_ID].astype(np.float32) + 0.5})
-    _raises(lambda: client.predict(F.AR_MODEL_NAME, wrong, F.RAW_SIGNATURE),
-            grpc.StatusCode.INVALID_ARGUMENT, "int64")
-    flat_seq = dict(x, **{F.SEQ_AD_IDS: x[F.SEQ_AD_IDS].reshape(-1)})
-    _raises(lambda: client.predict(F.AR_MODEL_NAME, flat_seq, F.RAW_SIGNATURE),
-            grpc.StatusCode.INVALID_ARGUMENT, F.SEQ_AD_IDS)
+_AR_NAMES = ",".join(sorted(F.AR_SERVING_INPUTS))  # 19 inputs; ad_id is the 6th (arg[5])
+_AR_NAMES_BUT_AD_ID = ",".join(n for n in sorted(F.AR_SERVING_INPUTS) if n != F.AD_ID)
+
+# (case, change to valid AR inputs, message over gRPC, message over REST). gRPC carries the tensors as
+# sent; REST's JSON decoding names the input first.
+BAD_INPUTS = [
+    ("missing", lambda x: {k: v for k, v in x.items() if k != F.AD_ID},
+     f"input size does not match signature: 18!=19 len({{{_AR_NAMES_BUT_AD_ID}}}) != len({{{_AR_NAMES}}}). "
+     "Sent extra: {}. Missing but required: {ad_id}.",
+     "Missing named input: ad_id in 'inputs' object."),
+    ("extra", lambda x: dict(x, bogus=np.zeros([3], np.int64)),
+     f"input size does not match signature: 20!=19 len({{{','.join(sorted([*F.AR_SERVING_INPUTS, 'bogus']))}}}) "
+     f"!= len({{{_AR_NAMES}}}). "
+     "Sent extra: {bogus}. Missing but required: {}.",
+     f"input tensor alias not found in signature: bogus. Inputs expected to be in the set {{{_AR_NAMES}}}."),
+    ("float for int64", lambda x: dict(x, **{F.AD_ID: np.array([1.5, 2.5, 3.5], np.float32)}),
+     "Expects arg[5] to be int64 but float32 is provided (input 'ad_id')",
+     "input 'ad_id': JSON Value: 1.5 is not of expected type: int64"),
+    ("flat sequence", lambda x: dict(x, **{F.SEQ_AD_IDS: x[F.SEQ_AD_IDS].reshape(-1)}),
+     "input 'seq_ad_ids': shape [4] is not compatible with the signature's [?,?]",
+     "input 'seq_ad_ids': shape [4] is not compatible with the signature's [?,?]"),
+]
+
+
+@pytest.mark.parametrize("case, mutate, grpc_message, rest_message", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_inputs_are_invalid_argument(client, case, mutate, grpc_message, rest_message):
+    inputs = mutate(T.sample_inputs(F.AR_MODEL_NAME))
+    message = grpc_message if isinstance(client, GrpcServingClient) else rest_message
+    e = _raises(lambda: client.predict(F.AR_MODEL_NAME, inputs, F.RAW_SIGNATURE),
+                grpc.StatusCode.INVALID_ARGUMENT, message)
+    assert e.message == message
 
 
 def test_unknown_signature_is_failed_precondition(client):
@@ -253,14 +274,50 @@ def test_rest_rejects_floats_for_int_inputs_and_unknown_paths(server):
     assert r.status_code == 404 and "error" in r.json()
 
 
-def test_prometheus_metrics_count_requests(server):
-    c = GrpcServingClient(server.grpc_address)
-    c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME), F.RAW_SIGNATURE)
-    text = requests.get(server.rest_url + "/monitoring/prometheus/metrics").text
-    line = next(l for l in text.splitlines() if l.startswith(":tensorflow:serving:request_count")
-                and f'model_name="{F.AR_MODEL_NAME}"' in l and 'API="predict"' in l and 'status="OK"' in l)
-    assert int(line.rsplit(" ", 1)[1]) >= 1
-    c.close()
+def _prometheus_samples(rest_url):
+    """Prometheus text as {metric{labels}: value}."""
+    text = requests.get(rest_url + "/monitoring/prometheus/metrics").text
+    return {k: float(v) for k, v in (l.rsplit(" ", 1) for l in text.splitlines() if not l.startswith("#"))}
+
+
+def test_prometheus_metrics_label_each_request_with_its_entrypoint(serving_root):
+    """Defect 5: REST requests were labelled entrypoint="GRPC". TF Serving labels the latency of a call
+    on its REST port "REST" and one on its gRPC port "GRPC" (http_server.cc, prediction_service_impl.cc)."""
+    root, _ = serving_root
+    x = T.sample_inputs(F.AR_MODEL_NAME)
+    with ModelServerStandIn({F.AR_MODEL_NAME: os.path.join(root, F.AR_MODEL_NAME)}, poll_seconds=0) as s:
+        with GrpcServingClient(s.grpc_address) as g, RestServingClient(s.rest_url) as r:
+            g.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)
+            r.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)  # (and a GET .../metadata for its dtypes)
+            r.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)
+        samples = _prometheus_samples(s.rest_url)
+    latency = ':tensorflow:serving:request_latency_count{{API="{}",entrypoint="{}",model_name="ar"}}'
+    assert samples[latency.format("predict", "GRPC")] == 1
+    assert samples[latency.format("predict", "REST")] == 2
+    assert samples[latency.format("metadata", "REST")] == 1
+    assert latency.format("metadata", "GRPC") not in samples
+    assert samples[':tensorflow:serving:request_count{API="predict",model_name="ar",status="OK"}'] == 3
+    assert samples[latency.replace("_count", "_sum").format("predict", "REST")] > 0  # microseconds
+
+
+def test_request_metrics_render_hand_computed():
+    m = RequestMetrics()
+    m.record("ar", "predict", GRPC_ENTRYPOINT, "OK", 0.0015)
+    m.record("ar", "predict", GRPC_ENTRYPOINT, "INVALID_ARGUMENT", 0.0025)
+    m.record("cr", "status", REST_ENTRYPOINT, "OK", 0.000_25)
+    assert m.render().splitlines() == [
+        "# TYPE :tensorflow:serving:request_count counter",
+        ':tensorflow:serving:request_count{API="predict",model_name="ar",status="INVALID_ARGUMENT"} 1',
+        ':tensorflow:serving:request_count{API="predict",model_name="ar",status="OK"} 1',
+        ':tensorflow:serving:request_count{API="status",model_name="cr",status="OK"} 1',
+        "# TYPE :tensorflow:serving:request_latency summary",
+        ':tensorflow:serving:request_latency_sum{API="predict",entrypoint="GRPC",model_name="ar"} 4000',
+        ':tensorflow:serving:request_latency_count{API="predict",entrypoint="GRPC",model_name="ar"} 2',
+        ':tensorflow:serving:request_latency_sum{API="status",entrypoint="REST",model_name="cr"} 250',
+        ':tensorflow:serving:request_latency_count{API="status",entrypoint="REST",model_name="cr"} 1',
+    ]
+    with pytest.raises(ValueError, match="entrypoint must be one of"):
+        m.record("ar", "predict", "rest", "OK", 0.001)
 
 
 @pytest.mark.parametrize("value", [
@@ -298,20 +355,25 @@ def test_make_client_rejects_unknown_protocol():
         make_client("udp", "x")
 
 
-def test_connection_refused_is_unavailable():
+@pytest.mark.parametrize("protocol", ["grpc", "rest"])
+def test_connection_refused_is_unavailable(protocol):
     port = B.free_port()
-    for c in (GrpcServingClient(f"127.0.0.1:{port}"), RestServingClient(f"http://127.0.0.1:{port}")):
-        _raises(lambda: c.status(F.AR_MODEL_NAME, timeout=2), grpc.StatusCode.UNAVAILABLE, "")
-        c.close()
+    with make_client(protocol, f"127.0.0.1:{port}") as c:
+        e = _raises(lambda: c.status(F.AR_MODEL_NAME, timeout=2), grpc.StatusCode.UNAVAILABLE,
+                    "Connection refused")
+    # The message names the address (gRPC's own text; the REST client puts the URL first).
+    if protocol == "grpc":
+        assert e.message.startswith("failed to connect to all addresses") and f"127.0.0.1:{port}" in e.message
+    else:
+        assert e.message.startswith(f"http://127.0.0.1:{port}/v1/models/{F.AR_MODEL_NAME}: ")
 
 
 # ------------------------------------------------------------------- versions: swap, failure, batching
 def test_new_version_is_loaded_then_old_retired(serving_root, tmp_path):
     root = str(tmp_path)
     T.prepare_serving_root(root, version=1)
-    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0).start()
-    try:
-        c = GrpcServingClient(s.grpc_address)
+    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0) as s, \
+            GrpcServingClient(s.grpc_address) as c:
         assert c.status(F.AR_MODEL_NAME)[0].version == 1
         T.push_version(root, 2)
         os.makedirs(os.path.join(root, F.AR_MODEL_NAME, "3"))  # no saved_model.pb yet: not a version
@@ -321,34 +383,26 @@ def test_new_version_is_loaded_then_old_retired(serving_root, tmp_path):
         x = T.sample_inputs(F.AR_MODEL_NAME)
         assert c.start_predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 2
         _raises(lambda: c.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE, version=1),
-                grpc.StatusCode.NOT_FOUND, f"Specific({F.AR_MODEL_NAME}, 1)")
-        c.close()
-    finally:
-        s.stop()
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({F.AR_MODEL_NAME}, 1)")
 
 
 def test_version_that_fails_to_load_keeps_the_old_one_serving(tmp_path):
     root = str(tmp_path)
     T.prepare_serving_root(root, version=1)
-    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                           max_load_retries=1).start()
-    try:
+    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                            max_load_retries=1) as s, GrpcServingClient(s.grpc_address) as c:
         bad = os.path.join(root, F.CR_MODEL_NAME, "2")
         os.makedirs(bad)
         with open(os.path.join(bad, "saved_model.pb"), "wb") as fh:
             fh.write(b"not a SavedModel")
         for _ in range(3):  # first try, one retry, then no more attempts
             s.poll_once()
-        c = GrpcServingClient(s.grpc_address)
         states = {st.version: st for st in c.status(F.CR_MODEL_NAME)}
         assert states[2].state == "END" and states[2].error_code != "OK"
         assert "failed to load" in states[2].error_message
         assert (states[1].state, states[1].error_code) == ("AVAILABLE", "OK")
         x = T.sample_inputs(F.CR_MODEL_NAME)
         assert c.start_predict(F.CR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 1
-        c.close()
-    finally:
-        s.stop()
 
 
 def test_warmup_records_run_before_a_version_is_served(tmp_path):
@@ -366,33 +420,24 @@ def test_warmup_records_run_before_a_version_is_served(tmp_path):
     with tf.io.TFRecordWriter(warmup) as w:
         w.write(prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
-    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                           max_load_retries=0).start()
-    try:
-        c = GrpcServingClient(s.grpc_address)
+    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                            max_load_retries=0) as s, GrpcServingClient(s.grpc_address) as c:
         ar = {st.version: st for st in c.status(F.AR_MODEL_NAME)}
         assert ar[2].state == "END" and "not_an_input" in ar[2].error_message
         assert c.status(F.CR_MODEL_NAME)[0].version == 2  # CR's warm-up file is fine
-        c.close()
-    finally:
-        s.stop()
 
 
 def test_batching_check_rejects_broadcast_inputs_like_tf_serving(serving_root):
     root, _ = serving_root
-    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                           enable_batching=True).start()
-    try:
-        c = GrpcServingClient(s.grpc_address)
+    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
+                            enable_batching=True) as s, GrpcServingClient(s.grpc_address) as c:
         _raises(lambda: c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=True),
                                   F.RAW_SIGNATURE),
-                grpc.StatusCode.INVALID_ARGUMENT, "must have equal 0th-dimension size")
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Batching session Run() input tensors must have equal 0th-dimension size")
         out = c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=False),
                         F.RAW_SIGNATURE)
         assert out[F.PCTR_AD].shape == (3,)
-        c.close()
-    finally:
-        s.stop()
 
 
 # ----------------------------------------------------------------------------- real TF Serving
@@ -410,5 +455,6 @@ def test_real_tf_serving_matches_in_process(serving_root, loaded):
                                            rtol=1e-6)
                 assert set(c.metadata(m).signatures) >= {F.RAW_SIGNATURE, F.SERVING_SIGNATURE}
                 assert c.status(m)[0].state == "AVAILABLE"
-            _raises(lambda: c.predict("nope", x, F.RAW_SIGNATURE), grpc.StatusCode.NOT_FOUND, "nope")
+            _raises(lambda: c.predict("nope", x, F.RAW_SIGNATURE), grpc.StatusCode.NOT_FOUND,
+                    "Servable not found for request: Latest(nope)")
             c.close()

@@ -26,7 +26,7 @@ from serving.router import (PeriCRRouter, RequestError, RequestLimits, RouterCli
 from serving.router import core as C
 from serving.router import request as R
 from serving.sample_requests import random_request
-from serving.standin_server import ModelServerStandIn
+from serving.standin import ModelServerStandIn
 
 MODELS = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
 

@@ -86,7 +86,7 @@ def test_start_script_without_binary_explains_and_exits_127(tmp_path):
     r = subprocess.run(["bash", os.path.join(REPO, "serving", "start_tf_serving.sh"), str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 127
-    assert "tensorflow_model_server is not on PATH" in r.stderr and "standin_server" in r.stderr
+    assert "tensorflow_model_server is not on PATH" in r.stderr and "python -m serving.standin --serving-root" in r.stderr
 
 
 def test_start_script_runs_the_binary_with_rendered_config(tmp_path):
@@ -164,7 +164,7 @@ def test_model_servers_one_per_model_pinned_and_stopped(tmp_path):
         if len(os.sched_getaffinity(0)) >= 2:
             assert not set(servers.ar.cpus) & set(servers.cr.cpus)
         processes = [s.process for s in servers.servers.values()]
-    assert all(p.poll() is not None for p in processes)
+    assert [p.poll() for p in processes] == [0, 0]  # SIGTERM: each stopped its servers and exited
 
 
 def test_model_servers_stop_the_first_when_the_second_fails(monkeypatch, tmp_path):
@@ -187,6 +187,39 @@ def test_model_servers_stop_the_first_when_the_second_fails(monkeypatch, tmp_pat
     with pytest.raises(RuntimeError, match="cr server failed"):
         B.start_model_servers(str(tmp_path), kind=B.STAND_IN)
     assert stopped == [F.AR_MODEL_NAME]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_run_until_signalled_stops_the_server_once_on_a_signal(capsys, sig):
+    """The main loop of both servers (router, stand-in): start, ready line, serve, stop on a signal."""
+    import gc
+    import signal
+    import threading
+
+    from serving import runtime
+
+    events = []
+
+    class Server:
+        def stop(self):
+            events.append("stop")
+
+    def start():
+        events.append("start")
+        threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, sig))).start()
+        return Server()
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    threshold = gc.get_threshold()
+    try:
+        runtime.run_until_signalled(start, lambda server: f"ready: {type(server).__name__}")
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    assert events == ["start", "stop"]
+    assert capsys.readouterr().err == "ready: Server\n"
 
 
 # ------------------------------------------------------------------------------------ sample requests

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Dict, Optional, Union
 
 import orjson
+
+from serving.json_http import ThreadLocalSession
 
 
 class RouterError(Exception):
@@ -28,19 +29,10 @@ class RouterClient:
     def __init__(self, base_url: str, timeout: float = 30.0):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._local = threading.local()
-
-    def _session(self):
-        import requests
-
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = self._local.session = requests.Session()
-        return s
+        self._http = ThreadLocalSession()
 
     def _call(self, method: str, path: str, body: Optional[bytes] = None) -> Dict[str, Any]:
-        r = self._session().request(method, self.base_url + path, data=body, timeout=self.timeout,
-                                    headers={"Content-Type": "application/json"} if body else None)
+        r = self._http.request(method, self.base_url + path, body, self.timeout)
         try:
             payload = orjson.loads(r.content)
         except orjson.JSONDecodeError:

@@ -1,11 +1,13 @@
 """The Peri-CR router: ranks a request's M ads with AR and picks each ad's creative with CR.
 
-Four orders of the two models (seed 000, "Online Parallelism Architecture" and Table 1):
+Four orders of the two models (Yang et al., AAAI 2024 — JAC / Peri-CR: "Online Parallelism Architecture"
+and Table 1):
 
 * ``peri`` (Peri-CR, the default): AR on the M ads and CR on all M x N creatives are requested at
   once — two concurrent gRPC calls — so the latency is that of the slower model, not their sum.
-* ``pre`` (Pre-CR, CACS's order): CR first picks every ad's creative, then AR ranks the ads. The AR
-  signature has no creative inputs, so the ranking equals ``peri``'s; the mode measures the serial cost.
+* ``pre`` (Pre-CR, the order of CACS, Lin et al., SIGIR 2022): CR first picks every ad's creative,
+  then AR ranks the ads. The AR signature has no creative inputs, so the ranking equals ``peri``'s; the
+  mode measures the serial cost.
 * ``post`` (Post-CR): AR first, then CR only for the top-L ads' creatives.
 * ``no-cr``: AR only; each ad shows a random creative (seeded by the request's ``seed`` and user id).
 
@@ -253,47 +255,41 @@ class PeriCRRouter:
         finally:
             timing[f"{prefix}_encode_ms"] = (time.perf_counter() - t0) * 1e3
 
+    @staticmethod
+    def _scores(call, error, output: str, rows: int, what: str, prefix: str, timing):
+        """(result, None) once ``result.outputs[output]`` is checked to be finite float32 [rows], else
+        (None, the error). ``prefix`` ("ar" / "cr") names the call's entries in ``timing``."""
+        if call is None:
+            return None, error
+        try:
+            result = call.result()
+        except ServingError as e:
+            return None, e
+        scores = np.asarray(result.outputs.get(output), dtype=np.float32).reshape(-1)
+        if scores.shape != (rows,) or not np.isfinite(scores).all():
+            return None, ServingError(grpc.StatusCode.INTERNAL, f"{prefix.upper()} returned {output} of "
+                                                                f"shape {scores.shape} for {rows} {what}")
+        result.outputs[output] = scores
+        timing[f"{prefix}_rpc_ms"] = result.rpc_ms
+        timing[f"{prefix}_decode_ms"] = result.decode_ms
+        return result, None
+
     def _ar_result(self, call, error, req: RankRequest, timing) -> PredictResult:
-        if call is not None:
-            try:
-                result = call.result()
-                pctr = np.asarray(result.outputs.get(F.PCTR_AD), dtype=np.float32).reshape(-1)
-                if pctr.shape != (req.num_ads,) or not np.isfinite(pctr).all():
-                    raise ServingError(grpc.StatusCode.INTERNAL,
-                                       f"AR returned {F.PCTR_AD} of shape {pctr.shape} for "
-                                       f"{req.num_ads} ads")
-                result.outputs[F.PCTR_AD] = pctr
-                self._account(result, timing, "ar")
-                return result
-            except ServingError as e:
-                error = e
-        raise BackendError(f"ad ranker ({self.config.ar_model}) failed: {error.code.name}: "
-                           f"{error.message}")
+        result, error = self._scores(call, error, F.PCTR_AD, req.num_ads, "ads", "ar", timing)
+        if result is None:
+            raise BackendError(f"ad ranker ({self.config.ar_model}) failed: {error.code.name}: "
+                               f"{error.message}")
+        return result
 
     def _cr_result(self, call, error, rows: int, timing):
         """(result or None, reason or None)."""
-        if call is not None:
-            try:
-                result = call.result()
-                pctr = np.asarray(result.outputs.get(F.PCTR_C), dtype=np.float32).reshape(-1)
-                if pctr.shape != (rows,) or not np.isfinite(pctr).all():
-                    raise ServingError(grpc.StatusCode.INTERNAL,
-                                       f"CR returned {F.PCTR_C} of shape {pctr.shape} for {rows} "
-                                       "creatives")
-                result.outputs[F.PCTR_C] = pctr
-                self._account(result, timing, "cr")
-                return result, None
-            except ServingError as e:
-                error = e
+        result, error = self._scores(call, error, F.PCTR_C, rows, "creatives", "cr", timing)
+        if result is not None:
+            return result, None
         reason = (f"creative ranker ({self.config.cr_model}) failed: {error.code.name}: "
                   f"{error.message}")
         log.warning("degraded: %s", reason)
         return None, reason
-
-    @staticmethod
-    def _account(result: PredictResult, timing, prefix):
-        timing[f"{prefix}_rpc_ms"] = result.rpc_ms
-        timing[f"{prefix}_decode_ms"] = result.decode_ms
 
     # -- ranking
     def rank(self, request: Any) -> Dict[str, Any]:

@@ -149,19 +149,43 @@ def _first(values: List[Any], bad: Callable[[Any], bool]) -> int:
     return next(i for i, v in enumerate(values) if bad(v))
 
 
+# JSON types, exactly (orjson and json decode to these): True is not an integer, 1.0 not one either.
+_INT = frozenset({int})
+_NUMBER = frozenset({int, float})
+_LIST = frozenset({list})
+_OBJECT = frozenset({dict})
+
+
+def _value_path(where: Callable[[int], str], name: Optional[str], items: bool) -> Callable[[int], str]:
+    """The path of value ``i``: ``<where(i)>.<name>`` (a field of object ``i``), or with ``items``
+    ``where(i)`` itself (list items: ``sequence.seq_ad_ids[3]``)."""
+    return where if items else (lambda i: f"{where(i)}.{name}")
+
+
+def _check_types(values: List[Any], types: frozenset, expected: str, where: Callable[[int], str],
+                 name: Optional[str] = None, items: bool = False) -> None:
+    """Raises :class:`RequestError` for the first value whose type is not one of ``types``.
+
+    A field absent from object ``i`` (``_MISSING``) is "``<where(i)>``: missing field '<name>'";
+    any other value is "``<path>``: expected <expected>, got <what it is>" (see :func:`_value_path`).
+    """
+    if set(map(type, values)) <= types:  # one C-speed pass in the common, valid case
+        return
+    i = _first(values, lambda v: type(v) not in types)
+    if values[i] is _MISSING:
+        raise RequestError(f"{where(i)}: missing field '{name}'")
+    raise RequestError(f"{_value_path(where, name, items)(i)}: expected {expected}, got "
+                       f"{_describe(values[i])}")
+
+
 def _int_column(values: List[Any], name: str, where: Callable[[int], str],
                 items: bool = False) -> np.ndarray:
     """Strict int64 column: JSON integers only, non-negative, inside the feature's domain.
 
-    ``where(i)`` names the object holding value ``i`` (the error names ``<where>.<name>``), or with
-    ``items`` the value itself (list items: ``sequence.seq_ad_ids[3]``).
+    ``where`` and ``items`` name value ``i`` in errors (:func:`_value_path`).
     """
-    path = where if items else (lambda i: f"{where(i)}.{name}")
-    if set(map(type, values)) - {int}:
-        i = _first(values, lambda v: type(v) is not int)
-        if values[i] is _MISSING:
-            raise RequestError(f"{where(i)}: missing field '{name}'")
-        raise RequestError(f"{path(i)}: expected an integer, got {_describe(values[i])}")
+    _check_types(values, _INT, "an integer", where, name, items)
+    path = _value_path(where, name, items)
     try:
         arr = np.fromiter(values, dtype=np.int64, count=len(values))
     except OverflowError:
@@ -180,17 +204,12 @@ def _int_column(values: List[Any], name: str, where: Callable[[int], str],
 
 def _float_column(values: List[Any], name: str, where: Callable[[int], str],
                   lo: float = -math.inf, hi: float = math.inf, items: bool = False) -> np.ndarray:
-    path = where if items else (lambda i: f"{where(i)}.{name}")
-    if set(map(type, values)) - {int, float}:
-        i = _first(values, lambda v: type(v) not in (int, float))
-        if values[i] is _MISSING:
-            raise RequestError(f"{where(i)}: missing field '{name}'")
-        raise RequestError(f"{path(i)}: expected a number, got {_describe(values[i])}")
+    _check_types(values, _NUMBER, "a number", where, name, items)
     arr = np.array(values, dtype=np.float64)
     bad = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
     if bad.any():
         i = int(np.argmax(bad))
-        raise RequestError(f"{path(i)}: {values[i]!r} is outside [{lo}, {hi}]")
+        raise RequestError(f"{_value_path(where, name, items)(i)}: {values[i]!r} is outside [{lo}, {hi}]")
     return arr
 
 
@@ -203,16 +222,17 @@ def _column(values: List[Any], name: str, where: Callable[[int], str], items: bo
     return _float_column(values, name, where, lo, hi, items).astype(np.float32)
 
 
-def _check_objects(items: List[Any], what: Callable[[int], str]) -> None:
-    if set(map(type, items)) - {dict}:
-        i = _first(items, lambda v: type(v) is not dict)
-        raise RequestError(f"{what(i)}: expected an object, got {_describe(items[i])}")
-
-
 def _check_keys(obj: dict, allowed, where: str) -> None:
     unknown = [k for k in obj if k not in allowed]
     if unknown:
         raise RequestError(f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def _check_object(value: Any, allowed, where: str, expected: str = "an object") -> None:
+    """``value`` at ``where`` is a JSON object with no keys outside ``allowed``."""
+    if not isinstance(value, dict):
+        raise RequestError(f"{where}: expected {expected}, got {_describe(value)}")
+    _check_keys(value, allowed, where)
 
 
 def _first_duplicate(keys: np.ndarray) -> Optional[int]:
@@ -239,17 +259,13 @@ def parse_request(obj: Any, limits: RequestLimits = RequestLimits(), default_slo
 
     # -- user
     user = obj[USER]
-    if not isinstance(user, dict):
-        raise RequestError(f"{USER}: expected an object, got {_describe(user)}")
-    _check_keys(user, F.USER_FEATURES, USER)
+    _check_object(user, F.USER_FEATURES, USER)
     user_values = {n: int(_int_column([user.get(n, _MISSING)], n, lambda i: USER)[0])
                    for n in F.USER_FEATURES}
 
     # -- behaviour sequence
     seq = obj[SEQUENCE]
-    if not isinstance(seq, dict):
-        raise RequestError(f"{SEQUENCE}: expected an object, got {_describe(seq)}")
-    _check_keys(seq, F.SEQUENCE_FEATURES, SEQUENCE)
+    _check_object(seq, F.SEQUENCE_FEATURES, SEQUENCE)
     sequence = {}
     for n in F.SEQUENCE_FEATURES:
         values = seq.get(n, _MISSING)
@@ -337,22 +353,18 @@ def _check_unique_creatives(creatives: Dict[str, np.ndarray], counts: np.ndarray
 def _ads_from_rows(ads: List[Any], limits: RequestLimits):
     """Row form: (ad columns, creative columns, hist_ctr, offsets)."""
     _check_num_ads(len(ads), limits)
-    _check_objects(ads, lambda i: f"{ADS}[{i}]")
+    ad_where = lambda i: f"{ADS}[{i}]"  # noqa: E731
+    _check_types(ads, _OBJECT, "an object", ad_where, items=True)
     ad_allowed = set(AD_FIELDS) | {CREATIVES}
     for i, ad in enumerate(ads):
         if not ad.keys() <= ad_allowed:
-            _check_keys(ad, ad_allowed, f"{ADS}[{i}]")
-    ad_where = lambda i: f"{ADS}[{i}]"  # noqa: E731
+            _check_keys(ad, ad_allowed, ad_where(i))
     ad_columns = {n: _column([ad.get(n, _MISSING) for ad in ads], n, ad_where) for n in AD_FIELDS}
     _check_unique_ads(ad_columns, lambda i: f"{ADS}[{i}].{F.AD_ID}")
 
     # -- creatives
     lists = [ad.get(CREATIVES, _MISSING) for ad in ads]
-    if set(map(type, lists)) - {list}:
-        i = _first(lists, lambda v: type(v) is not list)
-        if lists[i] is _MISSING:
-            raise RequestError(f"{ADS}[{i}]: missing field '{CREATIVES}'")
-        raise RequestError(f"{ADS}[{i}].{CREATIVES}: expected a list, got {_describe(lists[i])}")
+    _check_types(lists, _LIST, "a list", ad_where, CREATIVES)
     counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
     offsets = _offsets(counts, limits, lambda i: f"{ADS}[{i}].{CREATIVES}")
     total = int(offsets[-1])
@@ -362,7 +374,7 @@ def _ads_from_rows(ads: List[Any], limits: RequestLimits):
         i = int(np.searchsorted(offsets, j, side="right") - 1)
         return f"{ADS}[{i}].{CREATIVES}[{j - int(offsets[i])}]"
 
-    _check_objects(flat, cr_where)
+    _check_types(flat, _OBJECT, "an object", cr_where, items=True)
     cr_allowed = set(F.CREATIVE_FEATURES) | {HIST_CTR}
     # Once every required field is found below, a creative has an unknown field iff it has more keys
     # than the required ones plus hist_ctr: one C-speed pass instead of a key-set check per creative.
@@ -389,10 +401,7 @@ def _ads_from_rows(ads: List[Any], limits: RequestLimits):
 
 def _column_lists(obj: Any, where: str, required, optional=()) -> Dict[str, list]:
     """A column-form object's lists, all of one length: required ones present, no unknown keys."""
-    if not isinstance(obj, dict):
-        raise RequestError(f"{where}: expected an object of columns, got {_describe(obj)}")
-    allowed = set(required) | set(optional)
-    _check_keys(obj, allowed, where)
+    _check_object(obj, set(required) | set(optional), where, "an object of columns")
     for n in required:
         if n not in obj:
             raise RequestError(f"{where}: missing column '{n}'")
@@ -417,9 +426,7 @@ def _ads_from_columns(ads: Dict[str, Any], creatives_obj: Any, limits: RequestLi
     ad_columns = {n: _column(ads[n], n, lambda i, n=n: f"{ADS}.{n}[{i}]", items=True) for n in AD_FIELDS}
     _check_unique_ads(ad_columns, lambda i: f"{ADS}.{F.AD_ID}[{i}]")
     counts_list = ads[NUM_CREATIVES]
-    if set(map(type, counts_list)) - {int}:
-        i = _first(counts_list, lambda v: type(v) is not int)
-        raise RequestError(f"{ADS}.{NUM_CREATIVES}[{i}]: expected an integer, got {_describe(counts_list[i])}")
+    _check_types(counts_list, _INT, "an integer", lambda i: f"{ADS}.{NUM_CREATIVES}[{i}]", items=True)
     counts = np.array(counts_list, dtype=np.int64)
     offsets = _offsets(counts, limits, lambda i: f"{ADS}.{NUM_CREATIVES}[{i}]")
     total = int(offsets[-1])
@@ -446,17 +453,13 @@ def _ads_from_columns(ads: Dict[str, Any], creatives_obj: Any, limits: RequestLi
 def _embedding_column(values: List[Any], where: Callable[[int], str], items: bool = False) -> np.ndarray:
     dim = F.CREATIVE_EMBEDDING_DIM
     name = F.CREATIVE_EMBEDDING
-    path = where if items else (lambda i: f"{where(i)}.{name}")
-    if set(map(type, values)) - {list}:
-        i = _first(values, lambda v: type(v) is not list)
-        if values[i] is _MISSING:
-            raise RequestError(f"{where(i)}: missing field '{name}'")
-        raise RequestError(f"{path(i)}: expected a list of {dim} numbers, got {_describe(values[i])}")
+    _check_types(values, _LIST, f"a list of {dim} numbers", where, name, items)
+    path = _value_path(where, name, items)
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     if (lengths != dim).any():
         i = int(np.argmax(lengths != dim))
         raise RequestError(f"{path(i)}: expected {dim} numbers, got {int(lengths[i])}")
-    if set(map(type, itertools.chain.from_iterable(values))) - {int, float}:
+    if not set(map(type, itertools.chain.from_iterable(values))) <= _NUMBER:
         i = _first(values, lambda v: any(type(x) not in (int, float) for x in v))
         bad = next(x for x in values[i] if type(x) not in (int, float))
         raise RequestError(f"{path(i)}: expected numbers, got {_describe(bad)}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import logging
-import signal
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import Optional
 import orjson
 
 from serving import runtime
+from serving.json_http import JsonRequestHandler
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
 from serving.router.request import MODES, RequestError, RequestLimits
 
@@ -44,26 +44,12 @@ _DRAIN_LIMIT = 4  # drain an oversize body up to this many times the limit, so t
 
 
 def _make_handler(router: PeriCRRouter, max_body_bytes: int):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonRequestHandler):
         server_version = "PeriCRRouter"
-
-        def setup(self):
-            super().setup()
-            runtime.set_nodelay(self.connection)
-
-        def log_message(self, fmt, *args):
-            log.debug("%s - %s", self.address_string(), fmt % args)
+        logger = log
 
         def _send(self, status: int, payload: dict):
-            body = orjson.dumps(payload)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_body(status, orjson.dumps(payload))
 
         def _error(self, status: int, message: str):
             self._send(status, {"error": message})
@@ -184,7 +170,7 @@ class RouterServer:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The router settings as command-line flags (shared with the demo and the benchmark)."""
+    """The router settings as command-line flags (:func:`config_from_args` reads them back)."""
     d = RouterConfig()
     lim = RequestLimits()
     parser.add_argument("--ar-timeout-ms", type=float, default=d.ar_timeout_ms)
@@ -224,25 +210,16 @@ def main(argv=None) -> int:
     parser.add_argument("--log-level", default="INFO")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    runtime.configure_logging(args.log_level)
     try:
         config = config_from_args(args, args.ar_address, args.cr_address)
     except ValueError as e:
         parser.error(str(e))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     with PeriCRRouter(config) as router:
-        runtime.tune_gc()
-        server = RouterServer(router, args.host, args.port, args.max_body_bytes).start()
-        print(f"router ready: {server.url}{RANK_PATH} (AR {config.ar_address}, "
-              f"CR {config.cr_address or config.ar_address})", file=sys.stderr, flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        finally:
-            server.stop()
+        runtime.run_until_signalled(
+            lambda: RouterServer(router, args.host, args.port, args.max_body_bytes).start(),
+            lambda server: f"router ready: {server.url}{RANK_PATH} (AR {config.ar_address}, "
+                           f"CR {config.cr_address or config.ar_address})")
     return 0
 
 
