@@ -25,7 +25,7 @@ warning in the log; the served pair is left unchanged. The ``PushedModel`` artif
 import os
 import re
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from absl import logging
 from tfx import types
@@ -61,6 +61,11 @@ def push_targets(present: Sequence[str]) -> Dict[str, str]:
     return {name: single_model_name(name) for name in present}
 
 
+def layout_of(targets: Mapping[str, str]) -> str:
+    """:data:`PAIR_LAYOUT` when ``targets`` (of :func:`push_targets`) is the served pair, else :data:`SINGLE_LAYOUT`."""
+    return PAIR_LAYOUT if tuple(targets.values()) == MODEL_NAMES else SINGLE_LAYOUT
+
+
 def served_versions(base_directory: str, name: str) -> List[int]:
     """Integer version directories under ``<base_directory>/<name>/`` (what TF Serving would load)."""
     path = os.path.join(base_directory, name)
@@ -90,6 +95,31 @@ def publish_saved_model(source: str, destination: str) -> None:
     fileio.rename(staging, destination)
 
 
+def push_online_models(model_path: str, base_directory: str, now: int) -> Tuple[Dict[str, str], int]:
+    """Publishes the online SavedModels under ``model_path`` into the model base ``base_directory``.
+
+    Both ``ar/`` and ``cr/``: the pair, one version for both. One of them: that model as ``<name>-only``
+    (:func:`push_targets`), logged as a warning. Returns ``({online model: name pushed as}, version)``.
+    """
+    present = [n for n in MODEL_NAMES if fileio.exists(os.path.join(model_path, n, SAVED_MODEL_PB))]
+    if not present:
+        raise FileNotFoundError(f"the model at {model_path} has neither {MODEL_NAMES[0]}/ nor "
+                                f"{MODEL_NAMES[1]}/ SavedModel to push")
+    targets = push_targets(present)
+    if layout_of(targets) == SINGLE_LAYOUT:
+        logging.warning(
+            "The model at %s has only %s/ (an ablation variant): pushing it as %s, outside the served "
+            "%s/ + %s/ pair, which stays as it was", model_path, ", ".join(present),
+            ", ".join(targets.values()), *MODEL_NAMES)
+    version = next_version(base_directory, now, list(targets.values()))
+    for source, target in targets.items():
+        fileio.makedirs(os.path.join(base_directory, target))
+        destination = os.path.join(base_directory, target, str(version))
+        publish_saved_model(os.path.join(model_path, source), destination)
+        logging.info("Pushed %s version %d to %s", target, version, destination)
+    return targets, version
+
+
 class PairPusherExecutor(pusher_executor.Executor):
     """Standard Pusher semantics; pushes ``ar/`` and ``cr/`` of the model as one version pair.
 
@@ -111,26 +141,9 @@ class PairPusherExecutor(pusher_executor.Executor):
             raise NotImplementedError("PairPusherExecutor pushes to a filesystem destination only")
         base_directory = push_destination.filesystem.base_directory
 
-        present = [n for n in MODEL_NAMES if fileio.exists(os.path.join(model_path, n, SAVED_MODEL_PB))]
-        if not present:
-            raise FileNotFoundError(f"the model at {model_path} has neither {MODEL_NAMES[0]}/ nor "
-                                    f"{MODEL_NAMES[1]}/ SavedModel to push")
-        targets = push_targets(present)
-        layout = PAIR_LAYOUT if list(targets.values()) == list(MODEL_NAMES) else SINGLE_LAYOUT
-        if layout == SINGLE_LAYOUT:
-            logging.warning(
-                "The model at %s has only %s/ (an ablation variant): pushing it as %s, outside the served "
-                "%s/ + %s/ pair, which stays as it was", model_path, ", ".join(present),
-                ", ".join(targets.values()), *MODEL_NAMES)
-        version = next_version(base_directory, int(time.time()), list(targets.values()))
-        for source, target in targets.items():
-            fileio.makedirs(os.path.join(base_directory, target))
-            destination = os.path.join(base_directory, target, str(version))
-            publish_saved_model(os.path.join(model_path, source), destination)
-            logging.info("Pushed %s version %d to %s", target, version, destination)
-
+        targets, version = push_online_models(model_path, base_directory, int(time.time()))
         # Archive the whole model (nested SavedModels included) under the PushedModel artifact.
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=base_directory, pushed_version=str(version))
         model_push.set_string_custom_property("pushed_models", ",".join(targets.values()))
-        model_push.set_string_custom_property("push_layout", layout)
+        model_push.set_string_custom_property("push_layout", layout_of(targets))
