@@ -2,9 +2,9 @@
 
     python benchmarks/bench_cr_latency.py [--rows 10000] [--calls 300] [--impressions 5000]
 
-Builds a CR model of the paper's size (dim-4 embeddings, 128x64x32 MLP, K=8192 x D=128 pctr codes) on a
-small simulated log (simulator -> Transform -> export; the weights need not be trained for timing), loads
-the exported SavedModel with ``tf.saved_model.load`` and times ``predict_raw`` with TensorFlow limited to
+Builds a CR model of JAC's size (Yang et al., AAAI 2024: dim-4 embeddings, 128x64x32 MLP, K=8192 x D=128
+pctr codes) on a small simulated log (simulator -> Transform -> export; the weights need not be trained for
+timing), loads the exported SavedModel with ``tf.saved_model.load`` and times ``predict_raw`` with TensorFlow limited to
 one thread (intra- and inter-op). The request is one user (batch-1 user features, broadcast by the model)
 and ``rows`` (ad, creative) rows drawn from the log. Goal: p99 <= 28 ms.
 """

@@ -1,9 +1,9 @@
 """Hyperparameters of the joint ad & creative ranker (JAC), in one typed dataclass.
 
-Defaults follow the paper's implementation details: AR embeddings of dimension 16, a 2-layer 2-head
-transformer over the behaviour sequence, DCN beside a 512x512x256x128 deep tower; CR embeddings of
-dimension 4 and a 128x64x32 MLP; the pctr_ad quantizer with K = 8192 codes of dimension D = 128;
-Adagrad at 0.05, batch 512, one epoch, no dropout.
+Defaults follow the implementation details of JAC (Yang et al., AAAI 2024): AR embeddings of dimension
+16, a 2-layer 2-head transformer over the behaviour sequence, DCN beside a 512x512x256x128 deep tower; CR
+embeddings of dimension 4 and a 128x64x32 MLP; the pctr_ad quantizer with K = 8192 codes of dimension
+D = 128; Adagrad at 0.05, batch 512, one epoch, no dropout.
 
 The TFX Trainer overrides fields through ``custom_config={MODEL_CONFIG_KEY: {...}}`` (``"model_config"``;
 this module imports no TensorFlow, so the pipeline definition can use the key)::

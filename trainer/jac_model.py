@@ -134,6 +134,6 @@ class JACModel(keras.Model):
 
 
 def make_optimizer(config: JACConfig) -> keras.optimizers.Optimizer:
-    """Adagrad at ``config.learning_rate`` (the paper: 0.05)."""
+    """Adagrad at ``config.learning_rate`` (Yang et al., AAAI 2024: 0.05)."""
     return keras.optimizers.Adagrad(learning_rate=config.learning_rate,
                                     initial_accumulator_value=config.adagrad_initial_accumulator)

@@ -1,6 +1,6 @@
 """Log-scale quantization of pctr_ad into a learned code embedding, with a straight-through gradient.
 
-Eq. (5) of the paper maps a CTR :math:`p \\in [0, 1]` to one of :math:`K` codes
+Eq. (5) of JAC (Yang et al., AAAI 2024) maps a CTR :math:`p \\in [0, 1]` to one of :math:`K` codes
 
 .. math::
 
