@@ -2,7 +2,8 @@
 
 Every stage imports names from here: the simulator writes exactly these columns, Transform reads them,
 the trainer builds its inputs from the groups, the serving signatures take the groups named below, and the
-metrics read the ids, candidates, label and truth columns. No other file spells a feature name.
+metrics read the ids, candidates, label and truth columns. No other file spells a feature name (nor a
+split name: :data:`TRAIN_SPLIT`, :data:`EVAL_SPLIT`).
 
 Layout of one impression (one ``tf.train.Example``)::
 
@@ -148,38 +149,39 @@ _G_LABEL = "label"
 _G_TRUTH = "truth"
 
 
-def _cat(name, group, domain=None):
+def _int_scalar(name, group, domain=None):
+    """An int64 scalar: an id, a count, an index or (with ``domain``) a small categorical code."""
     return Feature(name, INT, SCALAR, group, domain=domain)
 
 
 FEATURES: Tuple[Feature, ...] = (
-    _cat(REQUEST_ID, _G_IDS),
-    _cat(DAY, _G_IDS),
-    _cat(SLOT, _G_IDS),
-    _cat(USER_ID, _G_USER),
-    _cat(USER_GENDER, _G_USER, len(GENDERS)),
-    _cat(USER_AGE_BUCKET, _G_USER, len(AGE_BUCKETS)),
-    _cat(USER_CITY_TIER, _G_USER, len(CITY_TIERS)),
-    _cat(USER_DEVICE, _G_USER, len(DEVICES)),
-    _cat(USER_OS, _G_USER, len(OSES)),
-    _cat(USER_ACTIVITY_LEVEL, _G_USER, len(ACTIVITY_LEVELS)),
-    _cat(USER_INCOME_BUCKET, _G_USER, len(INCOME_BUCKETS)),
-    _cat(USER_MEMBER_LEVEL, _G_USER, len(MEMBER_LEVELS)),
-    _cat(USER_PURCHASE_FREQ, _G_USER, len(PURCHASE_FREQS)),
-    _cat(AD_ID, _G_AD),
-    _cat(AD_ADVERTISER_ID, _G_AD),
-    _cat(AD_CATEGORY, _G_AD, NUM_AD_CATEGORIES),
-    _cat(AD_BRAND_ID, _G_AD),
-    _cat(AD_PRICE_BUCKET, _G_AD, len(PRICE_BUCKETS)),
+    _int_scalar(REQUEST_ID, _G_IDS),
+    _int_scalar(DAY, _G_IDS),
+    _int_scalar(SLOT, _G_IDS),
+    _int_scalar(USER_ID, _G_USER),
+    _int_scalar(USER_GENDER, _G_USER, len(GENDERS)),
+    _int_scalar(USER_AGE_BUCKET, _G_USER, len(AGE_BUCKETS)),
+    _int_scalar(USER_CITY_TIER, _G_USER, len(CITY_TIERS)),
+    _int_scalar(USER_DEVICE, _G_USER, len(DEVICES)),
+    _int_scalar(USER_OS, _G_USER, len(OSES)),
+    _int_scalar(USER_ACTIVITY_LEVEL, _G_USER, len(ACTIVITY_LEVELS)),
+    _int_scalar(USER_INCOME_BUCKET, _G_USER, len(INCOME_BUCKETS)),
+    _int_scalar(USER_MEMBER_LEVEL, _G_USER, len(MEMBER_LEVELS)),
+    _int_scalar(USER_PURCHASE_FREQ, _G_USER, len(PURCHASE_FREQS)),
+    _int_scalar(AD_ID, _G_AD),
+    _int_scalar(AD_ADVERTISER_ID, _G_AD),
+    _int_scalar(AD_CATEGORY, _G_AD, NUM_AD_CATEGORIES),
+    _int_scalar(AD_BRAND_ID, _G_AD),
+    _int_scalar(AD_PRICE_BUCKET, _G_AD, len(PRICE_BUCKETS)),
     Feature(AD_HIST_CTR, FLOAT, SCALAR, _G_AD_HISTORY),
-    _cat(AD_HIST_IMPS, _G_AD_HISTORY),
+    _int_scalar(AD_HIST_IMPS, _G_AD_HISTORY),
     Feature(SEQ_AD_IDS, INT, VARLEN, _G_SEQUENCE),
     Feature(SEQ_AD_CATEGORIES, INT, VARLEN, _G_SEQUENCE, domain=NUM_AD_CATEGORIES),
-    _cat(CREATIVE_ID, _G_CREATIVE),
-    _cat(CREATIVE_STYLE, _G_CREATIVE, len(CREATIVE_STYLES)),
-    _cat(CREATIVE_COLOR_TONE, _G_CREATIVE, len(COLOR_TONES)),
-    _cat(CREATIVE_PRICE_TAG, _G_CREATIVE, len(PRICE_TAGS)),
-    _cat(CREATIVE_TEXT_LENGTH, _G_CREATIVE, len(TEXT_LENGTHS)),
+    _int_scalar(CREATIVE_ID, _G_CREATIVE),
+    _int_scalar(CREATIVE_STYLE, _G_CREATIVE, len(CREATIVE_STYLES)),
+    _int_scalar(CREATIVE_COLOR_TONE, _G_CREATIVE, len(COLOR_TONES)),
+    _int_scalar(CREATIVE_PRICE_TAG, _G_CREATIVE, len(PRICE_TAGS)),
+    _int_scalar(CREATIVE_TEXT_LENGTH, _G_CREATIVE, len(TEXT_LENGTHS)),
     Feature(CREATIVE_EMBEDDING, FLOAT, FIXED, _G_CREATIVE, length=CREATIVE_EMBEDDING_DIM),
     Feature(CAND_CREATIVE_IDS, INT, VARLEN, _G_CANDIDATES),
     Feature(CAND_STYLES, INT, VARLEN, _G_CANDIDATES, domain=len(CREATIVE_STYLES)),
@@ -187,10 +189,10 @@ FEATURES: Tuple[Feature, ...] = (
     Feature(CAND_PRICE_TAGS, INT, VARLEN, _G_CANDIDATES, domain=len(PRICE_TAGS)),
     Feature(CAND_TEXT_LENGTHS, INT, VARLEN, _G_CANDIDATES, domain=len(TEXT_LENGTHS)),
     Feature(CAND_EMBEDDINGS, FLOAT, VARLEN, _G_CANDIDATES),
-    _cat(NUM_CANDIDATES, _G_CANDIDATES),
+    _int_scalar(NUM_CANDIDATES, _G_CANDIDATES),
     Feature(PROPENSITY, FLOAT, SCALAR, _G_LOGGING),
-    _cat(EXPOSED_INDEX, _G_LOGGING),
-    _cat(CLICK, _G_LABEL, 2),
+    _int_scalar(EXPOSED_INDEX, _G_LOGGING),
+    _int_scalar(CLICK, _G_LABEL, 2),
     Feature(TRUTH_CTR, FLOAT, SCALAR, _G_TRUTH),
     Feature(TRUTH_CAND_CTRS, FLOAT, VARLEN, _G_TRUTH),
 )
@@ -259,6 +261,12 @@ SERVING_SIGNATURE = "serving_default"  # serialized tf.Example
 # Model names in the serving layout <serving_root>/{ar,cr}/<version>/.
 AR_MODEL_NAME = "ar"
 CR_MODEL_NAME = "cr"
+
+# ------------------------------------------------------------------------------------------- splits
+# The two splits of an impression log: the simulator's folders <data_dir>/{train,eval}/, ExampleGen's
+# split names, and the Transform outputs (the last day is the evaluation split).
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
 
 
 def raw_feature_spec(names=None) -> dict:

@@ -2,9 +2,9 @@
 
     python benchmarks/bench_cr_latency.py [--rows 10000] [--calls 300] [--impressions 5000]
 
-Builds a CR model of the paper's size (dim-4 embeddings, 128x64x32 MLP, K=8192 x D=128 pctr codes) on a
-small simulated log (simulator -> Transform -> export; the weights need not be trained for timing), loads
-the exported SavedModel with ``tf.saved_model.load`` and times ``predict_raw`` with TensorFlow limited to
+Builds a CR model of JAC's size (Yang et al., AAAI 2024: dim-4 embeddings, 128x64x32 MLP, K=8192 x D=128
+pctr codes) on a small simulated log (simulator -> Transform -> export; the weights need not be trained for
+timing), loads the exported SavedModel with ``tf.saved_model.load`` and times ``predict_raw`` with TensorFlow limited to
 one thread (intra- and inter-op). The request is one user (batch-1 user features, broadcast by the model)
 and ``rows`` (ad, creative) rows drawn from the log. Goal: p99 <= 28 ms.
 """
@@ -32,7 +32,7 @@ from trainer.export import export_cr  # noqa: E402
 from trainer.jac_model import JACModel  # noqa: E402
 from trainer.random_batch import random_transformed_batch  # noqa: E402
 from transform import names as N  # noqa: E402
-from transform.local import analyze_and_transform  # noqa: E402
+from transform.local import TRANSFORM_GRAPH, analyze_and_transform  # noqa: E402
 
 
 def request_from_log(pattern: str, rows: int) -> dict:
@@ -60,14 +60,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         simulate(SimulatorConfig(num_impressions=args.impressions, num_days=2, seed=0,
                                  calibration_impressions=args.impressions), os.path.join(tmp, "raw"), progress=False)
-        paths = analyze_and_transform(os.path.join(tmp, "raw", "train", "*"), os.path.join(tmp, "raw", "eval", "*"),
-                                      os.path.join(tmp, "xf"))
+        raw_train, raw_eval = (os.path.join(tmp, "raw", split, "*") for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT))
+        paths = analyze_and_transform(raw_train, raw_eval, os.path.join(tmp, "xf"))
         import tensorflow_transform as tft
-        tft_output = tft.TFTransformOutput(paths["transform_graph"])
+        tft_output = tft.TFTransformOutput(paths[TRANSFORM_GRAPH])
         config = JACConfig(variant="cr", quantizer_r=100.0)
         model = JACModel(config, N.cardinalities(tft_output))
         model(random_transformed_batch(model.cardinalities, 8))  # build the weights
-        request = request_from_log(os.path.join(tmp, "raw", "eval", "*"), args.rows)
+        request = request_from_log(raw_eval, args.rows)
         signatures = {}
         for label, fused in (("fused (exported)", True), ("plain Keras CR", False)):
             export_dir = export_cr(model, tft_output, os.path.join(tmp, f"cr_{fused}"), warmup=False, fused=fused)

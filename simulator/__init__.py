@@ -3,16 +3,27 @@
     from simulator import SimulatorConfig, simulate
     summary = simulate(SimulatorConfig(num_impressions=200_000, seed=0), "data/default")
 
-writes ``train/`` and ``eval/`` TFRecord splits of ``tf.train.Example`` with every column of
-``features.FEATURES`` (truth columns included), ``summary.json`` and ``world.npz``. The click model is
-documented in :mod:`simulator.world`; the traffic and logging policies in :mod:`simulator.traffic`.
+writes the ``features.TRAIN_SPLIT`` and ``features.EVAL_SPLIT`` folders (``train/``, ``eval/``) of
+TFRecord ``tf.train.Example`` files with every column of ``features.FEATURES`` (truth columns included),
+``summary.json`` and ``world.npz``.
+
+Modules, each importing only those above it:
+
+* :mod:`simulator.config` -- ``SimulatorConfig``, every option;
+* :mod:`simulator.arrays` -- NumPy helpers (logistic, categorical draws, ragged rows);
+* :mod:`simulator.world` -- the entities, the click model and the day-by-day state (``World``);
+* :mod:`simulator.traffic` -- requests, the logging ad ranker and creative policy, the bias calibration;
+* :mod:`simulator.build` -- drawing a calibrated ``World`` from a config;
+* :mod:`simulator.tfrecord`, :mod:`simulator.generate` -- encoding and writing the log;
+  :mod:`simulator.truth` -- reading it back and true policy values; :mod:`simulator.cli` -- the command.
 """
 
+from simulator.build import build_world
 from simulator.config import EPSILON_GREEDY, LOGGING_POLICIES, UNIFORM, SimulatorConfig
-from simulator.generate import EVAL, TRAIN, OutputExistsError, format_summary, simulate
-from simulator.world import World, build_world, load_world, sample_requests
+from simulator.generate import OutputExistsError, format_summary, simulate
+from simulator.world import World, load_world
 
 __all__ = [
-    "EPSILON_GREEDY", "EVAL", "LOGGING_POLICIES", "TRAIN", "UNIFORM", "OutputExistsError", "SimulatorConfig",
-    "World", "build_world", "format_summary", "load_world", "sample_requests", "simulate",
+    "EPSILON_GREEDY", "LOGGING_POLICIES", "UNIFORM", "OutputExistsError", "SimulatorConfig", "World",
+    "build_world", "format_summary", "load_world", "simulate",
 ]

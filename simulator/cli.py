@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-creatives", type=int, default=_DEFAULT.min_creatives,
                    help="fewest creatives per ad (default %(default)s)")
     p.add_argument("--mean-creatives", type=float, default=_DEFAULT.mean_creatives,
-                   help="mean creative slots per ad (default %(default)s)")
+                   help="mean creative tracks per ad (default %(default)s)")
     p.add_argument("--max-creatives", type=int, default=_DEFAULT.max_creatives,
                    help="most creatives per ad (default %(default)s)")
     p.add_argument("--churn", type=float, default=_DEFAULT.creative_churn,

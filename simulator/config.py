@@ -16,7 +16,8 @@ class SimulatorConfig:
     """Everything that determines the simulated log. Same config (seed included) -> identical bytes.
 
     Sizes left as ``None`` scale with ``num_impressions`` (see :meth:`resolved`) so that any run keeps the
-    sparsity of a real creative log: a creative is shown only a handful of times (seed paper: ~6).
+    sparsity of a real creative log: a creative is shown only a handful of times (~6 in the production log of
+    Yang et al., AAAI 2024).
 
     Attributes:
       num_impressions: total impressions over all days (training days + the evaluation day).
@@ -24,14 +25,18 @@ class SimulatorConfig:
       num_users: users in the world (default ``num_impressions // 10``, at least 200).
       num_ads: ads in the world (default ``num_impressions // 40``, at least 50).
       num_advertisers: advertisers owning the ads (default ``num_ads // 5``, at least 1).
-      min_creatives: fewest creative slots an ad has (>= 1: every ad can always be shown).
-      mean_creatives: mean number of creative slots per ad (geometric above ``min_creatives``).
-      max_creatives: most creative slots an ad has.
-      creative_churn: daily probability that a slot's creative is retired and replaced by a new one.
-      late_slot_rate: probability that a slot (other than an ad's first) opens only on a later day.
-      early_retire_rate: probability that a slot (other than an ad's first) closes before the last day.
+      min_creatives: fewest creative tracks an ad has (>= 1: every ad can always be shown). A *track* is
+        one of an ad's creative positions: it holds one creative at a time (see ``simulator.world``).
+      mean_creatives: mean number of creative tracks per ad (geometric above ``min_creatives``).
+      max_creatives: most creative tracks an ad has.
+      creative_churn: daily probability that a track's creative is retired and replaced by a new one.
+      late_track_rate: probability that a track (other than an ad's first ``min_creatives``) opens only on
+        a later day.
+      early_retire_rate: probability that a track (other than an ad's first ``min_creatives``) closes
+        before the last day.
       ads_per_request: M, candidate ads per request (drawn by Zipf-like popularity).
-      slots: L, ads shown per request (top L of the logging ad ranker).
+      slots: L, ads shown per request (top L of the logging ad ranker): the page slots of
+        ``features.SLOT``.
       popularity_exponent: Zipf exponent ``s`` of the ad popularity ``(rank + popularity_offset)^-s``.
       popularity_offset: flattens the head of the popularity curve.
       ranker_noise: std of the logging ad ranker's noise on the true ad logit.
@@ -60,7 +65,7 @@ class SimulatorConfig:
     mean_creatives: float = 7.5
     max_creatives: int = 24
     creative_churn: float = 0.1
-    late_slot_rate: float = 0.1
+    late_track_rate: float = 0.1
     early_retire_rate: float = 0.1
     ads_per_request: int = 10
     slots: int = 3
@@ -132,7 +137,7 @@ class SimulatorConfig:
         if self.max_creatives < self.min_creatives:
             fail("max_creatives", f"must be >= min_creatives ({self.min_creatives}), got {self.max_creatives}")
         finite("mean_creatives", self.min_creatives, self.max_creatives, False, False)
-        for option in ("creative_churn", "late_slot_rate", "early_retire_rate"):
+        for option in ("creative_churn", "late_track_rate", "early_retire_rate"):
             finite(option, 0.0, 1.0, False, True)
         positive_int("ads_per_request")
         positive_int("slots")

@@ -23,13 +23,14 @@ from typing import Dict
 
 import numpy as np
 
+import features as F
 from simulator import traffic
+from simulator.arrays import sigmoid
+from simulator.build import build_world
 from simulator.config import EPSILON_GREEDY, SimulatorConfig
 from simulator.tfrecord import ShardedWriter, encode_tfrecords
-from simulator.world import World, build_world
+from simulator.world import World
 
-TRAIN = "train"
-EVAL = "eval"
 SUMMARY_FILE = "summary.json"
 WORLD_FILE = "world.npz"
 
@@ -68,7 +69,7 @@ class _SplitStats:
 
     def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray, day: int) -> None:
         ptr = batch.cand_ptr
-        cand_ctr = 1.0 / (1.0 + np.exp(-batch.cand_logit))
+        cand_ctr = sigmoid(batch.cand_logit)
         best = np.maximum.reduceat(cand_ctr, ptr[:-1])
         worst = np.minimum.reduceat(cand_ctr, ptr[:-1])
         multi = batch.num_candidates >= 2
@@ -167,7 +168,7 @@ def simulate(config: SimulatorConfig, out_dir: str, progress: bool = True, force
     try:
         summary = _generate(config, tmp, progress, started)
         summary["files"] = {split: sorted(f"{split}/{name}" for name in os.listdir(os.path.join(tmp, split)))
-                            for split in (TRAIN, EVAL)}
+                            for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)}
         with open(os.path.join(tmp, SUMMARY_FILE), "w") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
         _check_target(out_dir, force)  # someone may have written there meanwhile
@@ -190,9 +191,9 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
     world = build_world(config)
     day_sizes = _day_sizes(config)
     stats = {split: _SplitStats(world.num_creatives, world.creative_ad, config.num_days)
-             for split in (TRAIN, EVAL)}
-    writers = {TRAIN: ShardedWriter(os.path.join(out_dir, TRAIN), config.train_shards),
-               EVAL: ShardedWriter(os.path.join(out_dir, EVAL), config.eval_shards)}
+             for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)}
+    writers = {F.TRAIN_SPLIT: ShardedWriter(os.path.join(out_dir, F.TRAIN_SPLIT), config.train_shards),
+               F.EVAL_SPLIT: ShardedWriter(os.path.join(out_dir, F.EVAL_SPLIT), config.eval_shards)}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -202,7 +203,7 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
     next_request_id = 1
     try:
         for day, day_imps in enumerate(day_sizes):
-            split = EVAL if day == config.num_days - 1 else TRAIN
+            split = F.EVAL_SPLIT if day == config.num_days - 1 else F.TRAIN_SPLIT
             view = world.day_view(day)
             day_requests = -(-day_imps // config.slots)
             day_users, day_ads, day_clicks = [], [], []
@@ -211,7 +212,7 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
                 max_imps = day_imps - first * config.slots
                 rng = np.random.default_rng([config.seed, 2, day, chunk])
                 batch = traffic.draw_impressions(world, view, rng, num_requests, max_imps)
-                truth = 1.0 / (1.0 + np.exp(-batch.exposed_logit))
+                truth = sigmoid(batch.exposed_logit)
                 clicks = (rng.random(len(truth)) < truth).astype(np.int64)
                 columns = traffic.to_columns(world, view, batch, clicks, next_request_id)
                 buffer, bounds = encode_tfrecords(columns)
@@ -236,9 +237,9 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
 
 
 def _summary(config: SimulatorConfig, world: World, stats: Dict[str, _SplitStats], elapsed: float) -> dict:
-    total = stats[TRAIN].merged(stats[EVAL])
+    total = stats[F.TRAIN_SPLIT].merged(stats[F.EVAL_SPLIT])
     overall = total.summary()
-    active_per_day = [(world.slot_day_creative[:, d] >= 0).sum() / world.num_ads for d in range(world.num_days)]
+    active_per_day = [(world.track_day_creative[:, d] >= 0).sum() / world.num_ads for d in range(world.num_days)]
     summary = {
         "seed": config.seed,
         "options": config.to_dict(),
@@ -250,12 +251,12 @@ def _summary(config: SimulatorConfig, world: World, stats: Dict[str, _SplitStats
             "days": config.num_days,
             "train_days": config.num_days - 1,
             "mean_active_creatives_per_ad": float(np.mean(active_per_day)),
-            "max_creatives_per_ad": int(world.ad_num_slots.max()),
+            "max_creatives_per_ad": int(world.ad_num_tracks.max()),
         },
         "global_bias": world.bias,
         "overall": overall,
-        TRAIN: stats[TRAIN].summary(),
-        EVAL: stats[EVAL].summary(),
+        F.TRAIN_SPLIT: stats[F.TRAIN_SPLIT].summary(),
+        F.EVAL_SPLIT: stats[F.EVAL_SPLIT].summary(),
         "seconds": elapsed,
         "impressions_per_second": config.num_impressions / max(elapsed, 1e-9),
     }
@@ -268,8 +269,8 @@ def format_summary(summary: dict) -> str:
     """A few human-readable lines of a summary."""
     o, s = summary["overall"], summary["sizes"]
     lines = [
-        f"impressions {o['impressions']:,} (train {summary[TRAIN]['impressions']:,}, "
-        f"eval {summary[EVAL]['impressions']:,}) over {s['days']} days, {o['requests']:,} requests",
+        f"impressions {o['impressions']:,} (train {summary[F.TRAIN_SPLIT]['impressions']:,}, "
+        f"eval {summary[F.EVAL_SPLIT]['impressions']:,}) over {s['days']} days, {o['requests']:,} requests",
         f"users {s['users']:,}  ads {s['ads']:,}  creatives {s['creatives']:,} "
         f"(exposed {o['creatives_exposed']:,})",
         f"CTR {o['ctr']:.4f} (target {summary['options']['target_ctr']})  "

@@ -14,6 +14,10 @@ and, for each shown ad with :math:`N` active creatives, a logged creative from t
   :math:`\mu(c^\ast) = 1 - \epsilon + \epsilon/N` and :math:`\mu(c) = \epsilon/N` for the others.
 
 Everything is vectorised over a chunk of requests; randomness comes only from the ``rng`` passed in.
+
+The global bias :math:`b` of the click model is calibrated here too (:func:`calibrate_bias`): it is the one
+parameter of the world fixed by the traffic, so that the *logged* CTR, after this ranker and policy, hits
+the target.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 import features as F
+from simulator.arrays import offsets, ragged_positions, segment_argmax, sigmoid
 from simulator.config import EPSILON_GREEDY
-from simulator.world import USER_ATTRIBUTES, DayView, World, _sigmoid, ragged_positions
+from simulator.world import USER_ATTRIBUTES, DayView, World
 
 # A column: (flat values, per-row lengths or None for one value per row).
 Column = Tuple[np.ndarray, Optional[np.ndarray]]
@@ -34,12 +39,16 @@ _MAX_REDRAWS = 32
 
 
 def draw_users(world: World, rng: np.random.Generator, num_requests: int) -> np.ndarray:
+    """[num_requests] user indices, drawn by traffic share (more active users request more often)."""
     cdf = world.user_traffic_cdf
     return np.minimum(np.searchsorted(cdf, rng.random(num_requests), side="right"), len(cdf) - 1)
 
 
 def draw_candidate_ads(world: World, rng: np.random.Generator, num_requests: int) -> np.ndarray:
-    """[num_requests, M] distinct ad indices per row, drawn by popularity (duplicates are redrawn)."""
+    """[num_requests, M] distinct ad indices per row (sorted), drawn by popularity (duplicates are redrawn).
+
+    ``M`` is ``world.config.ads_per_request``; the logging ad ranker then shows the top ``L`` of each row.
+    """
     cdf = world.ad_popularity_cdf
     m = world.config.ads_per_request
 
@@ -71,7 +80,7 @@ class ImpressionBatch:
     request: np.ndarray  # [n] request index within the chunk
     user: np.ndarray  # [n]
     ad: np.ndarray  # [n]
-    slot: np.ndarray  # [n]
+    slot: np.ndarray  # [n] page slot (rank among the shown ads)
     num_candidates: np.ndarray  # [n]
     cand_ptr: np.ndarray  # [n + 1]
     cand_creative: np.ndarray  # [total] creative index
@@ -87,14 +96,6 @@ class ImpressionBatch:
     @property
     def exposed_creative(self) -> np.ndarray:
         return self.cand_creative[self.cand_ptr[:-1] + self.exposed_index]
-
-
-def _segment_argmax(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """Index (within its segment) of the first maximum of every non-empty segment."""
-    lengths = np.diff(ptr)
-    seg = np.repeat(np.arange(len(lengths)), lengths)
-    order = np.lexsort((-values, seg))  # by segment, then descending value (stable: first max wins)
-    return order[ptr[:-1]] - ptr[:-1]
 
 
 def draw_impressions(world: World, view: DayView, rng: np.random.Generator, num_requests: int,
@@ -120,8 +121,7 @@ def draw_impressions(world: World, view: DayView, rng: np.random.Generator, num_
     slot = np.tile(np.arange(num_slots), num_requests)[:n]
 
     count = view.count[ad]
-    ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(count, out=ptr[1:])
+    ptr = offsets(count)
     rows, pos = ragged_positions(count)
     cand = view.creatives[view.ptr[ad][rows] + pos]
     logit = world.impression_logit(user, ad, slot)[rows] + world.creative_logit(user[rows], ad[rows], cand)
@@ -130,7 +130,7 @@ def draw_impressions(world: World, view: DayView, rng: np.random.Generator, num_
     greedy = None
     if cfg.logging_policy == EPSILON_GREEDY:
         eps = cfg.epsilon
-        greedy = _segment_argmax(world.creative_estimate[cand], ptr)
+        greedy = segment_argmax(world.creative_estimate[cand], ptr)
         explore = rng.random(n) < eps
         exposed = np.where(explore, uniform_pick, greedy)
         propensity = np.where(exposed == greedy, 1.0 - eps + eps / count, eps / count)
@@ -149,7 +149,7 @@ def to_columns(world: World, view: DayView, batch: ImpressionBatch, clicks: np.n
     cand = batch.cand_creative
     exposed = batch.exposed_creative
     count = batch.num_candidates
-    cand_ctr = _sigmoid(batch.cand_logit)
+    cand_ctr = sigmoid(batch.cand_logit)
     seq_ads, seq_len = world.sequences(user)
 
     cols: Dict[str, Column] = {
@@ -192,3 +192,29 @@ def to_columns(world: World, view: DayView, batch: ImpressionBatch, clicks: np.n
     missing = set(F.BY_NAME) - set(cols)
     assert not missing, missing
     return cols
+
+
+def calibrate_bias(world: World) -> float:
+    """Solves :math:`\\bar p(b) = ` ``target_ctr`` over simulated logged traffic, by bisection.
+
+    The ad ranker and the logging policies do not depend on :math:`b` (it shifts every logit equally), so
+    the logged impressions are fixed and :math:`\\bar p(b)` is monotone in :math:`b`. The traffic is
+    ``calibration_impressions`` impressions of day 0 from its own random stream (``[seed, 1]``); ``world``
+    is left as it was.
+    """
+    saved, world.bias = world.bias, 0.0
+    try:
+        rng = np.random.default_rng([world.config.seed, 1])
+        batch = draw_impressions(world, world.day_view(0), rng,
+                                 -(-world.config.calibration_impressions // world.config.slots))
+        logits = batch.exposed_logit
+    finally:
+        world.bias = saved
+    low, high = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (low + high)
+        if sigmoid(mid + logits).mean() < world.config.target_ctr:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)

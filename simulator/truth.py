@@ -20,6 +20,7 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 
 import features as F
+from simulator.arrays import offsets, segment_argmax
 
 # A read column: a 1-D array for scalars, [n, length] for fixed lists, (flat values, lengths) for varlen.
 ReadColumn = Union[np.ndarray, tuple]
@@ -61,15 +62,9 @@ def read_split(out_dir: str, split: str, names: Optional[Sequence[str]] = None,
     return out
 
 
-def _segments(lengths: np.ndarray) -> np.ndarray:
-    ptr = np.zeros(len(lengths) + 1, np.int64)
-    np.cumsum(lengths, out=ptr[1:])
-    return ptr
-
-
 def selected_ctr(cand_ctrs: np.ndarray, num_candidates: np.ndarray, selected_index: np.ndarray) -> float:
     """Mean true CTR when impression ``i`` shows its candidate ``selected_index[i]``."""
-    ptr = _segments(num_candidates)
+    ptr = offsets(num_candidates)
     selected_index = np.asarray(selected_index, np.int64)
     if (selected_index < 0).any() or (selected_index >= num_candidates).any():
         raise ValueError("selected_index: every index must be in [0, num_candidates)")
@@ -78,16 +73,13 @@ def selected_ctr(cand_ctrs: np.ndarray, num_candidates: np.ndarray, selected_ind
 
 def argmax_per_impression(scores: np.ndarray, num_candidates: np.ndarray) -> np.ndarray:
     """Index of the first highest score among each impression's candidates (flat ``scores``)."""
-    ptr = _segments(num_candidates)
-    rows = np.repeat(np.arange(len(num_candidates)), num_candidates)
-    order = np.lexsort((-np.asarray(scores), rows))
-    return order[ptr[:-1]] - ptr[:-1]
+    return segment_argmax(scores, offsets(num_candidates))
 
 
 def policy_values(columns: Dict[str, ReadColumn]) -> Dict[str, float]:
     """True mean CTR of the logging, oracle and uniform-random creative choices on a read split."""
     cand_ctrs, lengths = columns[F.TRUTH_CAND_CTRS]
-    ptr = _segments(lengths)
+    ptr = offsets(lengths)
     return {
         "logged": float(np.mean(columns[F.TRUTH_CTR])),
         "oracle": float(np.maximum.reduceat(cand_ctrs, ptr[:-1]).mean()),

@@ -51,7 +51,7 @@ def reference(model, parsed):
     """In-memory predictions: the Transform layer and the Keras models, no SavedModel involved."""
     xf = testing.transformed_data().tft_output.transform_features_layer()(dict(parsed))
     return {F.PCTR_AD: tf.sigmoid(model.ar(xf)).numpy(),
-            F.PCTR_C: tf.sigmoid(model.cr(xf, xf[N.CR_PCTR])).numpy()}
+            F.PCTR_C: tf.sigmoid(model.cr(xf, xf[N.AD_HIST_CTR_CLIPPED])).numpy()}
 
 
 def raw_inputs(parsed, model_name, rows=slice(None)):

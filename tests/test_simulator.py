@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import features as F
-from simulator import EVAL, TRAIN, SimulatorConfig, load_world, simulate
+from simulator import SimulatorConfig, load_world, simulate
 from simulator.truth import argmax_per_impression, policy_values, read_split, selected_ctr
 
 IMPRESSIONS = 30_000
@@ -18,7 +18,7 @@ def uniform_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("sim") / "uniform")
     config = SimulatorConfig(num_impressions=IMPRESSIONS, seed=3, train_shards=3, chunk_size=4096)
     summary = simulate(config, out, progress=False)
-    data = {split: read_split(out, split) for split in (TRAIN, EVAL)}
+    data = {split: read_split(out, split) for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)}
     return config.resolved(), out, summary, data
 
 
@@ -27,12 +27,12 @@ def greedy_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("sim") / "greedy")
     config = SimulatorConfig(num_impressions=20_000, seed=5, logging_policy="epsilon_greedy", epsilon=0.2)
     summary = simulate(config, out, progress=False)
-    return config.resolved(), summary, read_split(out, TRAIN)
+    return config.resolved(), summary, read_split(out, F.TRAIN_SPLIT)
 
 
 def _both(data, name):
     """A column over train + eval (varlen: values and lengths concatenated)."""
-    a, b = data[TRAIN][name], data[EVAL][name]
+    a, b = data[F.TRAIN_SPLIT][name], data[F.EVAL_SPLIT][name]
     if isinstance(a, tuple):
         return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
     return np.concatenate([a, b])
@@ -40,25 +40,25 @@ def _both(data, name):
 
 def test_layout_and_summary(uniform_run):
     config, out, summary, data = uniform_run
-    assert sorted(os.listdir(os.path.join(out, TRAIN))) == [
+    assert sorted(os.listdir(os.path.join(out, F.TRAIN_SPLIT))) == [
         f"data-0000{i}-of-00003.tfrecord" for i in range(3)]
-    assert os.listdir(os.path.join(out, EVAL)) == ["data-00000-of-00001.tfrecord"]
+    assert os.listdir(os.path.join(out, F.EVAL_SPLIT)) == ["data-00000-of-00001.tfrecord"]
     assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(".")]  # no temp dirs left
     with open(os.path.join(out, "summary.json")) as f:
         assert json.load(f)["overall"]["impressions"] == IMPRESSIONS
-    n_train, n_eval = len(data[TRAIN][F.CLICK]), len(data[EVAL][F.CLICK])
+    n_train, n_eval = len(data[F.TRAIN_SPLIT][F.CLICK]), len(data[F.EVAL_SPLIT][F.CLICK])
     assert n_train + n_eval == IMPRESSIONS
     # Days split evenly; the eval split is exactly the last day.
     assert n_eval == len(np.array_split(np.arange(IMPRESSIONS), config.num_days)[-1])
-    assert set(data[EVAL][F.DAY]) == {config.num_days - 1}
-    assert set(data[TRAIN][F.DAY]) == set(range(config.num_days - 1))
-    assert summary[TRAIN]["impressions"] == n_train and summary[EVAL]["impressions"] == n_eval
+    assert set(data[F.EVAL_SPLIT][F.DAY]) == {config.num_days - 1}
+    assert set(data[F.TRAIN_SPLIT][F.DAY]) == set(range(config.num_days - 1))
+    assert summary[F.TRAIN_SPLIT]["impressions"] == n_train and summary[F.EVAL_SPLIT]["impressions"] == n_eval
     assert summary["options"]["seed"] == 3
 
 
 def test_every_column_with_its_dtype_and_domain(uniform_run):
     _, _, _, data = uniform_run
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     n = len(cols[F.CLICK])
     assert set(cols) == set(F.BY_NAME)
     for f in F.FEATURES:
@@ -79,7 +79,7 @@ def test_every_column_with_its_dtype_and_domain(uniform_run):
 
 def test_candidate_lists_are_consistent(uniform_run):
     _, _, _, data = uniform_run
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     num = cols[F.NUM_CANDIDATES]
     assert num.min() >= 1
     for name in (F.CAND_CREATIVE_IDS, F.CAND_STYLES, F.CAND_COLOR_TONES, F.CAND_PRICE_TAGS,
@@ -110,7 +110,7 @@ def test_candidate_lists_are_consistent(uniform_run):
 
 def test_requests_show_distinct_ads_in_slots(uniform_run):
     config, _, _, data = uniform_run
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     req, slot, ad = cols[F.REQUEST_ID], cols[F.SLOT], cols[F.AD_ID]
     assert slot.max() == config.slots - 1
     assert len(np.unique(req * 10 + slot)) == len(req)  # one impression per (request, slot)
@@ -139,7 +139,7 @@ def test_ctr_hits_target_within_binomial_noise(uniform_run):
 def test_each_split_clicks_at_its_own_recorded_truth(uniform_run, greedy_run, run):
     """Clicks are Bernoulli(truth_ctr) row by row in every split, under either logging policy:
     z = (sum clicks - sum truth) / sqrt(sum truth (1 - truth)) stays within 4."""
-    splits = uniform_run[3] if run == "uniform" else {TRAIN: greedy_run[2]}
+    splits = uniform_run[3] if run == "uniform" else {F.TRAIN_SPLIT: greedy_run[2]}
     for split, cols in splits.items():
         clicks, truth = cols[F.CLICK].astype(np.float64), cols[F.TRUTH_CTR].astype(np.float64)
         z = (clicks.sum() - truth.sum()) / np.sqrt((truth * (1 - truth)).sum())
@@ -170,19 +170,19 @@ def test_within_ad_spread_and_oracle_beats_random(uniform_run):
     by_ad = np.mean([max(g) / min(g) - 1 for g in groups.values() if len(g) >= 2])
     assert by_ad >= 0.2
     assert summary["overall"]["within_ad_spread_by_ad"] == pytest.approx(by_ad, rel=1e-4)
-    values = policy_values(data[EVAL])
+    values = policy_values(data[F.EVAL_SPLIT])
     assert values["oracle"] > 1.1 * values["random"]
     # Uniform logging: the logged creative is as good as random on average (~ few % noise).
     assert values["logged"] == pytest.approx(values["random"], rel=0.05)
     # selected_ctr with the oracle's choice reproduces the oracle value; the worst choice is lower.
-    cand_e, num_e = data[EVAL][F.TRUTH_CAND_CTRS]
+    cand_e, num_e = data[F.EVAL_SPLIT][F.TRUTH_CAND_CTRS]
     assert selected_ctr(cand_e, num_e, argmax_per_impression(cand_e, num_e)) == pytest.approx(values["oracle"])
     assert selected_ctr(cand_e, num_e, argmax_per_impression(-cand_e, num_e)) < values["random"]
 
 
 def test_uniform_propensities_are_one_over_n(uniform_run):
     _, _, _, data = uniform_run
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     np.testing.assert_allclose(cols[F.PROPENSITY], (1.0 / cols[F.NUM_CANDIDATES]).astype(np.float32))
     # The exposed index is uniform: its mean relative position is ~ 0.5 of (N - 1).
     multi = cols[F.NUM_CANDIDATES] > 1
@@ -203,7 +203,7 @@ def test_epsilon_greedy_propensities(greedy_run):
     expected = np.mean(1 - eps + eps / num)
     sigma = np.sqrt(expected * (1 - expected) / len(num))
     assert abs(is_greedy.mean() - expected) < 5 * sigma
-    assert summary[TRAIN]["greedy_share"] == pytest.approx(is_greedy.mean(), abs=1e-9)
+    assert summary[F.TRAIN_SPLIT]["greedy_share"] == pytest.approx(is_greedy.mean(), abs=1e-9)
     # The greedy choice is the same creative whenever the same ad is shown on the same day.
     multi = (num > 1) & is_greedy
     key = cols[F.AD_ID][multi] * 100 + cols[F.DAY][multi]
@@ -227,7 +227,7 @@ def test_creatives_are_sparse_at_default_ratios(uniform_run):
 
 def test_creatives_churn_across_days(uniform_run):
     _, _, _, data = uniform_run
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     ids, num = cols[F.CAND_CREATIVE_IDS]
     ptr = np.concatenate([[0], np.cumsum(num)])
     lists = {}
@@ -259,7 +259,7 @@ def test_truth_matches_the_saved_world(uniform_run):
     _, out, summary, data = uniform_run
     world = load_world(os.path.join(out, "world.npz"))
     assert world.bias == pytest.approx(summary["global_bias"])
-    cols = data[EVAL]
+    cols = data[F.EVAL_SPLIT]
     ids, num = cols[F.CAND_CREATIVE_IDS]
     rows = np.repeat(np.arange(len(num)), num)
     expected = world.true_ctr(cols[F.USER_ID][rows] - 1, cols[F.AD_ID][rows] - 1, ids - 1, cols[F.SLOT][rows])
@@ -274,7 +274,7 @@ def test_truth_matches_the_saved_world(uniform_run):
 def test_sequences_reflect_interests_and_clicks(uniform_run):
     _, out, _, data = uniform_run
     world = load_world(os.path.join(out, "world.npz"))
-    cols = data[TRAIN]
+    cols = data[F.TRAIN_SPLIT]
     cats, lengths = cols[F.SEQ_AD_CATEGORIES]
     ids, _ = cols[F.SEQ_AD_IDS]
     assert lengths.max() <= world.config.max_seq_len and lengths.max() >= 20

@@ -1,12 +1,17 @@
-"""The world: entities, the click model formula, calibration, sequences and serving requests."""
+"""The world: entities, the click model formula, calibration, sequences, save/load; the array helpers."""
+
+import ast
+import glob
+import os
 
 import numpy as np
 import pytest
 
 import features as F
-from simulator import SimulatorConfig, build_world, load_world, sample_requests
+from simulator import SimulatorConfig, build_world, load_world
 from simulator import traffic
-from simulator.world import _append_sequences, _sigmoid
+from simulator.arrays import offsets, ragged_positions, segment_argmax, sigmoid
+from simulator.world import _append_sequences
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +21,7 @@ def world():
 
 def test_click_model_formula_by_hand(world):
     u, a, slot = 5, 9, 2
-    c = int(world.slot_day_creative[np.flatnonzero(world.slot_ad == a)[0], 0])
+    c = int(world.track_day_creative[np.flatnonzero(world.track_ad == a)[0], 0])
     g = world.user_attrs[F.USER_GENDER][u]
     age = world.user_attrs[F.USER_AGE_BUCKET][u]
     inc = world.user_attrs[F.USER_INCOME_BUCKET][u]
@@ -27,13 +32,13 @@ def test_click_model_formula_by_hand(world):
              + world.income_price_tag[inc, tag] + world.category_style[k, s]
              + -world.config.position_decay * np.log(1 + slot))
     assert world.true_ctr([u], [a], [c], [slot])[0] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-9)
-    # Lower slots are clicked less, all else equal.
+    # Lower page slots are clicked less, all else equal.
     ctrs = world.true_ctr([u] * 3, [a] * 3, [c] * 3, [0, 1, 2])
     assert ctrs[0] > ctrs[1] > ctrs[2]
 
 
 def test_personalised_creative_effect_depends_on_gender(world):
-    # The same creatives rank differently for female and male users in some ads (seed paper Fig. 1).
+    # The same creatives rank differently for female and male users in some ads (Yang et al., AAAI 2024, Fig. 1).
     view = world.day_view(0)
     female, male = (np.flatnonzero(world.user_attrs[F.USER_GENDER] == g)[0] for g in (1, 2))
     flips = 0
@@ -48,9 +53,10 @@ def test_personalised_creative_effect_depends_on_gender(world):
 def test_entities_and_creative_counts(world):
     cfg = world.config
     assert len(world.user_propensity) == cfg.num_users == 2000 and world.num_ads == cfg.num_ads == 500
-    assert world.ad_num_slots.min() >= cfg.min_creatives and world.ad_num_slots.max() <= cfg.max_creatives
-    assert world.ad_num_slots.max() >= 20  # the long tail of many-creative ads exists
-    assert abs(world.ad_num_slots.mean() - cfg.mean_creatives) < 0.8
+    assert world.ad_num_tracks.min() >= cfg.min_creatives and world.ad_num_tracks.max() <= cfg.max_creatives
+    assert world.ad_num_tracks.max() >= 20  # the long tail of many-creative ads exists
+    assert abs(world.ad_num_tracks.mean() - cfg.mean_creatives) < 0.8
+    np.testing.assert_array_equal(np.bincount(world.track_ad, minlength=world.num_ads), world.ad_num_tracks)
     for name, values in world.user_attrs.items():
         assert values.min() >= 0 and values.max() < F.BY_NAME[name].domain
     assert world.ad_advertiser.min() >= 1 and world.ad_advertiser.max() <= cfg.num_advertisers
@@ -63,7 +69,7 @@ def test_entities_and_creative_counts(world):
 
 def test_min_creatives_holds_every_day():
     w = build_world(SimulatorConfig(num_impressions=5000, min_creatives=3, mean_creatives=5.0,
-                                    late_slot_rate=0.5, early_retire_rate=0.5, seed=1), calibrate=False)
+                                    late_track_rate=0.5, early_retire_rate=0.5, seed=1), calibrate=False)
     assert min(w.day_view(d).count.min() for d in range(w.num_days)) >= 3
 
 
@@ -81,7 +87,7 @@ def test_embedding_carries_style_and_quality(world):
 def test_calibration_hits_other_targets():
     w = build_world(SimulatorConfig(num_impressions=20_000, target_ctr=0.1, seed=2))
     batch = traffic.draw_impressions(w, w.day_view(3), np.random.default_rng(99), 20_000)
-    assert _sigmoid(batch.exposed_logit).mean() == pytest.approx(0.1, rel=0.05)
+    assert sigmoid(batch.exposed_logit).mean() == pytest.approx(0.1, rel=0.05)
 
 
 def test_sequences_follow_interests(world):
@@ -121,31 +127,59 @@ def test_save_load_round_trip(world, tmp_path):
     assert loaded.config == world.config and loaded.bias == world.bias
     np.testing.assert_array_equal(loaded.creative_embedding, world.creative_embedding)
     np.testing.assert_array_equal(loaded.user_attrs[F.USER_OS], world.user_attrs[F.USER_OS])
-    args = ([1, 2, 3], [4, 5, 6], [world.slot_day_creative[0, 0]] * 3, [0, 1, 2])
+    args = ([1, 2, 3], [4, 5, 6], [world.track_day_creative[0, 0]] * 3, [0, 1, 2])
     np.testing.assert_array_equal(loaded.true_ctr(*args), world.true_ctr(*args))
 
 
-def test_sample_requests(world):
-    requests = sample_requests(world, 5, seed=1)
-    assert requests == sample_requests(world, 5, seed=1)
-    assert requests != sample_requests(world, 5, seed=2)
-    for req in requests:
-        assert set(req["user"]) == set(F.USER_FEATURES) and req["user"][F.USER_ID] >= 1
-        assert set(req["sequence"]) == set(F.SEQUENCE_FEATURES)
-        seq = req["sequence"]
-        assert len(seq[F.SEQ_AD_IDS]) == len(seq[F.SEQ_AD_CATEGORIES])
-        assert len(req["ads"]) == world.config.ads_per_request
-        assert len({ad[F.AD_ID] for ad in req["ads"]}) == world.config.ads_per_request
-        for ad in req["ads"]:
-            assert set(F.AD_FEATURES + F.AD_HISTORY_FEATURES) <= set(ad)
-            cands = ad["candidates"]
-            n = len(cands[F.CREATIVE_ID])
-            assert n >= 1 and min(cands[F.CREATIVE_ID]) >= 1
-            assert set(cands) == set(F.CREATIVE_FEATURES)
-            assert all(len(v) == n for v in cands.values())
-            assert all(len(e) == F.CREATIVE_EMBEDDING_DIM for e in cands[F.CREATIVE_EMBEDDING])
-            expected = world.true_ctr([req["user"][F.USER_ID] - 1] * n, [ad[F.AD_ID] - 1] * n,
-                                      np.array(cands[F.CREATIVE_ID]) - 1, [0] * n)
-            np.testing.assert_allclose(ad[F.TRUTH_CAND_CTRS], expected)
-    with pytest.raises(ValueError, match="day"):
-        sample_requests(world, 1, day=world.num_days)
+def test_world_saved_before_the_track_rename_still_loads(world, tmp_path):
+    """world.npz files written with the creative "slot" names load under the "track" names."""
+    path = str(tmp_path / "world.npz")
+    world.save(path)
+    renamed = {"ad_num_tracks": "ad_num_slots", "track_ad": "slot_ad", "track_day_creative": "slot_day_creative"}
+    with np.load(path) as data:
+        arrays = {renamed.get(k, k): data[k] for k in data.files}
+    arrays["config_json"] = np.array(str(arrays["config_json"]).replace("late_track_rate", "late_slot_rate"))
+    old = str(tmp_path / "old.npz")
+    np.savez_compressed(old, **arrays)
+    loaded = load_world(old)
+    assert loaded.config == world.config
+    np.testing.assert_array_equal(loaded.track_day_creative, world.track_day_creative)
+    np.testing.assert_array_equal(loaded.ad_num_tracks, world.ad_num_tracks)
+
+
+# ------------------------------------------------------------------------------------------ arrays
+def test_ragged_helpers_by_hand():
+    lengths = np.array([2, 0, 3])
+    np.testing.assert_array_equal(offsets(lengths), [0, 2, 2, 5])
+    rows, pos = ragged_positions(lengths)
+    np.testing.assert_array_equal(rows, [0, 0, 2, 2, 2])
+    np.testing.assert_array_equal(pos, [0, 1, 0, 1, 2])
+    # rows [0.5, 0.9], [0.1, 0.7, 0.7]: the first maximum wins ties
+    np.testing.assert_array_equal(segment_argmax(np.array([0.5, 0.9, 0.1, 0.7, 0.7]), offsets([2, 3])), [1, 1])
+    assert sigmoid(np.array([0.0]))[0] == 0.5 and sigmoid(np.array([np.log(3.0)]))[0] == pytest.approx(0.75)
+
+
+def test_simulator_modules_import_each_other_without_cycles():
+    """Every import between simulator modules (function-level ones too) goes one way."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "simulator")
+    graph = {}
+    for path in glob.glob(os.path.join(root, "*.py")):
+        name = os.path.basename(path)[:-3]
+        if name == "__init__":
+            continue
+        deps = set()
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and node.module == "simulator":
+                deps.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("simulator."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps.update(a.name.split(".")[1] for a in node.names if a.name.startswith("simulator."))
+        graph[name] = deps - {name}
+
+    def reaches(start, target, seen=()):
+        return any(d == target or (d not in seen and reaches(d, target, seen + (d,))) for d in graph.get(start, ()))
+
+    cycles = sorted(m for m in graph if reaches(m, m))
+    assert not cycles, {m: sorted(graph[m]) for m in cycles}
+    assert "traffic" not in graph["world"] and "world" in graph["traffic"]

@@ -130,15 +130,15 @@ def test_ar_model_broadcasts_one_users_features_over_many_ads():
 def test_cr_model_shapes_config_round_trip_and_layout():
     batch = random_transformed_batch(CARDS, 16)
     cr = _cr()
-    out = cr(_only(batch, CRModel.feature_names), batch[N.CR_PCTR])
+    out = cr(_only(batch, CRModel.feature_names), batch[N.AD_HIST_CTR_CLIPPED])
     assert out.shape == (16,)
     blocks = cr.first_layer_blocks()
     assert blocks[-1] == ("pctr", blocks[-2][2], blocks[-2][2] + 4)
     assert blocks[-1][2] == cr.hidden_layers[0].kernel.shape[0]
     clone = CRModel.from_config(cr.get_config())
     assert clone.get_config() == cr.get_config()
-    _copy_weights(cr, clone, lambda m: m(batch, batch[N.CR_PCTR]))
-    np.testing.assert_allclose(clone(batch, batch[N.CR_PCTR]), out, rtol=1e-6)
+    _copy_weights(cr, clone, lambda m: m(batch, batch[N.AD_HIST_CTR_CLIPPED]))
+    np.testing.assert_allclose(clone(batch, batch[N.AD_HIST_CTR_CLIPPED]), out, rtol=1e-6)
 
 
 @pytest.mark.parametrize("variant, heads", [("jac", {F.PCTR_AD, F.PCTR_C}), ("ar", {F.PCTR_AD}), ("cr", {F.PCTR_C})])
@@ -164,14 +164,15 @@ def test_model_inputs_exclude_non_model_features():
         assert not forbidden & set(m.feature_names)
         for name in m.feature_names:
             assert not set(F.NON_MODEL_FEATURES) & set(N.SOURCES[name]), name
-    assert N.CR_PCTR in cr_only.feature_names and N.CR_PCTR not in model.feature_names
+    hist_ctr = N.AD_HIST_CTR_CLIPPED  # variant "cr" reads it as its pctr; "jac" feeds AR's pctr_ad instead
+    assert hist_ctr in cr_only.feature_names and hist_ctr not in model.feature_names
 
 
 def test_jac_cr_reads_ar_output_and_cr_variant_reads_historical_ctr():
     batch = random_transformed_batch(CARDS, 8)
     jac = JACModel(JACConfig.from_dict(dict(TINY, variant="jac")), CARDS)
     jac(batch)
-    changed = dict(batch, **{N.CR_PCTR: batch[N.CR_PCTR] + 0.5})
+    changed = dict(batch, **{N.AD_HIST_CTR_CLIPPED: batch[N.AD_HIST_CTR_CLIPPED] + 0.5})
     np.testing.assert_array_equal(jac(changed)[F.PCTR_C], jac(batch)[F.PCTR_C])  # ignores hist CTR
     cr = JACModel(JACConfig.from_dict(dict(TINY, variant="cr", quantizer_buckets=4)), CARDS)
     assert not np.allclose(cr(changed)[F.PCTR_C], cr(batch)[F.PCTR_C])

@@ -9,7 +9,7 @@ import tensorflow as tf
 from trainer.config import JACConfig
 from trainer.info_gain import choose_r, mutual_information
 from trainer.jac_model import JACModel
-from trainer.quantizer import PctrQuantizer, RampInitializer, bucket_edges, code_slope, quantize
+from trainer.quantizer import PctrQuantizer, RampInitializer, bucket_edges, code_slope, lookup_codes, quantize
 from trainer.random_batch import random_transformed_batch, small_cardinalities
 from transform import names as N
 
@@ -32,6 +32,7 @@ def test_codes_hand_computed(pctr, r, k, code):
     layer = PctrQuantizer(k, 2, r)
     layer.build()
     assert int(layer.codes(tf.constant([pctr]))[0]) == code
+    assert int(lookup_codes(tf.constant([pctr]), bucket_edges(r, k))[0]) == code
 
 
 @pytest.mark.parametrize("k", [1, 4, 7])
@@ -113,10 +114,42 @@ def test_quantizer_config_round_trip_and_shapes():
     np.testing.assert_allclose(clone.table.numpy(), layer.table.numpy())  # same seed, same ramp
 
 
-@pytest.mark.parametrize("kwargs", [dict(r="auto"), dict(r=0.0), dict(r=1.0, slope_window=0)])
-def test_quantizer_rejects_bad_parameters(kwargs):
-    with pytest.raises(ValueError):
-        PctrQuantizer(8, 2, **kwargs)
+def test_nan_pctr_gets_code_zero_and_a_zero_gradient():
+    """NaN is coded as 0 in the forward pass; its straight-through gradient is 0, not NaN (defect 8)."""
+    layer, table = _layer(window=2)
+    p = tf.Variable([np.nan, 0.5, np.nan, 0.1], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        out = layer(p)
+        loss = tf.reduce_sum(out * np.array([1.0, -2.0, 0.5], np.float32))
+    np.testing.assert_array_equal(out.numpy()[[0, 2]], table[[0, 0]])
+    grad = tape.gradient(loss, p).numpy()
+    assert np.isfinite(grad).all()
+    assert grad[0] == grad[2] == 0.0
+    assert grad[1] != 0.0 and grad[3] != 0.0  # the other rows keep their straight-through gradient
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(r="auto"), r"r: must be a number \(resolve 'auto'"),
+    (dict(r=0.0), r"r: must be a finite positive number, got 0.0"),
+    (dict(r=-3.0), r"r: must be a finite positive number, got -3.0"),
+    (dict(r=float("nan")), r"r: must be a finite positive number, got nan"),
+    (dict(r=1.0, buckets=1), r"buckets: must be an integer >= 2, got 1"),
+    (dict(r=1.0, buckets=8.0), r"buckets: must be an integer >= 2, got 8.0"),
+    (dict(r=1.0, dim=0), r"dim: must be an integer >= 1, got 0"),
+    (dict(r=1.0, slope_window=0), r"slope_window: must be an integer >= 1, got 0"),
+    (dict(r=1.0, slope_window=1.5), r"slope_window: must be an integer >= 1, got 1.5"),
+])
+def test_quantizer_rejects_bad_parameters(kwargs, match):
+    kwargs = dict(dict(buckets=8, dim=2), **kwargs)
+    with pytest.raises(ValueError, match="PctrQuantizer " + match):
+        PctrQuantizer(**kwargs)
+
+
+@pytest.mark.parametrize("r, buckets, match", [(0.0, 8, "r must be positive, got 0.0"),
+                                               (1.0, 1, "buckets must be at least 2, got 1")])
+def test_bucket_edges_rejects_bad_parameters(r, buckets, match):
+    with pytest.raises(ValueError, match=match):
+        bucket_edges(r, buckets)
 
 
 def test_cr_only_loss_trains_ar_through_the_quantizer():

@@ -13,7 +13,7 @@ from tfx.v1.components import FnArgs
 
 import features as F
 from trainer import testing
-from trainer.config import JACConfig
+from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
 from trainer.data import make_dataset, read_column_sample
 from trainer.jac_model import JACModel, make_optimizer
 from trainer.run import CONFIG_FILE, run_fn
@@ -33,11 +33,13 @@ def _data_accessor():
 def run(tmp_path_factory):
     data = testing.transformed_data()
     root = tmp_path_factory.mktemp("run")
-    model_config = dict(testing.TINY_MODEL, variant="jac", quantizer_r="auto", r_grid=[1.0, 100.0, 10_000.0])
+    # eval_steps in both places: the model config's explicit override must win over the Trainer's EvalArgs.
+    model_config = dict(testing.TINY_MODEL, variant="jac", quantizer_r="auto", r_grid=[1.0, 100.0, 10_000.0],
+                        eval_steps=3)
     fn_args = FnArgs(
         train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
         serving_model_dir=str(root / "serving"), model_run_dir=str(root / "run"), train_steps=30, eval_steps=2,
-        custom_config={"model_config": model_config}, data_accessor=_data_accessor())
+        custom_config={MODEL_CONFIG_KEY: model_config}, data_accessor=_data_accessor())
     return run_fn(fn_args), fn_args
 
 
@@ -51,9 +53,26 @@ def test_run_fn_applies_the_custom_config_and_chooses_r(run):
     with open(os.path.join(fn_args.model_run_dir, CONFIG_FILE)) as f:
         assert json.load(f)["config"] == summary["config"]
     # initial_ctr: the smoothed mean click of the training sample
-    _, labels = read_column_sample(fn_args.train_files, testing.transformed_data().tft_output, N.CR_PCTR,
-                                   config.r_sample_size)
+    _, labels = read_column_sample(fn_args.train_files, testing.transformed_data().tft_output,
+                                   N.AD_HIST_CTR_CLIPPED, config.r_sample_size)
     assert config.initial_ctr == pytest.approx((labels.sum() + 1) / (len(labels) + 2))
+
+
+def test_run_fn_uses_the_model_config_eval_steps_over_the_trainers(run):
+    summary, fn_args = run
+    assert fn_args.eval_steps == 2 and summary["config"]["eval_steps"] == 3
+    assert summary["steps"] == {"train": 30, "eval": 3}
+
+
+@pytest.mark.parametrize("config_steps, trainer_steps, expected", [
+    (None, 50, 50),  # no override: the Trainer's EvalArgs
+    (7, 50, 7),  # an explicit model_config override wins
+    (7, None, 7),
+    (None, 0, None),  # neither: one full pass over the eval split
+    (None, None, None),
+])
+def test_eval_steps_precedence(config_steps, trainer_steps, expected):
+    assert eval_steps_of(JACConfig(eval_steps=config_steps), trainer_steps) == expected
 
 
 def test_run_fn_logs_both_losses_and_aucs(run):
@@ -81,7 +100,7 @@ def test_data_reads_only_the_requested_columns_and_the_label():
     features, label = next(iter(ds))
     assert set(features) == set(N.CR_INPUTS)
     assert label.shape == (32,) and set(np.unique(label.numpy())) <= {0, 1}
-    ctr, labels = read_column_sample(data.train, data.tft_output, N.CR_PCTR, 100)
+    ctr, labels = read_column_sample(data.train, data.tft_output, N.AD_HIST_CTR_CLIPPED, 100)
     assert ctr.shape == labels.shape == (100,) and (0 <= ctr).all() and (ctr <= 1).all()
     with pytest.raises(ValueError, match=F.PROPENSITY):
         make_dataset(data.train, data.tft_output, [F.PROPENSITY], batch_size=8)

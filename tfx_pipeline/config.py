@@ -30,7 +30,8 @@ class PipelineConfig:
 
     Attributes:
       output_dir: everything the run writes: ``pipeline_root/`` (artifacts + SQLite ML Metadata),
-        ``serving_models/`` (the TF Serving model base: ``ar/<version>``, ``cr/<version>``).
+        ``serving_models/`` (the TF Serving model base: ``ar/<version>``, ``cr/<version>``; an ablation
+        variant's lone model goes to ``ar-only/`` or ``cr-only/``).
       serving_dir: the TF Serving model base the Pusher writes to (default ``<output_dir>/serving_models``).
       data_dir: the simulator's output (``train/`` and ``eval/`` TFRecord splits). Simulated first if absent.
       simulator: overrides of the simulator's options used when ``data_dir`` has to be created.

@@ -13,6 +13,9 @@
                                                                    ├─▶ EvaluationReport (HTML)
                                                                    └─▶ Pusher (PairPusherExecutor) ─▶ <serving_root>/{ar,cr}/<version>
 
+The Pusher publishes only a complete AR/CR pair into ``{ar,cr}/``; the ``ar`` and ``cr`` ablation variants
+push their one online model as ``<serving_root>/ar-only/`` or ``cr-only/`` (see ``tfx_pipeline.pair_pusher``).
+
 Components reference user code by module path (``transform.preprocessing.preprocessing_fn``,
 ``trainer.run.run_fn``), so the same pipeline runs locally and compiles for Kubeflow V2 without uploading a
 module file.
@@ -27,15 +30,14 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import eval_config as eval_config_lib
 from tfx_pipeline.data_gate import DataGate
 from tfx_pipeline.pair_pusher import PairPusherExecutor
 from tfx_pipeline.report_component import EvaluationReport
 from tfx_pipeline.schema_curation import CurateSchema
-
-TRAIN = "train"
-EVAL = "eval"
+from trainer.config import MODEL_CONFIG_KEY
 
 
 def create_pipeline(
@@ -54,8 +56,8 @@ def create_pipeline(
     example_gen = tfx.components.ImportExampleGen(
         input_base=cfg.data_dir,
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=TRAIN, pattern=f"{TRAIN}/*"),
-            example_gen_pb2.Input.Split(name=EVAL, pattern=f"{EVAL}/*"),
+            example_gen_pb2.Input.Split(name=split, pattern=f"{split}/*")
+            for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)
         ]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"],
@@ -78,7 +80,7 @@ def create_pipeline(
         schema=curate_schema.outputs["curated_schema"],
         train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
-        custom_config={"model_config": dict(cfg.model_config)})
+        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config)})
 
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -90,7 +92,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        example_splits=[EVAL],
+        example_splits=[F.EVAL_SPLIT],
         eval_config=eval_config_lib.build_eval_config(cfg))
 
     report = EvaluationReport(

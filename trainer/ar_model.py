@@ -14,7 +14,7 @@ from trainer.sequence import BehaviorSequenceEncoder
 
 
 class ARModel(keras.Model):
-    """Ad-level CTR model (the left half of the paper's Fig. 3).
+    """Ad-level CTR model (the left half of Fig. 3 of Yang et al., AAAI 2024).
 
     .. math::
 
@@ -32,7 +32,7 @@ class ARModel(keras.Model):
 
     Args:
       cardinalities: rows of every categorical table (:func:`transform.names.cardinalities`).
-      embedding_dim: AR embedding size (16 in the paper).
+      embedding_dim: AR embedding size (16 in JAC).
       transformer_layers, transformer_heads, transformer_ff_dim: the sequence transformer.
       num_cross_layers: cross layers :math:`L_c` (0 disables the cross network).
       cross_projection_dim: rank of :math:`U_l V_l`; ``None`` for a full-rank kernel.

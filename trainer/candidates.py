@@ -21,7 +21,7 @@ def candidate_rows(transformed: Mapping[str, object]) -> Tuple[Dict[str, tf.Tens
     """
     ids = transformed[N.xf(F.CAND_CREATIVE_IDS)]
     impression, position = ids.indices[:, 0], ids.indices[:, 1]
-    batch = tf.shape(transformed[N.CR_PCTR], out_type=tf.int64)[0]
+    batch = tf.shape(transformed[N.AD_HIST_CTR_CLIPPED], out_type=tf.int64)[0]
 
     def lengths(sp):
         return tf.math.unsorted_segment_sum(tf.ones_like(sp.indices[:, 0]), sp.indices[:, 0], batch)
@@ -42,7 +42,7 @@ def candidate_rows(transformed: Mapping[str, object]) -> Tuple[Dict[str, tf.Tens
     for cand, creative in N.CANDIDATE_INPUTS.items():
         values = transformed[cand].values
         rows[creative] = tf.reshape(values, [-1, N.DENSE_WIDTHS[creative]]) if creative in N.DENSE_WIDTHS else values
-    return rows, tf.gather(transformed[N.CR_PCTR], impression), impression, position
+    return rows, tf.gather(transformed[N.AD_HIST_CTR_CLIPPED], impression), impression, position
 
 
 def segment_argmax(scores: tf.Tensor, segment: tf.Tensor, position: tf.Tensor, num_segments) -> tf.Tensor:
@@ -65,7 +65,7 @@ def select_creatives(score_fn: Callable[[Mapping[str, tf.Tensor], tf.Tensor], tf
     the best-scored candidate in the impression's list and its raw creative id (-1 without candidates).
     """
     rows, pctr, impression, position = candidate_rows(transformed)
-    batch = tf.shape(transformed[N.CR_PCTR], out_type=tf.int64)[0]
+    batch = tf.shape(transformed[N.AD_HIST_CTR_CLIPPED], out_type=tf.int64)[0]
     index = segment_argmax(tf.reshape(score_fn(rows, pctr), [-1]), impression, position, batch)
     if isinstance(raw_candidate_ids, tf.SparseTensor):
         raw_candidate_ids = tf.sparse.to_dense(raw_candidate_ids, default_value=-1)

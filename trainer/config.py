@@ -1,13 +1,18 @@
 """Hyperparameters of the joint ad & creative ranker (JAC), in one typed dataclass.
 
-Defaults follow the paper's implementation details: AR embeddings of dimension 16, a 2-layer 2-head
-transformer over the behaviour sequence, DCN beside a 512x512x256x128 deep tower; CR embeddings of
-dimension 4 and a 128x64x32 MLP; the pctr_ad quantizer with K = 8192 codes of dimension D = 128;
-Adagrad at 0.05, batch 512, one epoch, no dropout.
+Defaults follow the implementation details of JAC (Yang et al., AAAI 2024): AR embeddings of dimension
+16, a 2-layer 2-head transformer over the behaviour sequence, DCN beside a 512x512x256x128 deep tower; CR
+embeddings of dimension 4 and a 128x64x32 MLP; the pctr_ad quantizer with K = 8192 codes of dimension
+D = 128; Adagrad at 0.05, batch 512, one epoch, no dropout.
 
-The TFX Trainer overrides fields through ``custom_config={"model_config": {...}}``::
+The TFX Trainer overrides fields through ``custom_config={MODEL_CONFIG_KEY: {...}}`` (``"model_config"``;
+this module imports no TensorFlow, so the pipeline definition can use the key)::
 
     JACConfig.from_dict({"variant": "cr", "quantizer_buckets": 1024})
+
+Steps: the Trainer's ``TrainArgs.num_steps`` sets the training steps. Evaluation steps come from
+``eval_steps`` here when it is set (an explicit model_config override wins), otherwise from the Trainer's
+``EvalArgs.num_steps``, otherwise one full pass over the eval split (see :func:`eval_steps_of`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import json
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 VARIANTS = ("jac", "ar", "cr")
+
+# The Trainer custom_config key holding the JACConfig overrides.
+MODEL_CONFIG_KEY = "model_config"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +57,8 @@ class JACConfig:
         ``lr * |g| / 0.32``, which left AR near AUC 0.5 for hundreds of steps on the simulator.
       initial_ctr: base click rate the output biases start at (log-odds); ``None`` lets ``run_fn`` use the
         mean click of its training sample.
-      eval_batch_size, eval_steps: evaluation during training (``eval_steps`` falls back to the Trainer's).
+      eval_batch_size, eval_steps: evaluation during training. ``eval_steps`` set (e.g. through
+        ``model_config``) wins over the Trainer's ``EvalArgs.num_steps``; ``None`` uses the Trainer's.
       seed: initializer seed.
     """
 
@@ -152,3 +161,12 @@ class JACConfig:
     @property
     def has_cr(self) -> bool:
         return self.variant in ("jac", "cr")
+
+
+def eval_steps_of(config: JACConfig, trainer_eval_steps: Optional[int]) -> Optional[int]:
+    """Evaluation steps per validation: ``config.eval_steps`` if set, else the Trainer's (``None``/0: a full pass).
+
+    The more specific setting wins: the pipeline always passes an ``EvalArgs`` default, so a user's
+    ``model_config={"eval_steps": n}`` would otherwise never take effect.
+    """
+    return config.eval_steps or trainer_eval_steps or None

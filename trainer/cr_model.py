@@ -13,7 +13,7 @@ from trainer.quantizer import PctrQuantizer
 
 
 class CRModel(keras.Model):
-    """Creative-level CTR model (the right half of the paper's Fig. 3).
+    """Creative-level CTR model (the right half of Fig. 3 of Yang et al., AAAI 2024).
 
     .. math::
 
@@ -28,7 +28,7 @@ class CRModel(keras.Model):
 
     Args:
       cardinalities: rows of every categorical table.
-      embedding_dim: CR embedding size (4 in the paper).
+      embedding_dim: CR embedding size (4 in JAC).
       hidden_units: the MLP.
       quantizer_buckets, quantizer_dim, quantizer_r, quantizer_slope_window: the pctr quantizer (K, D, r, h).
       seed: quantizer initializer seed.

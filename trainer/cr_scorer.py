@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from transform import names as N
 from trainer.cr_model import CRModel
+from trainer.quantizer import lookup_codes
 
 
 class FusedCRScorer(tf.Module):
@@ -56,12 +57,7 @@ class FusedCRScorer(tf.Module):
         self.hidden = [(const(l.kernel, f"kernel_{i}"), const(l.bias, f"bias_{i}"))
                        for i, l in enumerate(cr.hidden_layers[1:], start=1)]
         self.logit = (const(cr.logit_layer.kernel, "logit_kernel"), const(cr.logit_layer.bias, "logit_bias"))
-        self._edges = tf.constant(cr.quantizer._edges)[None, :]  # pylint: disable=protected-access
-
-    def _codes(self, pctr: tf.Tensor) -> tf.Tensor:
-        p = tf.reshape(tf.cast(pctr, tf.float32), [-1])
-        p = tf.clip_by_value(tf.where(tf.math.is_nan(p), tf.zeros_like(p), p), 0.0, 1.0)
-        return tf.searchsorted(self._edges, p[None, :], side="right", out_type=tf.int64)[0]
+        self._edges = tf.constant(cr.quantizer.edges)
 
     def __call__(self, features: Mapping[str, tf.Tensor], pctr: tf.Tensor) -> tf.Tensor:
         def emb(n):
@@ -72,7 +68,7 @@ class FusedCRScorer(tf.Module):
         user = tf.concat([tf.broadcast_to(u, [rows, tf.shape(u)[1]]) for u in user], axis=1)
         item = tf.concat([emb(n) for n in self._item_names]
                          + [tf.cast(features[n], tf.float32) for n in self._dense_names], axis=1)
-        h = tf.matmul(item, self.item_kernel) + tf.gather(self.pctr_table, self._codes(pctr))
+        h = tf.matmul(item, self.item_kernel) + tf.gather(self.pctr_table, lookup_codes(pctr, self._edges))
         h = tf.nn.relu(h + (tf.matmul(user, self.user_kernel) + self.bias))
         for kernel, bias in self.hidden:
             h = tf.nn.relu(tf.matmul(h, kernel) + bias)

@@ -33,7 +33,7 @@ from transform import names as N
 from trainer.candidates import select_creatives
 from trainer.cr_scorer import FusedCRScorer
 from trainer.jac_model import JACModel
-from trainer.serving_inputs import example_request
+from trainer.serving_inputs import SERVING_INPUTS, example_request
 from trainer.signatures import (EXAMPLES_KEY, EXAMPLES_SIGNATURE, broadcast_rows, check_batch, parse_examples,
                                 raw_input_signature, to_transform_inputs)
 from trainer.warmup import write_warmup_requests
@@ -71,73 +71,70 @@ class _TransformingModule(tf.Module):
         return parse_examples(serialized, names, self._raw_spec)
 
 
-class ARServingModule(_TransformingModule):
-    """Online AR: raw user + ads (+ sequence) -> pctr_ad per row."""
+class _OnlineModule(_TransformingModule):
+    """An online model's two signatures around ``score(transformed) -> {output: [B]}``.
 
-    def __init__(self, model: JACModel, tft_output):
-        super().__init__(tft_output, name=F.AR_MODEL_NAME)
-        self._ar = _Untracked(model.ar)
-        self.model_variables = list(model.ar.variables)
-        raw_spec = self._raw_spec
-
-        def score(transformed):
-            return {F.PCTR_AD: tf.sigmoid(self._ar.value(transformed, training=False))}
-
-        first_user = F.USER_FEATURES[0]
-
-        @tf.function(input_signature=[raw_input_signature(F.AR_MODEL_NAME)])
-        def predict_raw(inputs):
-            # User and sequence inputs keep their own batch (1 for one user and M ads): AR broadcasts the
-            # user embeddings and runs the sequence's self-attention once per request.
-            inputs, _ = check_batch(F.AR_MODEL_NAME, inputs)
-            return score(self._transform(to_transform_inputs(inputs, raw_spec), first=first_user))
-
-        @tf.function(input_signature=[EXAMPLES_SIGNATURE])
-        def serve_examples(inputs):
-            return score(self._transform(self._parse(inputs[EXAMPLES_KEY], F.AR_SERVING_INPUTS)))
-
-        self.predict_raw = predict_raw
-        self.serve_examples = serve_examples
-
-
-class CRServingModule(_TransformingModule):
-    """Online CR: raw (user, ad, creative) rows + the ad's historical CTR -> pctr_c per row.
-
-    ``fused=True`` (the default) serves with :class:`~trainer.cr_scorer.FusedCRScorer`; ``False`` runs the
-    Keras CR as trained, with the user features repeated per row (kept for benchmarks and checks).
+    * ``predict_raw``: named raw tensors (:func:`~trainer.signatures.raw_input_signature`); the user
+      features keep their own batch (usually 1) unless ``repeat_user_rows`` repeats them per row;
+    * ``serve_examples``: serialized tf.Example, parsing only the model's own raw inputs.
     """
 
-    def __init__(self, model: JACModel, tft_output, fused: bool = True):
-        super().__init__(tft_output, name=F.CR_MODEL_NAME)
-        raw_spec = self._raw_spec
-        first_user = F.CR_USER_FEATURES[0]
-        if fused:
-            self.scorer = FusedCRScorer(model.cr)
+    def _add_signatures(self, score, first_user: str, repeat_user_rows: bool = False) -> None:
+        name, raw_spec = self.name, self._raw_spec
+        serving_inputs = SERVING_INPUTS[name]
 
-            def score(transformed):
-                return {F.PCTR_C: self.scorer(transformed, transformed[N.CR_PCTR])}
-        else:
-            self._cr = _Untracked(model.cr)
-            self.model_variables = list(model.cr.variables)
-
-            def score(transformed):
-                return {F.PCTR_C: tf.sigmoid(self._cr.value(transformed, transformed[N.CR_PCTR], training=False))}
-
-        @tf.function(input_signature=[raw_input_signature(F.CR_MODEL_NAME)])
+        @tf.function(input_signature=[raw_input_signature(name)])
         def predict_raw(inputs):
-            # Fused: user features stay at their own batch (usually 1); the scorer broadcasts their
-            # first-layer contribution instead of repeating them per row.
-            inputs, batch = check_batch(F.CR_MODEL_NAME, inputs)
-            if not fused:
+            inputs, batch = check_batch(name, inputs)
+            if repeat_user_rows:
                 inputs = broadcast_rows(inputs, [n for n in inputs if n in F.BROADCASTABLE_INPUTS], batch)
             return score(self._transform(to_transform_inputs(inputs, raw_spec), first=first_user))
 
         @tf.function(input_signature=[EXAMPLES_SIGNATURE])
         def serve_examples(inputs):
-            return score(self._transform(self._parse(inputs[EXAMPLES_KEY], F.CR_SERVING_INPUTS)))
+            return score(self._transform(self._parse(inputs[EXAMPLES_KEY], serving_inputs)))
 
         self.predict_raw = predict_raw
         self.serve_examples = serve_examples
+
+
+class ARServingModule(_OnlineModule):
+    """Online AR: raw user + ads (+ sequence) -> pctr_ad per row.
+
+    User and sequence inputs keep their own batch (1 for one user and M ads): AR broadcasts the user
+    embeddings and runs the sequence's self-attention once per request.
+    """
+
+    def __init__(self, model: JACModel, tft_output):
+        super().__init__(tft_output, name=F.AR_MODEL_NAME)
+        self._ar = _Untracked(model.ar)
+        self.model_variables = list(model.ar.variables)
+        self._add_signatures(lambda xf: {F.PCTR_AD: tf.sigmoid(self._ar.value(xf, training=False))},
+                             first_user=F.USER_FEATURES[0])
+
+
+class CRServingModule(_OnlineModule):
+    """Online CR: raw (user, ad, creative) rows + the ad's historical CTR -> pctr_c per row.
+
+    ``fused=True`` (the default) serves with :class:`~trainer.cr_scorer.FusedCRScorer`, which keeps the
+    user features at their own batch (usually 1) and broadcasts their first-layer contribution; ``False``
+    runs the Keras CR as trained, with the user features repeated per row (kept for benchmarks and checks).
+    Both read :data:`transform.names.AD_HIST_CTR_CLIPPED` as CR's pctr input.
+    """
+
+    def __init__(self, model: JACModel, tft_output, fused: bool = True):
+        super().__init__(tft_output, name=F.CR_MODEL_NAME)
+        if fused:
+            self.scorer = FusedCRScorer(model.cr)
+        else:
+            self._cr = _Untracked(model.cr)
+            self.model_variables = list(model.cr.variables)
+
+        def score(xf):
+            pctr = xf[N.AD_HIST_CTR_CLIPPED]
+            return {F.PCTR_C: self.scorer(xf, pctr) if fused else tf.sigmoid(self._cr.value(xf, pctr, training=False))}
+
+        self._add_signatures(score, first_user=F.CR_USER_FEATURES[0], repeat_user_rows=not fused)
 
 
 class EvalModule(_TransformingModule):
@@ -162,7 +159,7 @@ class EvalModule(_TransformingModule):
                 out[F.PCTR_AD] = tf.sigmoid(m.ar(xf, training=False))
             if has_cr:
                 # As online: CR reads the historical ad CTR, not AR's pctr_ad.
-                out[F.PCTR_C] = tf.sigmoid(m.cr(xf, xf[N.CR_PCTR], training=False))
+                out[F.PCTR_C] = tf.sigmoid(m.cr(xf, xf[N.AD_HIST_CTR_CLIPPED], training=False))
                 out.update(select_creatives(lambda rows, pctr: m.cr(rows, pctr, training=False), xf,
                                             raw[F.CAND_CREATIVE_IDS]))
             return out
@@ -176,26 +173,24 @@ def _save(module: tf.Module, export_dir: str, signatures: Mapping[str, object]) 
     return export_dir
 
 
-def export_ar(model: JACModel, tft_output, export_dir: str, warmup: bool = True) -> str:
-    """Saves the online AR SavedModel (+ warm-up requests) to ``export_dir``."""
-    module = ARServingModule(model, tft_output)
+def _export_online(module: _OnlineModule, export_dir: str, warmup: bool, request_rows: int) -> str:
+    """Saves an online module with both signatures; warm-up: one user x ``request_rows`` rows, 4 x 4."""
     _save(module, export_dir, {F.SERVING_SIGNATURE: module.serve_examples, F.RAW_SIGNATURE: module.predict_raw})
     if warmup:
-        write_warmup_requests(export_dir, F.AR_MODEL_NAME, [
-            example_request(F.AR_MODEL_NAME, batch_size=8, user_batch_size=1, seed=0),
-            example_request(F.AR_MODEL_NAME, batch_size=4, user_batch_size=4, seed=1)])
+        write_warmup_requests(export_dir, module.name, [
+            example_request(module.name, batch_size=request_rows, user_batch_size=1, seed=0),
+            example_request(module.name, batch_size=4, user_batch_size=4, seed=1)])
     return export_dir
+
+
+def export_ar(model: JACModel, tft_output, export_dir: str, warmup: bool = True) -> str:
+    """Saves the online AR SavedModel (+ warm-up requests: M = 8 ads of one user) to ``export_dir``."""
+    return _export_online(ARServingModule(model, tft_output), export_dir, warmup, request_rows=8)
 
 
 def export_cr(model: JACModel, tft_output, export_dir: str, warmup: bool = True, fused: bool = True) -> str:
-    """Saves the online CR SavedModel (+ warm-up requests) to ``export_dir``."""
-    module = CRServingModule(model, tft_output, fused=fused)
-    _save(module, export_dir, {F.SERVING_SIGNATURE: module.serve_examples, F.RAW_SIGNATURE: module.predict_raw})
-    if warmup:
-        write_warmup_requests(export_dir, F.CR_MODEL_NAME, [
-            example_request(F.CR_MODEL_NAME, batch_size=64, user_batch_size=1, seed=0),
-            example_request(F.CR_MODEL_NAME, batch_size=4, user_batch_size=4, seed=1)])
-    return export_dir
+    """Saves the online CR SavedModel (+ warm-up requests: 64 rows of one user) to ``export_dir``."""
+    return _export_online(CRServingModule(model, tft_output, fused=fused), export_dir, warmup, request_rows=64)
 
 
 def export_eval(model: JACModel, tft_output, export_dir: str) -> str:

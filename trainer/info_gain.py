@@ -1,7 +1,7 @@
 """Choosing r of eq. (5) by information gain.
 
-The paper sets the curvature r of the pctr quantizer "by information gain". We pick, from a grid, the r
-whose codes carry the most information about the click:
+JAC (Yang et al., AAAI 2024) sets the curvature r of the pctr quantizer "by information gain". We pick,
+from a grid, the r whose codes carry the most information about the click:
 
 .. math::
 

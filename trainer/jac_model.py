@@ -76,7 +76,7 @@ class JACModel(keras.Model):
         if self.ar is not None:
             names += N.AR_INPUTS
         if self.cr is not None:
-            names += CRModel.feature_names + ((N.CR_PCTR,) if self.ar is None else ())
+            names += CRModel.feature_names + ((N.AD_HIST_CTR_CLIPPED,) if self.ar is None else ())
         return tuple(dict.fromkeys(names))
 
     def logits(self, features: Mapping[str, tf.Tensor], training=None) -> Dict[str, tf.Tensor]:
@@ -84,7 +84,7 @@ class JACModel(keras.Model):
         if self.ar is not None:
             out["ar"] = self.ar(features, training=training)
         if self.cr is not None:
-            pctr = tf.sigmoid(out["ar"]) if self.ar is not None else features[N.CR_PCTR]
+            pctr = tf.sigmoid(out["ar"]) if self.ar is not None else features[N.AD_HIST_CTR_CLIPPED]
             out["cr"] = self.cr(features, pctr, training=training)
         return out
 
@@ -97,7 +97,8 @@ class JACModel(keras.Model):
     def metrics(self):
         return [self._loss_tracker] + list(self._trackers.values())
 
-    def _losses_and_update(self, features, labels, training):
+    def _forward_losses(self, features, labels, training):
+        """Runs the heads; returns (total loss, per-head losses, per-head logits, labels as float [B])."""
         labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
         logits = self.logits(features, training=training)
         losses = {h: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, l)) for h, l in logits.items()}
@@ -114,14 +115,14 @@ class JACModel(keras.Model):
     def train_step(self, data):
         features, labels = data
         with tf.GradientTape() as tape:
-            total, losses, logits, labels = self._losses_and_update(features, labels, training=True)
+            total, losses, logits, labels = self._forward_losses(features, labels, training=True)
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         return self._update_metrics(total, losses, logits, labels)
 
     def test_step(self, data):
         features, labels = data
-        total, losses, logits, labels = self._losses_and_update(features, labels, training=False)
+        total, losses, logits, labels = self._forward_losses(features, labels, training=False)
         return self._update_metrics(total, losses, logits, labels)
 
     def get_config(self):
@@ -133,6 +134,6 @@ class JACModel(keras.Model):
 
 
 def make_optimizer(config: JACConfig) -> keras.optimizers.Optimizer:
-    """Adagrad at ``config.learning_rate`` (the paper: 0.05)."""
+    """Adagrad at ``config.learning_rate`` (Yang et al., AAAI 2024: 0.05)."""
     return keras.optimizers.Adagrad(learning_rate=config.learning_rate,
                                     initial_accumulator_value=config.adagrad_initial_accumulator)

@@ -1,6 +1,6 @@
 """Log-scale quantization of pctr_ad into a learned code embedding, with a straight-through gradient.
 
-Eq. (5) of the paper maps a CTR :math:`p \\in [0, 1]` to one of :math:`K` codes
+Eq. (5) of JAC (Yang et al., AAAI 2024) maps a CTR :math:`p \\in [0, 1]` to one of :math:`K` codes
 
 .. math::
 
@@ -29,6 +29,10 @@ with :math:`c_\\pm = \\mathrm{clip}(c \\pm h, 0, K-1)`: a secant over :math:`\\p
 (:math:`h` = ``slope_window``; :math:`h = 1` is the central difference). A wider secant averages out the
 row-to-row noise of a table whose rows are updated separately. The forward value is the exact row
 :math:`E_c`; the table itself receives the ordinary gather gradient :math:`g` in row :math:`c`.
+
+Inputs are cleaned before coding (:func:`clean_pctr`): NaN counts as 0 and values are clipped to
+:math:`[0, 1]`. A NaN row gets the code of 0 and a zero straight-through gradient (its pctr carries no
+information to move).
 
 The table starts as a linear ramp :math:`E_c = A + \\frac{c}{K-1}(B - A)` between two random rows, so at
 initialisation the embedding is a linear function of :math:`u/K` and the straight-through gradient is the
@@ -62,6 +66,22 @@ def quantize(pctr, r: float, buckets: int) -> np.ndarray:
     """
     p = np.nan_to_num(np.clip(np.asarray(pctr, np.float32), 0.0, 1.0), nan=0.0)
     return np.searchsorted(bucket_edges(r, buckets), p, side="right").astype(np.int64)
+
+
+def clean_pctr(pctr) -> tf.Tensor:
+    """pctr as float32 ``[B]`` with NaN -> 0 and values clipped to ``[0, 1]`` (what eq. (5) codes)."""
+    p = tf.reshape(tf.cast(pctr, tf.float32), [-1])
+    return tf.clip_by_value(tf.where(tf.math.is_nan(p), tf.zeros_like(p), p), 0.0, 1.0)
+
+
+def lookup_codes(pctr, edges) -> tf.Tensor:
+    """int64 codes ``[B]`` of eq. (5): a binary search of :func:`clean_pctr` over ``edges`` (:func:`bucket_edges`).
+
+    The TF counterpart of :func:`quantize`; :class:`PctrQuantizer` and the serving-time
+    :class:`~trainer.cr_scorer.FusedCRScorer` both code through it.
+    """
+    edges = tf.reshape(tf.convert_to_tensor(edges, tf.float32), [1, -1])
+    return tf.searchsorted(edges, clean_pctr(pctr)[None, :], side="right", out_type=tf.int64)[0]
 
 
 def code_slope(pctr, r: float, buckets: int):
@@ -113,22 +133,34 @@ class PctrQuantizer(keras.layers.Layer):
       slope_window: h, the half-width (in codes) of the secant used by the straight-through gradient.
       seed: initializer seed.
 
-    Shapes: input ``[B]`` float (values outside ``[0, 1]`` are clipped); output ``[B, D]``.
+    Shapes: input ``[B]`` float (values outside ``[0, 1]`` are clipped, NaN counts as 0 and gets no
+    gradient); output ``[B, D]``. :attr:`edges` holds the ``K - 1`` bucket edges the codes are looked up in.
     """
 
     def __init__(self, buckets: int, dim: int, r: float, slope_window: int = 16,
                  seed: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(r, str) or not r > 0:
-            raise ValueError(f"PctrQuantizer needs a positive r, got {r!r} (resolve 'auto' first)")
-        if slope_window < 1:
-            raise ValueError(f"slope_window must be at least 1, got {slope_window!r}")
+
+        def require(name, value, ok, what):
+            if not ok:
+                raise ValueError(f"PctrQuantizer {name}: must be {what}, got {value!r}")
+
+        def integer(value, minimum):
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+        if isinstance(r, str):
+            require("r", r, False, "a number (resolve 'auto' with trainer.info_gain.choose_r first)")
+        number = isinstance(r, (int, float, np.number)) and not isinstance(r, bool)
+        require("r", r, number and math.isfinite(r) and r > 0, "a finite positive number")
+        require("buckets", buckets, integer(buckets, 2), "an integer >= 2")
+        require("dim", dim, integer(dim, 1), "an integer >= 1")
+        require("slope_window", slope_window, integer(slope_window, 1), "an integer >= 1")
         self.buckets = int(buckets)
         self.dim = int(dim)
         self.r = float(r)
         self.slope_window = int(slope_window)
         self.seed = seed
-        self._edges = bucket_edges(self.r, self.buckets)
+        self.edges = bucket_edges(self.r, self.buckets)
 
     def build(self, input_shape=None):
         self.table = self.add_weight(
@@ -137,11 +169,8 @@ class PctrQuantizer(keras.layers.Layer):
         super().build(input_shape)
 
     def codes(self, pctr: tf.Tensor) -> tf.Tensor:
-        """int64 codes ``[B]`` of eq. (5) (binary search over the bucket edges)."""
-        p = tf.reshape(tf.cast(pctr, tf.float32), [-1])
-        p = tf.clip_by_value(tf.where(tf.math.is_nan(p), tf.zeros_like(p), p), 0.0, 1.0)
-        edges = tf.constant(self._edges)[None, :]
-        return tf.searchsorted(edges, p[None, :], side="right", out_type=tf.int64)[0]
+        """int64 codes ``[B]`` of eq. (5) (:func:`lookup_codes` over :attr:`edges`)."""
+        return lookup_codes(pctr, self.edges)
 
     def call(self, pctr: tf.Tensor) -> tf.Tensor:
         p = tf.reshape(tf.cast(pctr, tf.float32), [-1])
@@ -151,7 +180,9 @@ class PctrQuantizer(keras.layers.Layer):
         lo = tf.maximum(codes - self.slope_window, 0)
         hi = tf.minimum(codes + self.slope_window, self.buckets - 1)
         secant = (tf.gather(self.table, hi) - tf.gather(self.table, lo)) / tf.cast(hi - lo, tf.float32)[:, None]
-        du_dp = code_slope(tf.clip_by_value(p, 0.0, 1.0), self.r, self.buckets)
+        du_dp = code_slope(clean_pctr(p), self.r, self.buckets)
+        # A NaN pctr is coded as 0 but must not pass a gradient (g * slope would be finite yet meaningless).
+        du_dp = tf.where(tf.math.is_nan(p), tf.zeros_like(du_dp), du_dp)
         slope = tf.stop_gradient(secant * du_dp[:, None])
         return _straight_through(p, rows, slope)
 

@@ -28,7 +28,7 @@ def random_transformed_batch(cardinalities: Mapping[str, int], batch_size: int, 
     out[N.AD_HIST_CTR_Z] = rng.normal(size=batch_size).astype(np.float32)
     out[N.AD_HIST_IMPS_LOG_Z] = rng.normal(size=batch_size).astype(np.float32)
     out[N.SEQ_CATEGORY_SHARE] = rng.uniform(0.0, 1.0, batch_size).astype(np.float32)
-    out[N.CR_PCTR] = rng.uniform(0.0, 0.2, batch_size).astype(np.float32)
+    out[N.AD_HIST_CTR_CLIPPED] = rng.uniform(0.0, 0.2, batch_size).astype(np.float32)
     lengths = rng.integers(0, N.SEQUENCE_LENGTH + 1, batch_size)
     mask = (np.arange(N.SEQUENCE_LENGTH)[None, :] < lengths[:, None]).astype(np.float32)
     out[N.SEQ_MASK] = mask

@@ -1,4 +1,4 @@
-"""TFX Trainer entry point: ``run_fn(fn_args)`` trains the variant of ``custom_config['model_config']``
+"""TFX Trainer entry point: ``run_fn(fn_args)`` trains the variant of ``custom_config[MODEL_CONFIG_KEY]``
 and exports the eval model and the online models (see ``trainer.export``)."""
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from transform import names as N
-from trainer.config import JACConfig
+from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
 from trainer.data import make_dataset, read_column_sample
 from trainer.export import export_models
 from trainer.info_gain import choose_r
 from trainer.jac_model import JACModel, make_optimizer
 
 _LOG = logging.getLogger(__name__)
-MODEL_CONFIG_KEY = "model_config"
 CONFIG_FILE = "model_config.json"
 
 
@@ -36,7 +35,8 @@ def resolve_config(config: JACConfig, train_files, tft_output, data_accessor=Non
     auto_r = config.has_cr and isinstance(config.quantizer_r, str)
     if not auto_r and config.initial_ctr is not None:
         return config, {}
-    pctr, labels = read_column_sample(train_files, tft_output, N.CR_PCTR, config.r_sample_size, data_accessor)
+    pctr, labels = read_column_sample(train_files, tft_output, N.AD_HIST_CTR_CLIPPED, config.r_sample_size,
+                                      data_accessor)
     scores = {}
     if auto_r:
         r, scores = choose_r(pctr, labels, config.quantizer_buckets, config.r_grid)
@@ -53,12 +53,13 @@ def _transform_output_dir(fn_args) -> str:
 
 
 def run_fn(fn_args) -> Dict[str, Any]:
-    """Trains and exports. Returns a summary (config, chosen r, final metrics, export dirs).
+    """Trains and exports. Returns a summary (config, chosen r, steps, final metrics, export dirs).
 
     Reads ``fn_args.train_files`` / ``eval_files`` (transformed examples), ``transform_output``,
-    ``train_steps`` / ``eval_steps`` (``None`` or 0: ``config.epochs`` passes / one full eval pass),
-    ``serving_model_dir``, ``model_run_dir`` (TensorBoard logs) and ``custom_config['model_config']``
-    (overrides of :class:`~trainer.config.JACConfig`).
+    ``train_steps`` (``None`` or 0: ``config.epochs`` passes), ``eval_steps``, ``serving_model_dir``,
+    ``model_run_dir`` (TensorBoard logs) and ``custom_config[MODEL_CONFIG_KEY]`` (overrides of
+    :class:`~trainer.config.JACConfig`). Evaluation steps: the model config's ``eval_steps`` if set, else
+    ``fn_args.eval_steps`` (the Trainer's ``EvalArgs``), else one full pass.
     """
     custom = getattr(fn_args, "custom_config", None) or {}
     config = JACConfig.from_dict(custom.get(MODEL_CONFIG_KEY, {}))
@@ -72,7 +73,7 @@ def run_fn(fn_args) -> Dict[str, Any]:
     model.compile(optimizer=make_optimizer(config))
 
     train_steps: Optional[int] = fn_args.train_steps or None
-    eval_steps: Optional[int] = getattr(fn_args, "eval_steps", None) or config.eval_steps
+    eval_steps = eval_steps_of(config, getattr(fn_args, "eval_steps", None))
     train = make_dataset(fn_args.train_files, tft_output, model.feature_names, config.batch_size, accessor,
                          num_epochs=None if train_steps else 1, seed=config.seed)
     evaluation = make_dataset(fn_args.eval_files, tft_output, model.feature_names, config.eval_batch_size,
@@ -87,7 +88,7 @@ def run_fn(fn_args) -> Dict[str, Any]:
 
     exported = export_models(model, tft_output, fn_args.serving_model_dir)
     summary = {"config": config.to_dict(), "r_information_bits": {str(k): v for k, v in r_scores.items()},
-               "metrics": metrics, "exported": exported}
+               "steps": {"train": train_steps, "eval": eval_steps}, "metrics": metrics, "exported": exported}
     if getattr(fn_args, "model_run_dir", None):
         tf.io.gfile.makedirs(fn_args.model_run_dir)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CONFIG_FILE), "w") as f:

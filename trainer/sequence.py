@@ -1,9 +1,9 @@
 """Behaviour-sequence modelling for AR: a small transformer, read out by the candidate ad.
 
-Design: a stack of masked self-attention blocks (the paper's 2-layer, 2-head transformer) contextualises
-the user's recent ads, then **target attention** with the candidate ad as the query pools the sequence
-into one vector. We use the candidate as query rather than a fixed pooling because the relevant part of a
-history is ad-specific: a run of sneaker clicks matters to a sneaker ad and is noise to a sofa ad
+Design: a stack of masked self-attention blocks (JAC's 2-layer, 2-head transformer; Yang et al., AAAI
+2024) contextualises the user's recent ads, then **target attention** with the candidate ad as the query
+pools the sequence into one vector. We use the candidate as query rather than a fixed pooling because the
+relevant part of a history is ad-specific: a run of sneaker clicks matters to a sneaker ad and is noise to a sofa ad
 (the DIN / BST observation). The self-attention stack sees only the user's own sequence, so its output is
 shared by every candidate ad of a request; only the last, cheap, single-query attention is per ad.
 """

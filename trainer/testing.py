@@ -16,6 +16,7 @@ from typing import Dict
 
 import tensorflow as tf
 
+import features as F
 from transform import names as N
 
 # Small enough for a test run on two busy cores, big enough for every id to repeat.
@@ -55,15 +56,15 @@ def transformed_data(impressions: int = 3000, seed: int = 7) -> TransformedData:
 @functools.lru_cache(maxsize=None)
 def _transformed_data(impressions: int, seed: int) -> TransformedData:
     from simulator import SimulatorConfig, simulate
-    from transform.local import analyze_and_transform
+    from transform.local import TRANSFORM_GRAPH, analyze_and_transform
 
     root = os.path.join(workdir(), f"data-{impressions}-{seed}")
     simulate(SimulatorConfig(num_impressions=impressions, num_days=3, seed=seed,
                              calibration_impressions=min(impressions, 20_000)),
              os.path.join(root, "raw"), progress=False)
-    raw_train, raw_eval = (os.path.join(root, "raw", split, "*") for split in ("train", "eval"))
+    raw_train, raw_eval = (os.path.join(root, "raw", split, "*") for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT))
     paths = analyze_and_transform(raw_train, raw_eval, os.path.join(root, "xf"))
-    return TransformedData(raw_train, raw_eval, paths["transform_graph"], paths["train"], paths["eval"])
+    return TransformedData(raw_train, raw_eval, paths[TRANSFORM_GRAPH], paths[F.TRAIN_SPLIT], paths[F.EVAL_SPLIT])
 
 
 def raw_examples(pattern: str, n: int):

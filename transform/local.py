@@ -52,7 +52,7 @@ def analyze_and_transform(train_pattern: str, eval_pattern: str, output_dir: str
       schema: raw schema; defaults to :func:`raw_schema`.
 
     Returns:
-      ``{"transform_graph": dir, "train": file pattern, "eval": file pattern}``.
+      ``{"transform_graph": dir, features.TRAIN_SPLIT: file pattern, features.EVAL_SPLIT: file pattern}``.
     """
     schema = schema or raw_schema()
     graph_dir = os.path.join(output_dir, TRANSFORM_GRAPH)
@@ -63,15 +63,16 @@ def analyze_and_transform(train_pattern: str, eval_pattern: str, output_dir: str
     with tempfile.TemporaryDirectory() as tmp, beam.Pipeline() as pipeline, \
             tft_beam.Context(temp_dir=tmp, force_tf_compat_v1=False):
         sources = {}
-        for split, pattern in (("train", train_pattern), ("eval", eval_pattern)):
+        for split, pattern in ((F.TRAIN_SPLIT, train_pattern), (F.EVAL_SPLIT, eval_pattern)):
             io = tfxio.TFExampleRecord(file_pattern=pattern, schema=schema, telemetry_descriptors=["adcr"])
             sources[split] = (pipeline | f"Read{split}" >> io.BeamSource(), io.TensorAdapterConfig())
-        (train_data, metadata), transform_fn = (
-            sources["train"] | "AnalyzeAndTransform" >> tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=True))
+        (train_data, metadata), transform_fn = sources[F.TRAIN_SPLIT] | "AnalyzeAndTransform" >> (
+            tft_beam.AnalyzeAndTransformDataset(preprocessing_fn, output_record_batches=True))
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_dir)
-        eval_data, _ = (sources["eval"], transform_fn) | "TransformEval" >> tft_beam.TransformDataset(output_record_batches=True)
+        eval_data, _ = (sources[F.EVAL_SPLIT], transform_fn) | "TransformEval" >> (
+            tft_beam.TransformDataset(output_record_batches=True))
 
-        for split, data in (("train", train_data), ("eval", eval_data)):
+        for split, data in ((F.TRAIN_SPLIT, train_data), (F.EVAL_SPLIT, eval_data)):
             prefix = os.path.join(output_dir, TRANSFORMED, split, TRANSFORMED_PREFIX)
             _ = (data
                  | f"Encode{split}" >> beam.FlatMap(_encode, metadata.schema)

@@ -4,7 +4,9 @@ Every transformed name is derived here from a raw name in :mod:`features` (``xf(
 so no other module spells one. The groups say which transformed features each model reads:
 
 * :data:`AR_CATEGORICAL`, :data:`AR_NUMERIC`, :data:`AR_SEQUENCE`: the ad ranker's inputs;
-* :data:`CR_CATEGORICAL`, :data:`CR_DENSE`, :data:`CR_PCTR`: the creative ranker's inputs;
+* :data:`CR_CATEGORICAL`, :data:`CR_DENSE`, :data:`AD_HIST_CTR_CLIPPED`: the creative ranker's inputs. The
+  last is CR's pctr input *online and in evaluation*: the ad's historical CTR clipped to [0, 1], not a
+  prediction (in training, variant ``"jac"`` feeds AR's predicted pctr_ad there instead);
 * :data:`CANDIDATE_INPUTS`: the candidate lists, mapped like the exposed creative, read only by the
   evaluation model to score every candidate with CR;
 * :data:`LABEL_KEY`: the click, for training only.
@@ -97,7 +99,8 @@ LABEL_KEY = xf(F.LABEL)
 
 AD_HIST_CTR_Z = xf(F.AD_HIST_CTR, "z")
 AD_HIST_IMPS_LOG_Z = xf(F.AD_HIST_IMPS, "log_z")
-# CR's pctr stand-in: the raw historical CTR clipped to [0, 1], quantized inside the model (eq. 5).
+# CR's pctr input online (and in evaluation, and for variant "cr"): the raw historical ad CTR clipped to
+# [0, 1], quantized inside the model (eq. 5). Not a prediction: in JAC training AR's pctr_ad takes its place.
 AD_HIST_CTR_CLIPPED = xf(F.AD_HIST_CTR)
 
 SEQ_AD_IDS = xf(F.SEQ_AD_IDS)
@@ -131,11 +134,10 @@ CR_AD_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in F.CR_AD_FEATURES)
 CR_CREATIVE_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES)
 CR_CATEGORICAL: Tuple[str, ...] = CR_USER_CATEGORICAL + CR_AD_CATEGORICAL + CR_CREATIVE_CATEGORICAL
 CR_DENSE: Tuple[str, ...] = (CREATIVE_EMBEDDING,)
-CR_PCTR = AD_HIST_CTR_CLIPPED
 DENSE_WIDTHS = {CREATIVE_EMBEDDING: F.CREATIVE_EMBEDDING_DIM}
 
 AR_INPUTS: Tuple[str, ...] = AR_CATEGORICAL + AR_NUMERIC + AR_SEQUENCE
-CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + (CR_PCTR,)
+CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + (AD_HIST_CTR_CLIPPED,)
 
 # Candidate lists, each mapped exactly like the exposed creative's feature (same vocabulary / domain).
 CANDIDATE_INPUTS: Dict[str, str] = {xf(F.CANDIDATE_OF[n]): xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES}

@@ -7,7 +7,7 @@ Outputs (names and groups in :mod:`transform.names`):
   ad-id vocabulary and every candidate creative id the creative-id vocabulary, so a sequence item or a
   candidate shares its embedding row with the same id seen as the impression's ad / creative.
 * small codes: passed through when inside their known domain ``[0, d)``; anything else becomes ``d``.
-* ``ad_hist_ctr``: z-scored for AR, clipped to ``[0, 1]`` for CR's quantizer (eq. 5 of the paper).
+* ``ad_hist_ctr``: z-scored for AR, clipped to ``[0, 1]`` for CR's quantizer (eq. 5 of Yang et al., AAAI 2024).
   ``ad_hist_imps``: ``log1p`` then z-scored.
 * sequence: the newest :data:`~transform.names.SEQUENCE_LENGTH` items, newest first, zero-padded,
   with a float 0/1 mask.
