@@ -1,8 +1,8 @@
 """TFMA metrics for creative ranking: NSCTR, SCTR, CalibratedSCTR, GAUC and TruePolicyCTR.
 
 Each metric is a ``tfma.metrics.Metric`` whose ``beam.CombineFn`` keeps only per-ad (or per-user)
-counters -- the accumulators of :mod:`creative_metrics.estimators` -- so its state grows with ads,
-not impressions, and merges across Beam workers. They read, per impression:
+counters -- the accumulators of :mod:`creative_metrics.replay` and :mod:`creative_metrics.group_auc` --
+so its state grows with ads, not impressions, and merges across Beam workers. They read, per impression:
 
 * features: ``features.AD_ID``, ``features.CREATIVE_ID`` (exposed creative), ``features.USER_ID``,
   ``features.NUM_CANDIDATES``, ``features.TRUTH_CAND_CTRS``, ``features.TRUTH_CTR``;
@@ -11,14 +11,11 @@ not impressions, and merges across Beam workers. They read, per impression:
   model's top-1 candidate) and ``features.PCTR_AD`` (AR's pCTR). Leave ``ModelSpec.prediction_key``
   unset so the whole dict reaches the metrics; every key is configurable.
 
-Configure them in an ``EvalConfig`` (the module must be importable on every Beam worker)::
+Configure them in an ``EvalConfig`` (the module must be importable on every Beam worker) through
+:func:`metric_configs` / :func:`metric_config`, which put a threshold on the overall slice only::
 
-    tfma.MetricsSpec(metrics=[
-        tfma.MetricConfig(class_name='NSCTR', module='creative_metrics.tfma_metrics',
-                          threshold=tfma.MetricThreshold(change_threshold=...)),
-        tfma.MetricConfig(class_name='GAUC', module='creative_metrics.tfma_metrics',
-                          config=json.dumps({'prediction_key': 'pctr_ad'})),
-    ])
+    tfma.MetricsSpec(metrics=metric_configs(nsctr_threshold=tfma.MetricThreshold(change_threshold=...)))
+    tfma.MetricsSpec(output_names=['pctr_ad'], metrics=[metric_config('GAUC', prediction_key='pctr_ad')])
 
 Metric keys (default names; thresholds apply to the first key of each metric):
 
@@ -40,7 +37,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -48,8 +45,8 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 import features as F
-from creative_metrics import estimators as est
 from creative_metrics import ground_truth as gt
+from creative_metrics import group_auc, replay
 
 NSCTR_NAME = "nsctr"
 SCTR_NAME = "sctr"
@@ -138,29 +135,51 @@ def _check_unsupported(metric: str, sub_key, query_key) -> None:
         raise ValueError(f"{metric} does not support query_key, got {query_key!r}")
 
 
-# ------------------------------------------------------------------------------- creative-match metrics
-class _MatchBuffer:
-    """Combiner state: a short buffer of impressions plus the per-ad counters."""
+# --------------------------------------------------------------------------------- buffered combiners
+class _RowBuffer:
+    """Combiner state: a short buffer of impressions in front of an accumulator's per-key counters."""
 
-    __slots__ = ("rows", "counters")
+    __slots__ = ("rows", "counters", "dtypes")
 
-    def __init__(self):
+    def __init__(self, counters, dtypes: Tuple[Optional[type], ...]):
         self.rows: List[tuple] = []
-        self.counters = est.CreativeMatchAccumulator()
+        self.counters = counters
+        self.dtypes = dtypes  # of the columns handed to ``counters.update`` (None: NumPy's choice)
+
+    def add(self, row: tuple) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= _BUFFER_SIZE:
+            self.flush()
 
     def flush(self) -> None:
         if self.rows:
-            ad, exposed, click, selected, cands, w = zip(*self.rows)
-            self.counters.update(
-                np.asarray(ad, np.int64), np.asarray(exposed, np.int64), np.asarray(click),
-                np.asarray(selected, np.int64), np.asarray(cands, np.int64), np.asarray(w))
+            self.counters.update(*(np.asarray(column, dtype)
+                                   for column, dtype in zip(zip(*self.rows), self.dtypes)))
             self.rows = []
 
 
 class _BufferedCombiner(beam.CombineFn):
-    """Shared merge/compact of the combiners whose accumulator buffers rows in front of per-key counters."""
+    """A combiner whose accumulator is a :class:`_RowBuffer`; outputs a result's value and fields.
 
-    def merge_accumulators(self, accumulators):
+    ``keys`` maps a key suffix to its ``MetricKey`` (``""``: the metric's value); ``outputs`` maps every
+    other suffix to the field of the accumulator's result it reports.
+    """
+
+    def __init__(self, keys: Dict[str, metric_types.MetricKey], outputs: Mapping[str, str],
+                 model_name: str, example_weighted: bool):
+        self._keys = keys
+        self._outputs = dict(outputs)
+        self._model_name = model_name
+        self._example_weighted = example_weighted
+
+    @property
+    def _name(self) -> str:
+        return self._keys[""].name
+
+    def _weight(self, element) -> float:
+        return _weight(element, self._model_name, self._example_weighted, self._name)
+
+    def merge_accumulators(self, accumulators: Iterable[_RowBuffer]) -> _RowBuffer:
         accumulators = iter(accumulators)
         result = next(accumulators)
         result.flush()
@@ -169,235 +188,192 @@ class _BufferedCombiner(beam.CombineFn):
             result.counters.merge(acc.counters)
         return result
 
-    def compact(self, acc):
+    def compact(self, acc: _RowBuffer) -> _RowBuffer:
         acc.flush()  # ship counters, not raw rows, between workers
         return acc
 
+    def _result(self, counters):
+        raise NotImplementedError
 
-class _CreativeMatchCombiner(_BufferedCombiner):
-    """Accumulates per-ad impressions / matches / clicks and outputs one of the match estimators."""
+    def extract_output(self, acc: _RowBuffer) -> Dict[metric_types.MetricKey, float]:
+        acc.flush()
+        if acc.counters.empty:
+            return {key: math.nan for key in self._keys.values()}
+        result = self._result(acc.counters)
+        out = {self._keys[""]: result.value}
+        out.update({self._keys[suffix]: getattr(result, field) for suffix, field in self._outputs.items()})
+        return out
 
-    def __init__(self, estimator: str, keys: Dict[str, metric_types.MetricKey], model_name: str,
-                 example_weighted: bool, ad_key: str, exposed_creative_key: str,
-                 selected_creative_key: str, num_candidates_key: str, label_key: str):
+
+def _computation(name: str, outputs: Mapping[str, str], model_name: str, output_name: str,
+                 example_weighted: bool, feature_keys: List[str], make_combiner):
+    """The one ``MetricComputation`` of a buffered metric: its keys, features and combiner."""
+    keys = {suffix: _key(name + suffix, model_name, output_name, example_weighted)
+            for suffix in ("",) + tuple(outputs)}
+    return [metric_types.MetricComputation(
+        keys=list(keys.values()),
+        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=feature_keys)],
+        combiner=make_combiner(keys),
+    )]
+
+
+# ------------------------------------------------------------------------------------ replay metrics
+# Each replay estimator (a method of CreativeMatchAccumulator, named as the metric) and its outputs
+# besides the value: key suffix -> PolicyEstimate field.
+_REPLAY_OUTPUTS: Dict[str, Dict[str, str]] = {
+    NSCTR_NAME: {COVERAGE: "coverage", IMPRESSIONS: "impressions", LOGGED_CTR: "logged_ctr"},
+    SCTR_NAME: {MATCHED_IMPRESSIONS: "matched_impressions"},
+    CALIBRATED_SCTR_NAME: {EXPOSURE: "denominator"},
+}
+_READS_NUM_CANDIDATES = {CALIBRATED_SCTR_NAME}
+_MATCH_DTYPES = (np.int64, np.int64, None, np.int64, np.int64, None)  # ad, exposed, click, selected, n, w
+
+
+class _ReplayCombiner(_BufferedCombiner):
+    """Per-ad impressions / matches / clicks -> one replay estimator."""
+
+    def __init__(self, estimator: str, keys, model_name: str, example_weighted: bool, ad_key: str,
+                 exposed_creative_key: str, selected_creative_key: str, num_candidates_key: str,
+                 label_key: str):
+        super().__init__(keys, _REPLAY_OUTPUTS[estimator], model_name, example_weighted)
         self._estimator = estimator
-        self._keys = keys
-        self._model_name = model_name
-        self._example_weighted = example_weighted
         self._ad_key = ad_key
         self._exposed_key = exposed_creative_key
         self._selected_key = selected_creative_key
-        self._num_candidates_key = num_candidates_key
+        self._num_candidates_key = num_candidates_key if estimator in _READS_NUM_CANDIDATES else None
         self._label_key = label_key
-        self._needs_candidates = estimator == CALIBRATED_SCTR_NAME
 
-    def create_accumulator(self) -> _MatchBuffer:
-        return _MatchBuffer()
+    def create_accumulator(self) -> _RowBuffer:
+        return _RowBuffer(replay.CreativeMatchAccumulator(), _MATCH_DTYPES)
 
-    def add_input(self, acc: _MatchBuffer, element: metric_types.StandardMetricInputs) -> _MatchBuffer:
-        name = self._keys["value"].name
+    def add_input(self, acc: _RowBuffer, element: metric_types.StandardMetricInputs) -> _RowBuffer:
+        name = self._name
         ad = _one(_feature(element, self._ad_key, name), self._ad_key, name)
         exposed = _one(_feature(element, self._exposed_key, name), self._exposed_key, name)
         selected = _one(_prediction(element, self._model_name, self._selected_key, name),
                         f"prediction {self._selected_key!r}", name)
-        cands = (_one(_feature(element, self._num_candidates_key, name), self._num_candidates_key, name)
-                 if self._needs_candidates else 1)
+        cands = (1 if self._num_candidates_key is None else _one(
+            _feature(element, self._num_candidates_key, name), self._num_candidates_key, name))
         click = _label(element, self._model_name, self._label_key, name)
-        weight = _weight(element, self._model_name, self._example_weighted, name)
-        acc.rows.append((ad, exposed, click, selected, cands, weight))
-        if len(acc.rows) >= _BUFFER_SIZE:
-            acc.flush()
+        acc.add((ad, exposed, click, selected, cands, self._weight(element)))
         return acc
 
-    def extract_output(self, acc: _MatchBuffer) -> Dict[metric_types.MetricKey, float]:
-        acc.flush()
-        if acc.counters.num_ads == 0:
-            return {key: math.nan for key in self._keys.values()}
-        result: est.PolicyEstimate = getattr(acc.counters, self._estimator)()
-        out = {self._keys["value"]: result.value}
-        if "coverage" in self._keys:
-            out[self._keys["coverage"]] = result.coverage
-        if "impressions" in self._keys:
-            out[self._keys["impressions"]] = result.impressions
-        if "matched_impressions" in self._keys:
-            out[self._keys["matched_impressions"]] = result.matched_impressions
-        if "logged_ctr" in self._keys:
-            out[self._keys["logged_ctr"]] = result.logged_ctr
-        if "exposure" in self._keys:
-            out[self._keys["exposure"]] = result.denominator
-        return out
+    def _result(self, counters: replay.CreativeMatchAccumulator) -> replay.PolicyEstimate:
+        return getattr(counters, self._estimator)()
 
 
-_AUX_KEYS = {
-    NSCTR_NAME: {"coverage": COVERAGE, "impressions": IMPRESSIONS, "logged_ctr": LOGGED_CTR},
-    SCTR_NAME: {"matched_impressions": MATCHED_IMPRESSIONS},
-    CALIBRATED_SCTR_NAME: {"exposure": EXPOSURE},
-}
+def _replay_computations_fn(estimator: str):
+    """The ``create_computations_fn`` of one replay metric (TFMA reads its argument names)."""
 
-
-def _match_computations(estimator: str, name: str, ad_key: str, exposed_creative_key: str,
-                        selected_creative_key: str, num_candidates_key: str, label_key: str,
-                        model_name: str, output_name: str, sub_key, example_weighted: bool,
-                        query_key) -> metric_types.MetricComputations:
-    _check_unsupported(name, sub_key, query_key)
-    keys = {"value": _key(name, model_name, output_name, example_weighted)}
-    for role, suffix in _AUX_KEYS[estimator].items():
-        keys[role] = _key(name + suffix, model_name, output_name, example_weighted)
-    feature_keys = [ad_key, exposed_creative_key, label_key]
-    if estimator == CALIBRATED_SCTR_NAME:
-        feature_keys.append(num_candidates_key)
-    return [metric_types.MetricComputation(
-        keys=list(keys.values()),
-        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=feature_keys)],
-        combiner=_CreativeMatchCombiner(
-            estimator, keys, model_name, example_weighted, ad_key, exposed_creative_key,
-            selected_creative_key, num_candidates_key, label_key),
-    )]
-
-
-def _nsctr(name: str = NSCTR_NAME, ad_key: str = F.AD_ID, exposed_creative_key: str = F.CREATIVE_ID,
-           selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL,
-           model_name: str = "", output_name: str = "", sub_key=None, example_weighted: bool = False,
-           query_key=None) -> metric_types.MetricComputations:
-    return _match_computations(NSCTR_NAME, name, ad_key, exposed_creative_key, selected_creative_key,
-                               F.NUM_CANDIDATES, label_key, model_name, output_name, sub_key,
-                               example_weighted, query_key)
-
-
-def _sctr(name: str = SCTR_NAME, ad_key: str = F.AD_ID, exposed_creative_key: str = F.CREATIVE_ID,
-          selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL,
-          model_name: str = "", output_name: str = "", sub_key=None, example_weighted: bool = False,
-          query_key=None) -> metric_types.MetricComputations:
-    return _match_computations(SCTR_NAME, name, ad_key, exposed_creative_key, selected_creative_key,
-                               F.NUM_CANDIDATES, label_key, model_name, output_name, sub_key,
-                               example_weighted, query_key)
-
-
-def _calibrated_sctr(name: str = CALIBRATED_SCTR_NAME, ad_key: str = F.AD_ID,
+    def computations(name: str = estimator, ad_key: str = F.AD_ID,
                      exposed_creative_key: str = F.CREATIVE_ID,
                      selected_creative_key: str = F.SELECTED_CREATIVE_ID,
                      num_candidates_key: str = F.NUM_CANDIDATES, label_key: str = F.LABEL,
                      model_name: str = "", output_name: str = "", sub_key=None,
                      example_weighted: bool = False, query_key=None) -> metric_types.MetricComputations:
-    return _match_computations(CALIBRATED_SCTR_NAME, name, ad_key, exposed_creative_key,
-                               selected_creative_key, num_candidates_key, label_key, model_name,
-                               output_name, sub_key, example_weighted, query_key)
+        _check_unsupported(name, sub_key, query_key)
+        feature_keys = [ad_key, exposed_creative_key, label_key]
+        if estimator in _READS_NUM_CANDIDATES:
+            feature_keys.append(num_candidates_key)
+        return _computation(
+            name, _REPLAY_OUTPUTS[estimator], model_name, output_name, example_weighted, feature_keys,
+            lambda keys: _ReplayCombiner(estimator, keys, model_name, example_weighted, ad_key,
+                                         exposed_creative_key, selected_creative_key,
+                                         num_candidates_key, label_key))
+
+    return computations
 
 
-class NSCTR(metric_types.Metric):
-    r"""Normalized simulated CTR of the evaluated model's creative choice (JAC, Algorithm 1).
+class _ReplayMetric(metric_types.Metric):
+    """A replay estimator of the evaluated model's top-1 creative; subclasses name it in ``ESTIMATOR``."""
+
+    ESTIMATOR = ""
+
+    def __init__(self, name: str = "", ad_key: str = F.AD_ID, exposed_creative_key: str = F.CREATIVE_ID,
+                 selected_creative_key: str = F.SELECTED_CREATIVE_ID,
+                 num_candidates_key: str = F.NUM_CANDIDATES, label_key: str = F.LABEL):
+        """Initializes the metric.
+
+        Args:
+          name: metric name (and prefix of the auxiliary keys); defaults to the estimator's.
+          ad_key: feature with the ad id.
+          exposed_creative_key: feature with the creative shown online.
+          selected_creative_key: prediction output with the model's top-1 creative id.
+          num_candidates_key: feature with the ad's number of candidate creatives (read by
+            :class:`CalibratedSCTR` only).
+          label_key: click label (used when the ModelSpec sets no label_key).
+        """
+        super().__init__(metric_util.merge_per_key_computations(_replay_computations_fn(self.ESTIMATOR)),
+                         name=name or self.ESTIMATOR, ad_key=ad_key,
+                         exposed_creative_key=exposed_creative_key,
+                         selected_creative_key=selected_creative_key,
+                         num_candidates_key=num_candidates_key, label_key=label_key)
+
+
+class NSCTR(_ReplayMetric):
+    r"""Normalized simulated CTR of the evaluated model's creative choice (Yang et al., AAAI 2024, Alg. 1).
 
     Per ad :math:`m`: impressions :math:`Imp_m`, matched impressions :math:`Imp^s_m` (model's top-1
     creative = exposed creative) and matched clicks :math:`Clk^s_m`;
 
     .. math:: \mathrm{NSCTR} = \sum_m Clk^s_m Imp_m / Imp^s_m \Big/ \sum_m Imp_m
 
-    over the ads with :math:`Imp^s_m > 0` (see :func:`creative_metrics.estimators.nsctr`). Also emits
+    over the ads with :math:`Imp^s_m > 0` (see :func:`creative_metrics.replay.nsctr`). Also emits
     ``<name>_coverage``, ``<name>_impressions`` and ``<name>_logged_ctr`` (the logging policy's CTR on
     the covered ads). Value and change thresholds apply to ``<name>``.
     """
 
-    def __init__(self, name: str = NSCTR_NAME, ad_key: str = F.AD_ID,
-                 exposed_creative_key: str = F.CREATIVE_ID,
-                 selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL):
-        """Initializes NSCTR.
-
-        Args:
-          name: metric name (and prefix of the auxiliary keys).
-          ad_key: feature with the ad id.
-          exposed_creative_key: feature with the creative shown online.
-          selected_creative_key: prediction output with the model's top-1 creative id.
-          label_key: click label (used when the ModelSpec sets no label_key).
-        """
-        super().__init__(metric_util.merge_per_key_computations(_nsctr), name=name, ad_key=ad_key,
-                         exposed_creative_key=exposed_creative_key,
-                         selected_creative_key=selected_creative_key, label_key=label_key)
+    ESTIMATOR = NSCTR_NAME
 
 
-class SCTR(metric_types.Metric):
-    r"""Simulated CTR (Wang et al. 2021): clicks / impressions over the matched impressions.
+class SCTR(_ReplayMetric):
+    r"""Simulated CTR (Wang et al., WWW 2021): clicks / impressions over the matched impressions.
 
-    See :func:`creative_metrics.estimators.sctr`. Also emits ``<name>_matched_impressions``.
+    See :func:`creative_metrics.replay.sctr`. Also emits ``<name>_matched_impressions``.
     """
 
-    def __init__(self, name: str = SCTR_NAME, ad_key: str = F.AD_ID,
-                 exposed_creative_key: str = F.CREATIVE_ID,
-                 selected_creative_key: str = F.SELECTED_CREATIVE_ID, label_key: str = F.LABEL):
-        """Initializes SCTR (arguments as :class:`NSCTR`)."""
-        super().__init__(metric_util.merge_per_key_computations(_sctr), name=name, ad_key=ad_key,
-                         exposed_creative_key=exposed_creative_key,
-                         selected_creative_key=selected_creative_key, label_key=label_key)
+    ESTIMATOR = SCTR_NAME
 
 
-class CalibratedSCTR(metric_types.Metric):
-    r"""Calibrated sCTR (GenCO, Algorithm 1): each match adds :math:`n` exposures and :math:`n y` clicks.
+class CalibratedSCTR(_ReplayMetric):
+    r"""Calibrated sCTR (Gu et al., 2025, Alg. 1): each match adds :math:`n` exposures and :math:`n y` clicks.
 
-    See :func:`creative_metrics.estimators.calibrated_sctr`. Also emits ``<name>_exposure``.
+    See :func:`creative_metrics.replay.calibrated_sctr`. Also emits ``<name>_exposure``.
     """
 
-    def __init__(self, name: str = CALIBRATED_SCTR_NAME, ad_key: str = F.AD_ID,
-                 exposed_creative_key: str = F.CREATIVE_ID,
-                 selected_creative_key: str = F.SELECTED_CREATIVE_ID,
-                 num_candidates_key: str = F.NUM_CANDIDATES, label_key: str = F.LABEL):
-        """Initializes CalibratedSCTR (arguments as :class:`NSCTR`, plus the candidate-count feature)."""
-        super().__init__(metric_util.merge_per_key_computations(_calibrated_sctr), name=name,
-                         ad_key=ad_key, exposed_creative_key=exposed_creative_key,
-                         selected_creative_key=selected_creative_key,
-                         num_candidates_key=num_candidates_key, label_key=label_key)
+    ESTIMATOR = CALIBRATED_SCTR_NAME
 
 
 # ----------------------------------------------------------------------------------------------- GAUC
-class _GaucBuffer:
-    __slots__ = ("rows", "counters")
-
-    def __init__(self, num_buckets: int):
-        self.rows: List[tuple] = []
-        self.counters = est.GaucAccumulator(num_buckets=num_buckets)
-
-    def flush(self) -> None:
-        if self.rows:
-            user, label, pred, w = zip(*self.rows)
-            self.counters.update(np.asarray(user, np.int64), np.asarray(label), np.asarray(pred),
-                                 np.asarray(w))
-            self.rows = []
+_GAUC_OUTPUTS = {COVERAGE: "coverage", MAX_ABS_ERROR: "max_abs_error"}
+_GAUC_DTYPES = (np.int64, None, None, None)  # user, label, prediction, weight
 
 
 class _GaucCombiner(_BufferedCombiner):
     """Per-(user, prediction bucket) click / non-click counts -> GAUC."""
 
-    def __init__(self, keys: Dict[str, metric_types.MetricKey], model_name: str,
-                 example_weighted: bool, user_key: str, prediction_key: str, label_key: str,
-                 num_buckets: int):
-        self._keys = keys
-        self._model_name = model_name
-        self._example_weighted = example_weighted
+    def __init__(self, keys, model_name: str, example_weighted: bool, user_key: str,
+                 prediction_key: str, label_key: str, num_buckets: int):
+        super().__init__(keys, _GAUC_OUTPUTS, model_name, example_weighted)
         self._user_key = user_key
         self._prediction_key = prediction_key
         self._label_key = label_key
         self._num_buckets = num_buckets
 
-    def create_accumulator(self) -> _GaucBuffer:
-        return _GaucBuffer(self._num_buckets)
+    def create_accumulator(self) -> _RowBuffer:
+        return _RowBuffer(group_auc.GaucAccumulator(num_buckets=self._num_buckets), _GAUC_DTYPES)
 
-    def add_input(self, acc: _GaucBuffer, element: metric_types.StandardMetricInputs) -> _GaucBuffer:
-        name = self._keys["value"].name
+    def add_input(self, acc: _RowBuffer, element: metric_types.StandardMetricInputs) -> _RowBuffer:
+        name = self._name
         user = _one(_feature(element, self._user_key, name), self._user_key, name)
         pred = _one(_prediction(element, self._model_name, self._prediction_key, name),
                     f"prediction {self._prediction_key!r}", name)
         label = _label(element, self._model_name, self._label_key, name)
-        weight = _weight(element, self._model_name, self._example_weighted, name)
-        acc.rows.append((user, label, float(pred), weight))
-        if len(acc.rows) >= _BUFFER_SIZE:
-            acc.flush()
+        acc.add((user, label, float(pred), self._weight(element)))
         return acc
 
-    def extract_output(self, acc: _GaucBuffer) -> Dict[metric_types.MetricKey, float]:
-        acc.flush()
-        if acc.counters.empty:
-            return {key: math.nan for key in self._keys.values()}
-        result = acc.counters.result()
-        return {self._keys["value"]: result.value, self._keys["coverage"]: result.coverage,
-                self._keys["max_abs_error"]: result.max_abs_error}
+    def _result(self, counters: group_auc.GaucAccumulator) -> group_auc.GaucEstimate:
+        return counters.result()
 
 
 def _gauc(name: str = GAUC_NAME, prediction_key: str = F.PCTR_AD, user_key: str = F.USER_ID,
@@ -405,26 +381,19 @@ def _gauc(name: str = GAUC_NAME, prediction_key: str = F.PCTR_AD, user_key: str 
           output_name: str = "", sub_key=None, example_weighted: bool = False,
           query_key=None) -> metric_types.MetricComputations:
     _check_unsupported(name, sub_key, query_key)
-    keys = {
-        "value": _key(name, model_name, output_name, example_weighted),
-        "coverage": _key(name + COVERAGE, model_name, output_name, example_weighted),
-        "max_abs_error": _key(name + MAX_ABS_ERROR, model_name, output_name, example_weighted),
-    }
-    return [metric_types.MetricComputation(
-        keys=list(keys.values()),
-        preprocessors=[metric_types.FeaturePreprocessor(feature_keys=[user_key, label_key])],
-        combiner=_GaucCombiner(keys, model_name, example_weighted, user_key, prediction_key,
-                               label_key, num_buckets),
-    )]
+    return _computation(
+        name, _GAUC_OUTPUTS, model_name, output_name, example_weighted, [user_key, label_key],
+        lambda keys: _GaucCombiner(keys, model_name, example_weighted, user_key, prediction_key,
+                                   label_key, num_buckets))
 
 
 class GAUC(metric_types.Metric):
     r"""Group AUC: impression-weighted mean of per-user AUC over users with both classes.
 
-    Streams per-(user, prediction bucket) counts (:class:`creative_metrics.estimators.GaucAccumulator`:
+    Streams per-(user, prediction bucket) counts (:class:`creative_metrics.group_auc.GaucAccumulator`:
     10,000 buckets uniform in logit space by default), so state grows with users x buckets at most,
     never with impressions. Pairs of one user sharing a bucket count as ties; ``<name>_max_abs_error``
-    bounds the resulting deviation from the exact :func:`creative_metrics.estimators.gauc` (exact ties
+    bounds the resulting deviation from the exact :func:`creative_metrics.group_auc.gauc` (exact ties
     are exact). Predictions must be probabilities. Also emits ``<name>_coverage``.
     """
 
@@ -542,33 +511,47 @@ for _cls in (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR):
     metric_types.register_metric(_cls)
 
 
+def overall_slice_only(threshold: config_pb2.MetricThreshold) -> List[config_pb2.PerSliceMetricThreshold]:
+    """``threshold`` on the overall slice only: small slices (a candidate bucket, a gender) are too noisy
+    to gate a model on."""
+    return [config_pb2.PerSliceMetricThreshold(slicing_specs=[config_pb2.SlicingSpec()],
+                                               threshold=threshold)]
+
+
+def metric_config(class_name: str, threshold: Optional[config_pb2.MetricThreshold] = None,
+                  **kwargs) -> config_pb2.MetricConfig:
+    """The ``tfma.MetricConfig`` of one metric here; ``kwargs`` go to its constructor, ``threshold``
+    gates the overall slice (:func:`overall_slice_only`)."""
+    config = config_pb2.MetricConfig(class_name=class_name, module=__name__,
+                                     config=json.dumps(kwargs) if kwargs else "")
+    if threshold is not None:
+        config.per_slice_thresholds.extend(overall_slice_only(threshold))
+    return config
+
+
 def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = None,
-                   gauc_prediction_key: str = F.PCTR_AD,
+                   include_gauc: bool = True, gauc_prediction_key: str = F.PCTR_AD,
                    include_truth: bool = True) -> List[config_pb2.MetricConfig]:
-    """The ``tfma.MetricConfig`` list of every metric here, ready for a ``tfma.MetricsSpec``.
+    """The ``tfma.MetricConfig`` list of the metrics here, ready for a ``tfma.MetricsSpec``.
 
     Args:
-      nsctr_threshold: optional value / change threshold on NSCTR (for blessing).
+      nsctr_threshold: optional value / change threshold on NSCTR (for blessing), overall slice only.
+      include_gauc: add :class:`GAUC` (leave it out to place it in a spec of AR's output instead).
       gauc_prediction_key: prediction output GAUC scores.
       include_truth: add :class:`TruePolicyCTR` (needs the simulator's truth columns).
     """
-    module = __name__
-    configs = [
-        config_pb2.MetricConfig(class_name="NSCTR", module=module),
-        config_pb2.MetricConfig(class_name="SCTR", module=module),
-        config_pb2.MetricConfig(class_name="CalibratedSCTR", module=module),
-        config_pb2.MetricConfig(class_name="GAUC", module=module,
-                                config=json.dumps({"prediction_key": gauc_prediction_key})),
-    ]
-    if nsctr_threshold is not None:
-        configs[0].threshold.CopyFrom(nsctr_threshold)
+    configs = [metric_config("NSCTR", nsctr_threshold), metric_config("SCTR"),
+               metric_config("CalibratedSCTR")]
+    if include_gauc:
+        configs.append(metric_config("GAUC", prediction_key=gauc_prediction_key))
     if include_truth:
-        configs.append(config_pb2.MetricConfig(class_name="TruePolicyCTR", module=module))
+        configs.append(metric_config("TruePolicyCTR"))
     return configs
 
 
 __all__ = [
-    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "metric_configs",
+    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "metric_config", "metric_configs",
+    "overall_slice_only",
     "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "GAUC_NAME", "TRUE_POLICY_CTR_NAME",
     "TRUE_CTR_SELECTED", "TRUE_CTR_RANDOM", "TRUE_CTR_ORACLE", "TRUE_CTR_LOGGED", "LIFT_SHARE",
     "TRUE_CTR_IMPRESSIONS",
