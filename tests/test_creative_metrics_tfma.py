@@ -290,8 +290,10 @@ def test_value_threshold_under_beam_multi_processing(data_path, log, tmp_path, m
     assert not result.validation_ok
     assert [f.metric_key.name for s in result.metric_validations_per_slice for f in s.failures] == ["nsctr"]
     # One model: TFMA names it "" in the keys; the report still shows it as the model under evaluation.
-    checks = R.report_data_from_eval_dir(out)["validation"]["checks"]
-    assert [(c["metric"], c["model"], c["status"]) for c in checks] == [("nsctr", "candidate", "failed")]
+    validation = R.report_data_from_eval_dir(out)["validation"]
+    assert [(c["metric"], c["model"], c["status"]) for c in validation["checks"]] == [
+        ("nsctr", "candidate", "failed")]
+    assert validation["no_baseline"] is True  # a first model: nothing compared against a baseline
 
 
 def _statuses(validation):
@@ -306,8 +308,9 @@ def test_report_from_the_evaluation(evaluation, log, tmp_path):
     assert "Blessed" in text and "Not blessed" not in text
     assert "female" in text and ">&lt;4<" in text and ">4-8<" in text and ">&gt;8<" in text
     assert text.count("<svg") == 3  # lift by bucket, estimates vs truth, calibration
-    assert _statuses(R.report_data_from_eval_dir(evaluation)["validation"]) == {
-        ("nsctr", "value"): "passed", ("nsctr_diff", "change"): "passed"}
+    validation = R.report_data_from_eval_dir(evaluation)["validation"]
+    assert _statuses(validation) == {("nsctr", "value"): "passed", ("nsctr_diff", "change"): "passed"}
+    assert validation["no_baseline"] is False and "No baseline" not in text
 
 
 def test_a_corrupt_validation_file_is_reported_as_unreadable_with_its_path(evaluation, tmp_path):

@@ -29,7 +29,7 @@ Report data::
           {"metric": "pctr_ad/auc", "model": "candidate", "kind": "value", "slice": "overall",
            "rule": ">= 0.53", "status": "passed", "value": 0.71, "message": ""}, ...],
         "failures": [],                                # failures no check shows, as text
-        "no_baseline": False,                          # first model: change thresholds not applied
+        "no_baseline": False,                          # True: no baseline, no change threshold applied
         "error": "...",                                # present when the validation file is unreadable
       },
       "generated": "2026-01-31 08:00 UTC",             # optional

@@ -104,7 +104,7 @@ def validation_data(eval_dir: str, eval_config,
     checks = thresholds.blessing_checks(eval_config, result, overall_metrics)
     return {"ok": bool(result.validation_ok), "checks": checks,
             "failures": thresholds.unmatched_failures(eval_config, result),
-            "no_baseline": bool(result.rubber_stamp)}
+            "no_baseline": not thresholds.has_baseline(eval_config, result)}
 
 
 def report_data_from_eval_dir(eval_dir: str, baseline_eval_dir: Optional[str] = None, *,

@@ -48,12 +48,12 @@ def _check_rows(checks: List[Mapping[str, Any]], models: Dict[str, Dict[str, Any
         model = models.get(c.get("model"), {"role": roles.CANDIDATE_MODEL})
         status = c.get("status", "")
         cls = status if status in ("passed", "failed") else "unknown"
-        message = f' title="{escape(c["message"])}"' if c.get("message") else ""
+        message = f" ({escape(' '.join(c['message'].split()))})" if c.get("message") else ""
         rows.append(
             f'<tr class="check {cls}"><td>{escape(label)}</td>'
             f'<td class="name">{escape(roles.title(c.get("model") or roles.CANDIDATE_MODEL, model))}</td>'
             f"<td>{escape(c.get('slice', ''))}</td><td>{_rule(c.get('rule', ''))}</td>"
-            f'<td>{_observed(c)}</td><td class="{cls}"{message}>{escape(status)}</td></tr>')
+            f'<td>{_observed(c)}</td><td class="{cls}">{escape(status)}{message}</td></tr>')
     return ("<table><tr><th>threshold</th><th>model</th><th>slice</th><th>rule</th><th>observed</th>"
             f"<th>status</th></tr>{''.join(rows)}</table>")
 
@@ -68,8 +68,8 @@ def blessing_section(data: Mapping[str, Any], models: Dict[str, Dict[str, Any]])
         parts.append("<h3>Thresholds the Evaluator applied</h3>")
         parts.append(_check_rows(validation["checks"], models))
     if validation.get("no_baseline"):
-        parts.append('<p class="note">No baseline (latest blessed) model yet: the change thresholds '
-                     "against it were not applied.</p>")
+        parts.append('<p class="note">No baseline (latest blessed) model was evaluated (a first model), so '
+                     "no threshold compared this model against one.</p>")
     if validation.get("failures"):
         items = "".join(f"<li>{escape(f)}</li>" for f in validation["failures"])
         parts.append(f'<ul class="fail">{items}</ul>')

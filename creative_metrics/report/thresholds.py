@@ -25,7 +25,7 @@ from tensorflow_model_analysis.proto import config_pb2, validation_result_pb2
 from tensorflow_model_analysis.slicer import slicer_lib
 from tensorflow_model_analysis.utils import model_util
 
-__all__ = ["blessing_checks", "unmatched_failures", "metric_name", "rule_text", "slice_text"]
+__all__ = ["blessing_checks", "unmatched_failures", "has_baseline", "metric_name", "rule_text", "slice_text"]
 
 PASSED, FAILED, NOT_EVALUATED = "passed", "failed", "not evaluated"
 
@@ -74,6 +74,14 @@ def slice_text(spec) -> str:
     parts = [f"{k} = {v}" for k, v in sorted(spec.feature_values.items())]
     parts += [f"by {k}" for k in spec.feature_keys]
     return ", ".join(parts) or "overall"
+
+
+def has_baseline(eval_config: config_pb2.EvalConfig,
+                 result: Optional[validation_result_pb2.ValidationResult] = None) -> bool:
+    """Whether a baseline was compared with: without one (a first model) no change threshold applies --
+    TFX's Evaluator then drops them from the config it runs (or TFMA rubber-stamps them)."""
+    rubber_stamped = result is not None and result.rubber_stamp
+    return model_util.get_baseline_model_spec(eval_config) is not None and not rubber_stamped
 
 
 def _same_threshold(failed: config_pb2.MetricThreshold, threshold: _Threshold) -> bool:
