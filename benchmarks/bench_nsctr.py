@@ -5,7 +5,7 @@
 
 Prints, for the NumPy reference (one core: NumPy's sort and bincount are single-threaded):
 
-* impressions/s of ``estimators.nsctr`` on synthetic logs (goal: >= 1,000,000/s at 10M impressions);
+* impressions/s of ``replay.nsctr`` on synthetic logs (goal: >= 1,000,000/s at 10M impressions);
 * peak traced memory (``tracemalloc``) of the call at 1M and 10M impressions with the same ads, and at
   10M impressions with 10x the ads -- it should grow with ads, not with impressions (the input arrays
   themselves belong to the caller and are not counted);
@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import features as F  # noqa: E402
-from creative_metrics import estimators as E  # noqa: E402
 from creative_metrics import ground_truth as GT  # noqa: E402
+from creative_metrics import group_auc as G  # noqa: E402
+from creative_metrics import replay as E  # noqa: E402
 
 
 def synthetic_log(n: int, ads: int, seed: int = 0):
@@ -97,7 +98,7 @@ def bench_gauc(n, users):
     u = rng.integers(0, users, n)
     y = (rng.random(n) < 0.05).astype(np.int8)
     p = np.clip(0.03 + 0.02 * y + rng.normal(0, 0.01, n), 0, 1)
-    for name, fn in (("exact", E.gauc_estimate), ("bucketed", E.gauc_bucketed_estimate)):
+    for name, fn in (("exact", G.gauc_estimate), ("bucketed", G.gauc_bucketed_estimate)):
         seconds, r = timed(fn, u, y, p, repeat=1)
         print(f"  {name:>8}: {seconds:6.3f} s  {n / seconds:>12,.0f} impressions/s  peak "
               f"{peak_mib(fn, u, y, p):7.1f} MiB  gauc={r.value:.5f}  bound={r.max_abs_error:.2e}")

@@ -29,7 +29,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from creative_metrics import estimators as _est
+from creative_metrics import validation as V
 
 __all__ = ["TruePolicyValue", "TruePolicyAccumulator", "true_policy_value", "lift_share"]
 
@@ -145,36 +145,27 @@ def true_policy_value(
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
         flat = np.concatenate(rows) if rows else np.empty(0)
     else:
-        lengths = _est._ids("row_lengths", _est._as_1d("row_lengths", row_lengths))
-        flat = _est._as_1d("cand_ctrs", cand_ctrs).astype(np.float64)
+        lengths = V.ids("row_lengths", V.as_1d("row_lengths", row_lengths))
+        flat = V.as_1d("cand_ctrs", cand_ctrs).astype(np.float64)
         if lengths.sum() != len(flat):
             raise ValueError(f"cand_ctrs has {len(flat)} values but row_lengths sum to {lengths.sum()}")
-    index = _est._as_1d("selected_index", selected_index)
-    arrays = {"cand_ctrs": lengths, "selected_index": index}
-    if logged_ctr is not None:
-        arrays["logged_ctr"] = _est._as_1d("logged_ctr", logged_ctr)
-    _est._check_lengths(arrays)
-    if (lengths < 1).any():
-        raise ValueError(f"cand_ctrs: impression {int(np.argmax(lengths < 1))} has no candidates")
+    cols, _ = V.columns(cand_ctrs=lengths, selected_index=selected_index, logged_ctr=logged_ctr)
+    V.reject_first(lengths < 1, "cand_ctrs", lengths, "needs at least one candidate per impression",
+                   where="impression")
     _check_ctrs("cand_ctrs", flat)
-    index = _est._ids("selected_index", index)
+    index = V.ids("selected_index", cols["selected_index"])
     bad = (index < 0) | (index >= lengths)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"selected_index {index[i]} out of range [0, {lengths[i]}) at impression {i}")
     logged = None
     if logged_ctr is not None:
-        logged = arrays["logged_ctr"].astype(np.float64)
+        logged = cols["logged_ctr"].astype(np.float64)
         _check_ctrs("logged_ctr", logged)
     sel, rnd, orc = per_impression_truth(flat, lengths, index)
     return TruePolicyAccumulator().add(sel, rnd, orc, logged).result()
 
 
 def _check_ctrs(name: str, values: np.ndarray) -> None:
-    bad = np.isnan(values)
-    if bad.any():
-        raise ValueError(f"{name} contains NaN (first at flat index {int(np.argmax(bad))})")
-    bad = (values < 0) | (values > 1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{name} must be CTRs in [0, 1], found {values[i]!r} at flat index {i}")
+    V.reject_first(np.isnan(values), name, values, "must not be NaN", where="flat index")
+    V.reject_first((values < 0) | (values > 1), name, values, "must be CTRs in [0, 1]", where="flat index")

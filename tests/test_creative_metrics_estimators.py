@@ -1,20 +1,24 @@
-"""Reference estimators (NSCTR, sCTR, calibrated sCTR, GAUC) and the ground truth, in NumPy only."""
+"""NumPy reference estimators (NSCTR, sCTR, calibrated sCTR, GAUC), their input checks, the ground truth."""
 
 import math
 import pickle
+import re
 
 import numpy as np
 import pytest
 
-from creative_metrics import estimators as E
 from creative_metrics import ground_truth as GT
+from creative_metrics import group_auc as G
+from creative_metrics import replay as E
+from creative_metrics import validation as V
+from creative_metrics.keyed_counters import KeyedCounters
 
 
-# ------------------------------------------------------------------------------ seed 000 worked example
+# ------------------------------------------------------------ worked example of Yang et al., AAAI 2024
 def _worked_example():
-    """JAC's example: Ad1 (2 creatives, CTR 0.2) and Ad2 (3 creatives, CTR 0.3), equal traffic,
-    creatives shown and selected uniformly: Ad1 60 imps / 30 matched / 6 matched clicks,
-    Ad2 60 imps / 20 matched / 6 matched clicks."""
+    """The JAC paper's example (Yang et al., AAAI 2024): Ad1 (2 creatives, CTR 0.2) and Ad2 (3 creatives,
+    CTR 0.3), equal traffic, creatives shown and selected uniformly: Ad1 60 imps / 30 matched / 6 matched
+    clicks, Ad2 60 imps / 20 matched / 6 matched clicks."""
     ad = np.r_[np.full(60, 1), np.full(60, 2)]
     exposed = np.r_[np.tile([10, 11], 30), np.tile([20, 21, 22], 20)]
     # The offline policy's choice cycles too, so it agrees with the exposed creative 1/2 and 1/3 of the time.
@@ -166,7 +170,7 @@ def test_calibrated_sctr_needs_num_candidates_on_every_update():
 
 
 def test_keyed_counters_two_column_keys_and_consolidation():
-    kc = E.KeyedCounters(1, key_width=2)
+    kc = KeyedCounters(1, key_width=2)
     keys = np.array([[1, 2], [1, 1], [1, 2], [0, 5]] * 50_000)
     for part in np.array_split(np.arange(len(keys)), 9):
         kc.add(keys[part], np.ones((len(part), 1)))
@@ -193,11 +197,11 @@ def test_gauc_hand_computed_with_ties_and_a_one_class_user():
     labels = np.array([1, 0, 1, 0, 1, 0, 0, 0, 0])
     preds = np.array([0.9, 0.5, 0.5, 0.1, 0.2, 0.8, 0.3, 0.4, 0.7])
     # user 1: (1 + 1 + 0.5 + 1) / 4 = 0.875 over 4 imps; user 2: 0 over 2 imps; user 3 has no click.
-    r = E.gauc_estimate(users, labels, preds)
+    r = G.gauc_estimate(users, labels, preds)
     assert r.value == pytest.approx((4 * 0.875 + 2 * 0.0) / 6, rel=1e-15)
     assert r.coverage == pytest.approx(6 / 9)
     assert (r.users, r.scored_users, r.max_abs_error) == (3, 2, 0.0)
-    assert E.gauc(users, labels, preds) == r.value
+    assert G.gauc(users, labels, preds) == r.value
 
 
 def test_gauc_equals_pairwise_definition_on_random_data_with_ties():
@@ -205,15 +209,15 @@ def test_gauc_equals_pairwise_definition_on_random_data_with_ties():
     users = rng.integers(0, 40, 800)
     labels = (rng.random(800) < 0.3).astype(int)
     preds = rng.integers(0, 6, 800) / 10 + 0.05 * labels * rng.integers(0, 2, 800)
-    assert E.gauc(users, labels, preds) == pytest.approx(_pairwise_gauc(users, labels, preds), rel=1e-12)
+    assert G.gauc(users, labels, preds) == pytest.approx(_pairwise_gauc(users, labels, preds), rel=1e-12)
 
 
 def test_gauc_of_a_perfect_and_a_reversed_ranker():
     users = np.array([1, 1, 2, 2])
     labels = np.array([1, 0, 1, 0])
-    assert E.gauc(users, labels, np.array([0.9, 0.1, 0.6, 0.2])) == 1.0
-    assert E.gauc(users, labels, np.array([0.1, 0.9, 0.2, 0.6])) == 0.0
-    assert math.isnan(E.gauc(users, np.zeros(4), np.array([0.1, 0.9, 0.2, 0.6])))
+    assert G.gauc(users, labels, np.array([0.9, 0.1, 0.6, 0.2])) == 1.0
+    assert G.gauc(users, labels, np.array([0.1, 0.9, 0.2, 0.6])) == 0.0
+    assert math.isnan(G.gauc(users, np.zeros(4), np.array([0.1, 0.9, 0.2, 0.6])))
 
 
 def test_bucketed_gauc_is_exact_for_well_separated_scores_and_bounded_otherwise():
@@ -221,21 +225,21 @@ def test_bucketed_gauc_is_exact_for_well_separated_scores_and_bounded_otherwise(
     users = rng.integers(0, 100, 5000)
     labels = (rng.random(5000) < 0.2).astype(int)
     coarse = np.round(rng.random(5000) * 0.5 + 0.2 * labels, 2)  # exact ties, otherwise far apart
-    exact = E.gauc_estimate(users, labels, coarse)
-    bucketed = E.gauc_bucketed_estimate(users, labels, coarse, chunk_size=777)
+    exact = G.gauc_estimate(users, labels, coarse)
+    bucketed = G.gauc_bucketed_estimate(users, labels, coarse, chunk_size=777)
     assert bucketed.value == pytest.approx(exact.value, rel=1e-12)
     fine = rng.random(5000) * 0.5 + 0.2 * labels  # continuous: near neighbours share a bucket
-    exact = E.gauc_estimate(users, labels, fine)
+    exact = G.gauc_estimate(users, labels, fine)
     for buckets in (50, 10_000):
-        approx = E.gauc_bucketed_estimate(users, labels, fine, num_buckets=buckets)
+        approx = G.gauc_bucketed_estimate(users, labels, fine, num_buckets=buckets)
         assert abs(approx.value - exact.value) <= approx.max_abs_error + 1e-12
-    assert E.gauc_bucketed_estimate(users, labels, fine, num_buckets=50).max_abs_error > 1e-3
-    assert E.gauc_bucketed_estimate(users, labels, fine).max_abs_error < 1e-3
+    assert G.gauc_bucketed_estimate(users, labels, fine, num_buckets=50).max_abs_error > 1e-3
+    assert G.gauc_bucketed_estimate(users, labels, fine).max_abs_error < 1e-3
 
 
 def test_gauc_accumulator_rejects_non_probabilities():
     with pytest.raises(ValueError, match="predictions"):
-        E.GaucAccumulator().update([1, 1], [0, 1], [0.5, 1.5])
+        G.GaucAccumulator().update([1, 1], [0, 1], [0.5, 1.5])
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -256,10 +260,10 @@ def _call(fn, **override):
     ("clicks", [0, 2, 1], "clicks must be 0 or 1"),
     ("clicks", [0, -1, 1], "clicks must be 0 or 1"),
     ("clicks", [0, 0.5, 1], "clicks must be 0 or 1"),
-    ("clicks", [0, np.nan, 1], "clicks contains NaN"),
-    ("ad_ids", [1.0, np.nan, 2.0], "ad_ids contains NaN"),
+    ("clicks", [0, np.nan, 1], "clicks must not be NaN"),
+    ("ad_ids", [1.0, np.nan, 2.0], "ad_ids must not be NaN"),
     ("ad_ids", [1.5, 1.0, 2.0], "ad_ids must hold integer ids"),
-    ("selected_creatives", [1, np.nan, 3], "selected_creatives contains NaN"),
+    ("selected_creatives", [1, np.nan, 3], "selected_creatives must not be NaN"),
     ("exposed_creatives", [[1, 2, 3]], "exposed_creatives must be a 1-D array"),
     ("ad_ids", ["a", "b", "c"], "ad_ids must be numeric"),
 ])
@@ -278,7 +282,7 @@ def test_empty_input(fn):
 
 
 @pytest.mark.parametrize("value,match", [([2, 0, 1], "num_candidates must be >= 1"),
-                                         ([2, np.nan, 1], "num_candidates contains NaN"),
+                                         ([2, np.nan, 1], "num_candidates must not be NaN"),
                                          ([2, 2], "length mismatch")])
 def test_bad_num_candidates(value, match):
     with pytest.raises(ValueError, match=match):
@@ -289,14 +293,14 @@ def test_bad_num_candidates(value, match):
     ([1, 2], [0, 1], [0.1], "length mismatch"),
     ([], [], [], "user_ids is empty"),
     ([1, 2], [0, 3], [0.1, 0.2], "labels must be 0 or 1"),
-    ([1, 2], [0, np.nan], [0.1, 0.2], "labels contains NaN"),
-    ([1, 2], [0, 1], [0.1, np.nan], "predictions contains NaN"),
+    ([1, 2], [0, np.nan], [0.1, 0.2], "labels must not be NaN"),
+    ([1, 2], [0, 1], [0.1, np.nan], "predictions must not be NaN"),
     ([1, 2], [0, 1], [0.1, np.inf], "predictions must be finite"),
     ([1.5, 2], [0, 1], [0.1, 0.2], "user_ids must hold integer ids"),
 ])
 def test_gauc_bad_input(users, labels, preds, match):
     with pytest.raises(ValueError, match=match):
-        E.gauc(users, labels, preds)
+        G.gauc(users, labels, preds)
 
 
 def test_error_index_counts_from_the_start_of_the_log_across_chunks():
@@ -305,6 +309,44 @@ def test_error_index_counts_from_the_start_of_the_log_across_chunks():
     clicks[57] = 3
     with pytest.raises(ValueError, match="at index 57"):
         E.nsctr_estimate(ad, exposed, clicks, selected, chunk_size=10)
+
+
+def _gauc_log(n=100, seed=5):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 10, n).astype(float), (rng.random(n) < 0.3).astype(float),
+            rng.uniform(0.01, 0.99, n))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    (1, 1.5, "predictions must be probabilities in [0, 1], found 1.5 at index 57"),
+    (1, np.nan, "predictions must not be NaN, found nan at index 57"),
+    (0, 3.0, "labels must be 0 or 1, found 3.0 at index 57"),
+    (None, 2.5, "user_ids must hold integer ids, found 2.5 at index 57"),
+])
+def test_bucketed_gauc_errors_name_the_row_of_the_log_not_of_the_chunk(field, value, match):
+    users, labels, preds = _gauc_log()
+    target = {None: users, 0: labels, 1: preds}[field]
+    target[57] = value
+    with pytest.raises(ValueError, match=re.escape(match)):
+        G.gauc_bucketed_estimate(users, labels, preds, chunk_size=10)
+
+
+def test_bucketed_gauc_validates_each_row_once(monkeypatch):
+    calls, original = [], V.binary
+
+    def counted(name, arr, offset=0):
+        calls.append(len(arr))
+        return original(name, arr, offset)
+
+    monkeypatch.setattr(V, "binary", counted)
+    G.gauc_bucketed_estimate(*_gauc_log(n=100), chunk_size=10)
+    assert calls == [10] * 10  # one check of each chunk's labels, none of the whole log on top
+
+
+def test_reject_first_names_field_requirement_value_and_row():
+    V.reject_first(np.array([False, False]), "x", np.array([1.0, 2.0]), "must be whole")  # nothing bad
+    with pytest.raises(ValueError, match=r"^x must be whole, found 2\.5 at index 11$"):
+        V.reject_first(np.array([False, True, True]), "x", np.array([1.0, 2.5, 3.5]), "must be whole", 10)
 
 
 # ---------------------------------------------------------------------------------------- ground truth
@@ -337,8 +379,8 @@ def test_lift_share_is_nan_when_the_oracle_is_no_better_than_random():
     (_CANDS, [1, 3, 0], {}, "selected_index 3 out of range"),
     (_CANDS, [1, 0, -1], {}, "selected_index -1 out of range"),
     (_CANDS, [1, 0], {}, "length mismatch"),
-    ([[0.1], []], [0, 0], {}, "impression 1 has no candidates"),
-    ([[0.1, np.nan]], [0], {}, "cand_ctrs contains NaN"),
+    ([[0.1], []], [0, 0], {}, "cand_ctrs needs at least one candidate .*, found 0 at impression 1"),
+    ([[0.1, np.nan]], [0], {}, "cand_ctrs must not be NaN, found nan at flat index 1"),
     ([[0.1, 1.2]], [0], {}, r"cand_ctrs must be CTRs in \[0, 1\]"),
     ([], [], {}, "is empty"),
     (_CANDS, [1, 0, 0], {"logged_ctr": [0.1, 0.2]}, "length mismatch"),
@@ -353,7 +395,8 @@ def test_reference_modules_import_without_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, creative_metrics, creative_metrics.estimators, creative_metrics.ground_truth; "
+    code = ("import sys, creative_metrics, creative_metrics.replay, creative_metrics.group_auc, "
+            "creative_metrics.ground_truth, creative_metrics.candidate_buckets, creative_metrics.report; "
             "heavy = {'tensorflow', 'apache_beam', 'tensorflow_model_analysis'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

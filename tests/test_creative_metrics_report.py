@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import features as F
-from creative_metrics import estimators as E
+from creative_metrics import candidate_buckets as CB
 from creative_metrics import ground_truth as GT
+from creative_metrics import replay as E
 from creative_metrics import report as R
 
 
@@ -64,8 +65,13 @@ def data():
     return {
         "title": "Nightly <evaluation>",
         "blessed": False,
-        "blessing_rule": "NSCTR > 0",
-        "validation": {"ok": False, "failures": ["candidate nsctr (diff): below baseline"]},
+        "validation": {"ok": False, "failures": ["candidate nsctr_diff: below baseline"], "checks": [
+            {"metric": "pctr_ad/auc", "model": "candidate", "kind": "value", "slice": "overall",
+             "rule": ">= 0.53", "status": "failed", "value": 0.5123, "message": ""},
+            {"metric": "nsctr", "model": "candidate", "kind": "value", "slice": "overall",
+             "rule": ">= 0", "status": "passed", "value": 0.0312, "message": ""},
+            {"metric": "nsctr_diff", "model": "candidate", "kind": "change", "slice": "overall",
+             "rule": ">= baseline - 0.002", "status": "passed", "value": -0.0011, "message": ""}]},
         "models": {"baseline": _data_from_log(_log(1), "baseline"), "candidate": _data_from_log(_log(0))},
     }
 
@@ -75,7 +81,7 @@ def test_pooled_buckets_equal_the_estimators_on_the_union():
     ad, exposed, clicks, selected, k, rows, sel_idx, _ = log
     slices = _data_from_log(log)["slices"]
     pooled = dict(R.pool_num_candidates_buckets(slices))
-    assert list(pooled) == ["<4", "4-8", ">8"]
+    assert list(pooled) == list(CB.LABELS) == ["<4", "4-8", ">8"]
     for label, (low, high) in {"<4": (1, 3), "4-8": (4, 8), ">8": (9, 12)}.items():
         idx = np.flatnonzero((k >= low) & (k <= high))
         want = _slice_metrics(ad[idx], exposed[idx], clicks[idx], selected[idx], k[idx],
@@ -111,8 +117,9 @@ def test_render_contains_headline_numbers_slices_and_plots(data):
     assert f"{cand['lift_share']:.1%}" in text and "0.6123" in text and "0.7012" in text
     assert "<title>Nightly &lt;evaluation&gt;</title>" in text  # escaped
     assert "Not blessed" in text and "below baseline" in text
-    # the candidate column comes first whatever the dict order
-    assert text.index("<th>candidate</th>") < text.index("<th>baseline</th>")
+    # the model under evaluation comes first whatever the dict order; TFMA's role names are not shown
+    assert text.index("<th>model under evaluation</th>") < text.index("<th>baseline (latest blessed)</th>")
+    assert "<th>candidate</th>" not in text
     assert all(name in text for name in ("female", "male", "unknown"))
     assert text.count("<svg") == 3 and "<script" not in text
     assert re.search(r"""(src|href)=["']?(https?:|//)""", text) is None  # self-contained
@@ -121,14 +128,38 @@ def test_render_contains_headline_numbers_slices_and_plots(data):
 def test_render_uses_sql_bucket_slices_when_present(data):
     model = {"role": "candidate", "slices": [
         {"slice": [], "metrics": {"nsctr": 0.05}},
-        {"slice": [["num_candidates_bucket", "9+"]], "metrics": {"nsctr": 0.07, "true_ctr_selected": 0.08,
-                                                               "true_ctr_random": 0.05}},
-        {"slice": [["num_candidates_bucket", "1-3"]], "metrics": {"nsctr": 0.04}},
+        {"slice": [[CB.NUM_CANDIDATES_BUCKET, ">8"]], "metrics": {"nsctr": 0.07, "true_ctr_selected": 0.08,
+                                                                 "true_ctr_random": 0.05}},
+        {"slice": [[CB.NUM_CANDIDATES_BUCKET, "<4"]], "metrics": {"nsctr": 0.04}},
     ]}
     text = R.render_report({"models": {"candidate": model}})
-    assert text.index(">1-3<") < text.index(">9+<")
+    assert text.index(">&lt;4<") < text.index(">&gt;8<")  # in bucket order, not in the order of the data
     assert "+60.00%" in text  # true lift vs random: 0.08 / 0.05 - 1
     assert "Blessing not evaluated" in text
+
+
+def _check_row(text, label):
+    """The status cell of the blessing check ``label`` (e.g. "AUC (pctr_ad)")."""
+    rows = re.findall(r'<tr class="check (\w+)"><td>([^<]*)</td>.*?</tr>', text)
+    return dict((lbl, status) for status, lbl in rows)[label]
+
+
+def test_render_lists_every_threshold_with_its_status(data):
+    text = R.render_report(data)
+    assert _check_row(text, "AUC (pctr_ad)") == "failed"
+    assert _check_row(text, "NSCTR") == "passed"
+    assert _check_row(text, "NSCTR vs baseline") == "passed"
+    assert "&ge; 0.53" in text and "&ge; baseline - 0.002" in text
+    assert "0.5123" in text and "-0.00110" in text  # the observed AUC and NSCTR change
+    assert "rule:" not in text  # no hand-written rule beside the verdict
+
+
+def test_render_says_when_the_validation_result_is_unreadable():
+    error = "The validation result /x/validations.tfrecord is unreadable (DataLossError: corrupted record)"
+    text = R.render_report({"models": {"candidate": {"role": "candidate", "slices": []}},
+                            "validation": {"ok": None, "error": error}})
+    assert "Blessing unknown" in text and "Blessing not evaluated" not in text
+    assert "/x/validations.tfrecord is unreadable" in text
 
 
 @pytest.mark.parametrize("bad,match", [({}, "no models"), ({"models": {}}, "no models"),

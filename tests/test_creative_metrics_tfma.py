@@ -9,6 +9,8 @@ import json
 import math
 import os
 import pathlib
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -17,10 +19,12 @@ tf = pytest.importorskip("tensorflow")
 tfma = pytest.importorskip("tensorflow_model_analysis")
 
 import features as F  # noqa: E402
-from creative_metrics import estimators as E  # noqa: E402
 from creative_metrics import ground_truth as GT  # noqa: E402
+from creative_metrics import group_auc as G  # noqa: E402
+from creative_metrics import replay as E  # noqa: E402
 from creative_metrics import report as R  # noqa: E402
 from creative_metrics import tfma_metrics as M  # noqa: E402
+from creative_metrics.report import loader  # noqa: E402
 from tensorflow_model_analysis import constants  # noqa: E402
 from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
 
@@ -35,7 +39,8 @@ def _column(model, key):
 
 
 def _make_log(seed=7):
-    """A small log: 12 ads with 1..12 candidates, 30 users, uniform logging; two creative rankers."""
+    """A small log: 12 ads with 1..12 candidates, 30 users, uniform logging; two creative rankers (and
+    "mixed": the good one's creative choice with the bad one's pctr_ad)."""
     rng = np.random.default_rng(seed)
     ads = 10**12 + np.arange(12) * 7919  # large int64 ids
     n_cands = np.arange(1, 13)
@@ -59,6 +64,9 @@ def _make_log(seed=7):
         log[_column(model, F.SELECTED_CREATIVE_ID)] = ads[a] * 100 + idx
         log[_column(model, F.PCTR_AD)] = np.clip(
             0.1 + 0.5 * click * (model == "good") + rng.random(N) * 0.4, 0, 1).astype(np.float32)
+    for key in (F.SELECTED_INDEX, F.SELECTED_CREATIVE_ID):  # "mixed": good creatives, bad pctr_ad
+        log[_column("mixed", key)] = log[_column("good", key)]
+    log[_column("mixed", F.PCTR_AD)] = log[_column("bad", F.PCTR_AD)]
     return log
 
 
@@ -94,7 +102,7 @@ def _metrics(out_dir, model, slice_key=()):
     result = tfma.load_eval_result(out_dir, model_name=model)
     for key, by_output in result.slicing_metrics:
         if key == slice_key:
-            return R._flatten_metrics(by_output)
+            return loader.flatten_metrics(by_output)
     raise KeyError(slice_key)
 
 
@@ -165,8 +173,8 @@ def _reference(log, prefix, rows):
         "true_ctr_selected": truth.selected, "true_ctr_random": truth.random,
         "true_ctr_oracle": truth.oracle, "true_ctr_logged": truth.logged, "lift_share": truth.lift_share,
         "true_ctr_impressions": truth.impressions,
-        f"{F.PCTR_AD}/gauc": E.gauc_bucketed_estimate(*gauc_args).value,
-        "_exact_gauc": E.gauc(*gauc_args),
+        f"{F.PCTR_AD}/gauc": G.gauc_bucketed_estimate(*gauc_args).value,
+        "_exact_gauc": G.gauc(*gauc_args),
     }
 
 
@@ -229,7 +237,35 @@ def test_worse_candidate_fails_the_change_threshold(data_path, tmp_path):
     assert not result.validation_ok
     failed = {(f.metric_key.name, f.metric_key.is_diff)
               for s in result.metric_validations_per_slice for f in s.failures}
-    assert failed == {("nsctr", True)}  # the value threshold (> 0) still holds
+    assert failed == {("nsctr", True)}  # the value threshold (>= 0) still holds
+    validation = R.report_data_from_eval_dir(out)["validation"]
+    assert _statuses(validation) == {("nsctr", "value"): "passed", ("nsctr_diff", "change"): "failed"}
+    assert validation["failures"] == []  # every failure is shown on its check
+
+
+def test_a_model_failing_only_the_auc_floor_shows_auc_failed_and_nsctr_passed(data_path, log, tmp_path):
+    """Defect: the report showed "Not blessed" beside an NSCTR-only rule the model passed."""
+    auc_floor = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 0.7}))
+    names = ["candidate", "baseline"]
+    specs = [tfma.MetricsSpec(model_names=names, output_names=[F.PCTR_AD], metrics=[
+                 tfma.MetricConfig(class_name="AUC", per_slice_thresholds=M.overall_slice_only(auc_floor))]),
+             tfma.MetricsSpec(model_names=names, metrics=[M.metric_config("NSCTR", _nsctr_threshold())])]
+    out = _evaluate(data_path, str(tmp_path / "out"),
+                    [("candidate", "mixed", False), ("baseline", "bad", True)], specs)
+    data = R.report_data_from_eval_dir(out)
+    assert data["blessed"] is False
+    assert _statuses(data["validation"]) == {
+        (f"{F.PCTR_AD}/auc", "value"): "failed", ("nsctr", "value"): "passed",
+        ("nsctr_diff", "change"): "passed"}
+    got = _metrics(out, "candidate")
+    observed = {c["metric"]: c["value"] for c in data["validation"]["checks"]}
+    assert observed == pytest.approx({f"{F.PCTR_AD}/auc": got[f"{F.PCTR_AD}/auc"], "nsctr": got["nsctr"],
+                                      "nsctr_diff": got["nsctr_diff"]})
+    text = R.render_report(data)
+    rows = dict((label, status) for status, label in
+                re.findall(r'<tr class="check (\w+)"><td>([^<]*)</td>', text))
+    assert rows == {"AUC (pctr_ad)": "failed", "NSCTR": "passed", "NSCTR vs baseline": "passed"}
+    assert "Not blessed" in text and "&ge; 0.7" in text and "&ge; baseline - 0.002" in text
 
 
 def test_value_threshold_under_beam_multi_processing(data_path, log, tmp_path, monkeypatch):
@@ -249,21 +285,50 @@ def test_value_threshold_under_beam_multi_processing(data_path, log, tmp_path, m
     got = _metrics(out, None)  # a single model's metrics carry no model name
     assert got["nsctr"] == pytest.approx(want["nsctr"], rel=1e-9)
     gauc_args = (log[F.USER_ID], log[F.CLICK], log[_column("good", F.PCTR_AD)].astype(np.float64))
-    assert got["gauc"] == pytest.approx(E.gauc_bucketed_estimate(*gauc_args, num_buckets=100).value, rel=1e-9)
+    assert got["gauc"] == pytest.approx(G.gauc_bucketed_estimate(*gauc_args, num_buckets=100).value, rel=1e-9)
     result = tfma.load_validation_result(out)
     assert not result.validation_ok
     assert [f.metric_key.name for s in result.metric_validations_per_slice for f in s.failures] == ["nsctr"]
+    # One model: TFMA names it "" in the keys; the report still shows it as the model under evaluation.
+    validation = R.report_data_from_eval_dir(out)["validation"]
+    assert [(c["metric"], c["model"], c["status"]) for c in validation["checks"]] == [
+        ("nsctr", "candidate", "failed")]
+    assert validation["no_baseline"] is True  # a first model: nothing compared against a baseline
+
+
+def _statuses(validation):
+    return {(c["metric"], c["kind"]): c["status"] for c in validation["checks"]}
 
 
 def test_report_from_the_evaluation(evaluation, log, tmp_path):
-    path = R.write_report_from_eval_dir(evaluation, str(tmp_path / "r" / "report.html"),
-                                        blessing_rule="NSCTR > 0 and >= baseline - 0.002")
+    path = R.write_report_from_eval_dir(evaluation, str(tmp_path / "r" / "report.html"))
     text = open(path, encoding="utf-8").read()
     want = _reference(log, "good", np.ones(N, dtype=bool))
     assert f"{want['nsctr']:.5f}" in text and f"{want['true_ctr_selected']:.5f}" in text
     assert "Blessed" in text and "Not blessed" not in text
     assert "female" in text and ">&lt;4<" in text and ">4-8<" in text and ">&gt;8<" in text
     assert text.count("<svg") == 3  # lift by bucket, estimates vs truth, calibration
+    validation = R.report_data_from_eval_dir(evaluation)["validation"]
+    assert _statuses(validation) == {("nsctr", "value"): "passed", ("nsctr_diff", "change"): "passed"}
+    assert validation["no_baseline"] is False and "No baseline" not in text
+
+
+def test_a_corrupt_validation_file_is_reported_as_unreadable_with_its_path(evaluation, tmp_path):
+    """Defect: a bare ``except`` turned a corrupt validation file into "Blessing not evaluated"."""
+    corrupt = str(tmp_path / "eval")
+    shutil.copytree(evaluation, corrupt)
+    (path,) = [os.path.join(corrupt, f) for f in os.listdir(corrupt) if f.startswith("validations")]
+    with open(path, "wb") as f:
+        f.write(b"\x00not a tfrecord of a ValidationResult\xff" * 4)
+    data = R.report_data_from_eval_dir(corrupt)
+    assert data["blessed"] is None
+    assert f"The validation result {path} is unreadable" in data["validation"]["error"]
+    assert {c["status"] for c in data["validation"]["checks"]} == {"unknown"}
+    text = R.render_report(data)
+    assert "Blessing unknown" in text and "Blessing not evaluated" not in text and path in text
+    # In the pipeline the verdict comes from the blessing artifact; the report still names the bad file.
+    text = open(R.write_report_from_eval_dir(corrupt, str(tmp_path / "r.html"), blessed=True)).read()
+    assert "Blessed" in text and f"{path} is unreadable" in text
 
 
 def test_report_from_eval_result_objects(evaluation, tmp_path):
@@ -355,4 +420,11 @@ def test_metric_configs_build_every_metric():
     configs = M.metric_configs(nsctr_threshold=_nsctr_threshold())
     names = [metric_specs.metric_instance(c).name for c in configs]
     assert names == ["nsctr", "sctr", "calibrated_sctr", "gauc", "true_policy_ctr"]
-    assert configs[0].threshold.change_threshold.absolute.value == -0.002
+    # The one builder gates the overall slice only, never every slice.
+    assert not configs[0].HasField("threshold")
+    (gate,) = configs[0].per_slice_thresholds
+    assert list(gate.slicing_specs) == [tfma.SlicingSpec()]
+    assert gate.threshold.change_threshold.absolute.value == -0.002
+    assert not any(c.per_slice_thresholds for c in configs[1:])
+    assert [c.class_name for c in M.metric_configs(include_gauc=False, include_truth=False)] == [
+        "NSCTR", "SCTR", "CalibratedSCTR"]

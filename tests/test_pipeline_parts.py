@@ -9,6 +9,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 import features as F
+from creative_metrics import candidate_buckets
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import data_gate, eval_config, pair_pusher, schema_curation
 
@@ -179,9 +180,78 @@ class TestEvalConfig:
         names = {m.class_name for spec in ec.metrics_specs for m in spec.metrics}
         assert ("NSCTR" in names) == has_nsctr
 
-    def test_num_candidates_buckets_cover_every_count(self):
-        sql = eval_config.num_candidates_slice_sql()
-        assert "<= 3 THEN '1-3'" in sql and "<= 8 THEN '4-8'" in sql and "ELSE '9+'" in sql
+    def test_unknown_variant_is_named(self):
+        with pytest.raises(ValueError, match="JACConfig.variant"):
+            eval_config.build_eval_config(config_lib.PipelineConfig(model_config={"variant": "jca"}))
+
+    def test_sql_slice_puts_every_candidate_count_in_its_bucket(self, tmp_path):
+        """TFMA runs the Evaluator's SQL slice on one example per count 1..12, weighted 2**(count - 1): a
+        bucket's weighted example count is then the bit mask of exactly the counts it received."""
+        tfma = eval_config.tfma
+        path = str(tmp_path / "examples.tfrecord")
+        with tf.io.TFRecordWriter(path) as w:
+            for k in range(1, 13):
+                w.write(tf.train.Example(features=tf.train.Features(feature={
+                    F.NUM_CANDIDATES: tf.train.Feature(int64_list=tf.train.Int64List(value=[k])),
+                    F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[k % 2])),
+                    "prediction": tf.train.Feature(float_list=tf.train.FloatList(value=[0.5])),
+                    "weight": tf.train.Feature(float_list=tf.train.FloatList(value=[2.0 ** (k - 1)])),
+                })).SerializeToString())
+        sql_slices = [s for s in eval_config.build_eval_config().slicing_specs if s.slice_keys_sql]
+        config = tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(label_key=F.LABEL, prediction_key="prediction",
+                                        example_weight_key="weight")],
+            slicing_specs=sql_slices,
+            metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="ExampleCount")],
+                                            example_weights=tfma.ExampleWeightOptions(weighted=True))])
+        out = str(tmp_path / "eval")
+        tfma.run_model_analysis(eval_config=config, data_location=path, output_path=out)
+        counts_by_label = {}
+        for key, by_output in tfma.load_eval_result(out).slicing_metrics:
+            if key:
+                ((column, label),) = key
+                assert column == candidate_buckets.NUM_CANDIDATES_BUCKET
+                mask = int(by_output[""][""]["example_count"]["doubleValue"])
+                counts_by_label[label] = [k for k in range(1, 13) if mask >> (k - 1) & 1]
+        # Gu et al., 2025, Table 4: fewer than 4, 4 to 8, more than 8 candidate creatives.
+        assert counts_by_label == {"<4": [1, 2, 3], "4-8": [4, 5, 6, 7, 8], ">8": [9, 10, 11, 12]}
+        # The report's pooled fallback puts every count in the same bucket.
+        assert all(candidate_buckets.bucket_label(k) == label
+                   for label, counts in counts_by_label.items() for k in counts)
+
+    def test_report_shows_every_threshold_and_only_auc_failed(self):
+        """A ValidationResult failing only AR's AUC floor: AUC shows failed, both NSCTR gates passed."""
+        from tensorflow_model_analysis.metrics import metric_types
+        from tensorflow_model_analysis.proto import validation_result_pb2
+
+        from creative_metrics import report
+        from creative_metrics.report import thresholds
+
+        cfg = config_lib.PipelineConfig(auc_floor=0.6)
+        # As the Evaluator runs it: completed with the model names (a baseline exists).
+        ec = eval_config.tfma.utils.update_eval_config_with_defaults(
+            eval_config.build_eval_config(cfg), has_baseline=True, rubber_stamp=True)
+        evaluated = eval_config.CANDIDATE_MODEL
+        auc = metric_types.MetricKey(name="auc", model_name=evaluated, output_name=F.PCTR_AD)
+        result = validation_result_pb2.ValidationResult(validation_ok=False)
+        failure = result.metric_validations_per_slice.add().failures.add()
+        failure.metric_key.CopyFrom(auc.to_proto())
+        failure.metric_threshold.value_threshold.lower_bound.value = 0.6
+        failure.metric_value.double_value.value = 0.55
+        overall = {evaluated: {"nsctr": 0.031, "nsctr_diff": 0.001}}
+        checks = thresholds.blessing_checks(ec, result, overall)
+        got = {(c["metric"], c["kind"]): (c["rule"], c["status"], c["value"]) for c in checks}
+        assert got == {
+            (f"{F.PCTR_AD}/auc", "value"): (">= 0.6", "failed", 0.55),
+            ("nsctr", "value"): (">= 0", "passed", 0.031),
+            ("nsctr_diff", "change"): (">= baseline - 0.002", "passed", 0.001),
+        }
+        assert thresholds.unmatched_failures(ec, result) == []
+        text = report.render_report({"blessed": False, "validation": {"ok": False, "checks": checks},
+                                     "models": {evaluated: {"role": "candidate", "slices": []}}})
+        assert '<tr class="check failed"><td>AUC (pctr_ad)</td>' in text
+        assert '<tr class="check passed"><td>NSCTR</td>' in text
+        assert '<tr class="check passed"><td>NSCTR vs baseline</td>' in text
 
 
 class TestConfig:

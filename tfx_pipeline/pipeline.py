@@ -97,8 +97,7 @@ def create_pipeline(
 
     report = EvaluationReport(
         evaluation=evaluator.outputs["evaluation"],
-        blessing=evaluator.outputs["blessing"],
-        nsctr_rule=eval_config_lib.metric_thresholds_summary(cfg)["NSCTR"])
+        blessing=evaluator.outputs["blessing"])
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],

@@ -95,7 +95,7 @@ def format_summary(summary: RunSummary, metrics: Dict[str, float], serving_root:
     if evaluator:
         lines += ["", f"  evaluation: {evaluator.outputs.get('evaluation', '-')}"]
     if metrics:
-        lines.append("  metrics (eval split, overall slice, candidate model):")
+        lines.append("  metrics (eval split, overall slice, model under evaluation):")
         for k in sorted(metrics):
             lines.append(f"    {k:40s} {metrics[k]:.5f}")
     pusher = summary.component("Pusher")

@@ -1,0 +1,5 @@
+import sys
+
+from creative_metrics.report.cli import main
+
+sys.exit(main())
