@@ -1,9 +1,11 @@
 """The whole local pipeline on a small simulated dataset: blessed and pushed; a worse model is not; bad data
 stops the run before training. One module-scoped output directory carries the runs in order, as a user's
-would: the second and third runs see the first run's pushed models."""
+would: the second and third runs see the first run's pushed models. The first run and one bad-data run go
+through the command line, as a user's do, and check what its console shows and what its log file holds."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +20,8 @@ from tfx_pipeline import config as config_lib
 from tfx_pipeline import local_runner, pair_pusher, run_summary
 
 pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Small enough for CI, large enough that a trained model beats the AUC floor.
 IMPRESSIONS = 30_000
@@ -49,15 +53,54 @@ def _served(cfg):
             for name in (F.AR_MODEL_NAME, F.CR_MODEL_NAME)}
 
 
+def _run_cli(cfg):
+    """``python -m tfx_pipeline.local_runner`` on ``cfg``: (return code, console stdout, console stderr)."""
+    args = ["--output-dir", cfg.output_dir, "--data-dir", cfg.data_dir, "--train-steps", str(cfg.train_steps),
+            "--eval-steps", str(cfg.eval_steps), "--model-config", json.dumps(cfg.model_config)]
+    proc = subprocess.run([sys.executable, "-m", "tfx_pipeline.local_runner", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _log_path(console: str) -> str:
+    path = re.search(r"^    log: (\S+\.log)$", console, flags=re.M).group(1)
+    assert os.path.isfile(path), path
+    return path
+
+
 @pytest.fixture(scope="module")
 def first_run(workdir):
     cfg = _cfg(workdir)
-    summary = local_runner.run(cfg)
-    return cfg, summary
+    code, out, err = _run_cli(cfg)
+    assert code == 0, out[-3000:] + err[-3000:]
+    return cfg, run_summary.read_latest_run(cfg.metadata_path), out, err
+
+
+def _component_line(name: str, state: str = "done") -> str:
+    return rf"^\[\s*\d+/{len(ALL_COMPONENTS)}\] {re.escape(name)}\s+{state}\s+\d+\.\d s$"
+
+
+def test_the_console_shows_one_line_per_component_and_the_log_holds_the_rest(first_run):
+    cfg, summary, out, err = first_run
+    assert err == ""
+    lines = out.splitlines()
+    before_summary = lines[:next(i for i, line in enumerate(lines) if line.startswith("Pipeline run "))]
+    for component in ALL_COMPONENTS:
+        assert len(re.findall(_component_line(component), out, flags=re.M)) == 1, (component, before_summary)
+    # Two header lines, the log's path, a line per component, the Trainer's epoch line and its line again.
+    assert len([line for line in before_summary if line.strip()]) <= len(ALL_COMPONENTS) + 5, before_summary
+    assert len(lines) < 80, out
+    for noise in ("WARNING", "absl", "cuda", "Instructions for updating"):
+        assert noise not in out, noise
+    log = _log_path(out)
+    assert os.path.dirname(log) == os.path.join(cfg.output_dir, "logs")
+    text = open(log, errors="replace").read()
+    assert "Component Trainer is finished." in text and "WARNING" in text
+    assert len(text.splitlines()) > 10 * len(lines)
 
 
 def test_every_component_succeeds_and_the_model_is_blessed_and_pushed(first_run):
-    cfg, summary = first_run
+    cfg, summary, _, _ = first_run
     names = [c.name for c in summary.components]
     for component in ALL_COMPONENTS:
         assert any(n.startswith(component) for n in names), (component, names)
@@ -70,7 +113,7 @@ def test_every_component_succeeds_and_the_model_is_blessed_and_pushed(first_run)
 
 
 def test_metrics_hold_auc_gauc_nsctr_and_truth(first_run):
-    cfg, summary = first_run
+    cfg, summary, out, _ = first_run
     metrics = local_runner.overall_metrics(summary.output_uri("Evaluator", "evaluation"))
     for key in (f"{F.PCTR_AD}/auc", f"{F.PCTR_AD}/gauc", "nsctr", "sctr", "calibrated_sctr"):
         matches = [k for k in metrics if k.lower().endswith(key)]
@@ -79,6 +122,7 @@ def test_metrics_hold_auc_gauc_nsctr_and_truth(first_run):
     report = os.path.join(summary.output_uri("EvaluationReport", "report"), "report.html")
     html = open(report).read()
     assert "NSCTR" in html and "<svg" in html
+    assert f"report: {report}" in out  # and the console's summary says where it is
 
 
 _FRESH_PROCESS = textwrap.dedent("""
@@ -116,7 +160,7 @@ def _request(eval_dir, n=5):
 
 
 def test_pushed_models_load_and_score_in_a_fresh_process(first_run, workdir, tmp_path):
-    cfg, summary = first_run
+    cfg, summary, _, _ = first_run
     version = summary.component("Pusher").properties["pushed_version"]
     request = _request(os.path.join(cfg.data_dir, "eval"))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
@@ -131,7 +175,7 @@ def test_pushed_models_load_and_score_in_a_fresh_process(first_run, workdir, tmp
 
 
 def test_a_worse_model_is_not_blessed_and_changes_nothing_served(first_run, workdir):
-    cfg, _ = first_run
+    cfg = first_run[0]
     before = _served(cfg)
     # A model that barely moves from its initialisation: AR's AUC near 0.5 is below the floor and CR's
     # NSCTR falls towards the random policy's.
@@ -170,13 +214,18 @@ def _empty_candidates(ex):
     ex.features.feature[F.CAND_CREATIVE_IDS].int64_list.ClearField("value")
 
 
+def _assert_stopped_before_training(cfg, bad_cfg, served_before):
+    summary = run_summary.read_latest_run(bad_cfg.metadata_path)
+    assert summary.component("Trainer") is None or summary.component("Trainer").state != "COMPLETE"
+    assert _served(cfg) == served_before
+
+
 @pytest.mark.parametrize("mutate,anomalous_feature", [
-    (_drop_label, F.CLICK),
     (_float_label, F.CLICK),
     (_empty_candidates, F.CAND_CREATIVE_IDS),
 ])
 def test_bad_data_stops_before_training_and_keeps_served_models(first_run, workdir, mutate, anomalous_feature):
-    cfg, _ = first_run
+    cfg = first_run[0]
     before = _served(cfg)
     bad = f"bad-{mutate.__name__}"
     _corrupt_copy(workdir / "data", workdir / bad, mutate)
@@ -184,6 +233,21 @@ def test_bad_data_stops_before_training_and_keeps_served_models(first_run, workd
     with pytest.raises(RuntimeError) as err:
         local_runner.run(bad_cfg)
     assert anomalous_feature in str(err.value)
-    summary = run_summary.read_latest_run(bad_cfg.metadata_path)
-    assert summary.component("Trainer") is None or summary.component("Trainer").state != "COMPLETE"
-    assert _served(cfg) == before
+    _assert_stopped_before_training(cfg, bad_cfg, before)
+
+
+def test_a_failing_component_prints_its_error_and_the_log_path(first_run, workdir):
+    cfg = first_run[0]
+    before = _served(cfg)
+    _corrupt_copy(workdir / "data", workdir / "bad-cli", _drop_label)
+    bad_cfg = _cfg(workdir, data="bad-cli")
+    code, out, err = _run_cli(bad_cfg)
+    assert code == 1
+    assert re.search(_component_line("DataGate", "FAILED"), out, flags=re.M), out
+    assert not re.search(r"^\[.*\] Transform", out, flags=re.M)  # nothing ran after it
+    assert "Pipeline run " in out and "FAILED" in out  # the summary still says what happened
+    log = _log_path(out)
+    assert "Traceback (most recent call last)" in err and F.CLICK in err
+    assert "ERROR: the pipeline run failed: " in err and f"(full log: {log})" in err
+    assert "Traceback (most recent call last)" in open(log, errors="replace").read()
+    _assert_stopped_before_training(cfg, bad_cfg, before)

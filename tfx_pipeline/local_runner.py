@@ -5,33 +5,40 @@
     python -m tfx_pipeline.local_runner --beam-mode multi_processing --beam-workers 2
     python -m tfx_pipeline.local_runner --model-config '{"variant": "cr"}'
 
-Ends with a summary: per-component wall time, where the artifacts are, the metrics, whether the model was
-blessed and what was pushed. Exits non-zero if the run failed (e.g. the data gate found anomalies).
+The console shows one line per component (name, state, elapsed seconds), the simulator's progress bar, the
+Trainer's epoch lines and a summary: where the artifacts are, the metrics, whether the model was blessed and
+what was pushed. Everything else — TensorFlow, absl, Beam and TFX logs, C++ runtime messages — goes to
+``<output_dir>/logs/pipeline-<time>.log`` (its path is printed; ``--verbose`` shows it all instead). Exits
+non-zero if the run failed (e.g. the data gate found anomalies), after printing the error and the log's path.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import run_log
 
 
-def ensure_data(cfg: config_lib.PipelineConfig) -> None:
+def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None) -> None:
     """Simulates the dataset into ``cfg.data_dir`` unless a complete one is already there."""
     from simulator import SimulatorConfig, simulate  # heavy import only when needed
 
+    console = console or run_log.Console(sys.stdout)
     if os.path.isdir(os.path.join(cfg.data_dir, "train")) and os.path.isdir(os.path.join(cfg.data_dir, "eval")):
-        print(f"==> Using simulated data in {cfg.data_dir}")
+        console.line(f"==> Using simulated data in {cfg.data_dir}")
         return
     sim_cfg = SimulatorConfig(**cfg.simulator)
-    print(f"==> Simulating {sim_cfg.num_impressions:,} impressions into {cfg.data_dir}")
-    simulate(sim_cfg, cfg.data_dir, progress=True)
+    console.line(f"==> Simulating {sim_cfg.num_impressions:,} impressions into {cfg.data_dir}")
+    with console.as_stderr():  # the simulator's tqdm bar writes to sys.stderr
+        simulate(sim_cfg, cfg.data_dir, progress=True)
 
 
 def overall_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[str, float]:
@@ -53,20 +60,28 @@ def overall_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[
     return out
 
 
-def run(cfg: config_lib.PipelineConfig) -> "run_summary.RunSummary":
-    """Runs the pipeline once and returns its summary (raises if a component failed)."""
+def run(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None,
+        keras_progress: bool = True) -> "run_summary.RunSummary":
+    """Runs the pipeline once and returns its summary (raises if a component failed).
+
+    With a ``console``, each component's start and end (and Keras's epoch lines, unless
+    ``keras_progress`` is off) are shown on it as the run goes.
+    """
     from tfx import v1 as tfx
 
     from tfx_pipeline import pipeline as pipeline_lib
-
-    pipeline = pipeline_lib.create_pipeline(cfg, pipeline_lib.local_metadata_config(cfg))
-    tfx.orchestration.LocalDagRunner().run(pipeline)
     from tfx_pipeline import run_summary
 
+    pipeline = pipeline_lib.create_pipeline(cfg, pipeline_lib.local_metadata_config(cfg))
+    progress = (run_log.component_progress(console, len(pipeline.components), keras_progress)
+                if console is not None else contextlib.nullcontext())
+    with progress:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
     return run_summary.read_latest_run(cfg.metadata_path)
 
 
-def _parse(argv: Optional[List[str]]) -> config_lib.PipelineConfig:
+def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
+    """The run's config and ``--verbose``."""
     d = config_lib.PipelineConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default=os.environ.get("ADCR_OUTPUT_DIR", d.output_dir))
@@ -81,6 +96,8 @@ def _parse(argv: Optional[List[str]]) -> config_lib.PipelineConfig:
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
     p.add_argument("--beam-mode", choices=config_lib.BEAM_MODES, default=d.beam_mode)
     p.add_argument("--beam-workers", type=int, default=d.beam_workers)
+    p.add_argument("--verbose", action="store_true",
+                   help="show every log line on the console instead of writing them to the log file")
     a = p.parse_args(argv)
     try:
         model_config = json.loads(a.model_config)
@@ -92,7 +109,7 @@ def _parse(argv: Optional[List[str]]) -> config_lib.PipelineConfig:
     if a.seed is not None:
         simulator["seed"] = a.seed
     try:
-        return config_lib.PipelineConfig(
+        cfg = config_lib.PipelineConfig(
             output_dir=os.path.abspath(a.output_dir), data_dir=os.path.abspath(a.data_dir),
             simulator=simulator, train_steps=a.train_steps, eval_steps=a.eval_steps,
             model_config=model_config, nsctr_floor=a.nsctr_floor,
@@ -100,19 +117,41 @@ def _parse(argv: Optional[List[str]]) -> config_lib.PipelineConfig:
             beam_mode=a.beam_mode, beam_workers=a.beam_workers)
     except ValueError as e:
         p.error(str(e))
+    return cfg, a.verbose
+
+
+def log_path(cfg: config_lib.PipelineConfig) -> str:
+    """A new log file per run: ``<output_dir>/logs/pipeline-<local time>.log``."""
+    return os.path.join(cfg.output_dir, "logs", time.strftime("pipeline-%Y%m%d-%H%M%S.log"))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    logging.basicConfig(level=logging.WARNING)
-    cfg = _parse(argv)
-    ensure_data(cfg)
-    print(f"==> Running the TFX pipeline (LocalDagRunner); artifacts under {cfg.pipeline_root}")
+    cfg, verbose = _parse(argv)
+    if verbose:
+        logging.basicConfig(level=logging.WARNING)
+        for handler in logging.getLogger().handlers:  # the progress handler lifts absl to INFO: keep it off
+            handler.setLevel(logging.WARNING)
+        return _run_and_summarise(cfg, run_log.Console(sys.stdout, sys.stderr, hold_lines=False), log=None)
+    path = log_path(cfg)
+    with run_log.quiet(path) as console:
+        try:
+            return _run_and_summarise(cfg, console, log=path)
+        except Exception as e:  # e.g. the simulation failed: the console must still see why
+            run_log.report_failure(console, e, path, "the run failed")
+            return 1
+
+
+def _run_and_summarise(cfg: config_lib.PipelineConfig, console: run_log.Console, log: Optional[str]) -> int:
     from tfx_pipeline import run_summary
 
+    ensure_data(cfg, console)
+    console.line(f"==> Running the TFX pipeline (LocalDagRunner); artifacts under {cfg.pipeline_root}")
+    if log:
+        console.line(f"    log: {log}")
     start = time.time()
     failure = None
     try:
-        summary = run(cfg)
+        summary = run(cfg, console, keras_progress=log is not None)
     except Exception as e:  # the summary below still says which component failed and why
         failure = e
         summary = run_summary.read_latest_run(cfg.metadata_path) if os.path.exists(cfg.metadata_path) else None
@@ -124,15 +163,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             try:
                 metrics = overall_metrics(evaluation)
             except Exception as e:  # a summary must not hide the run's own outcome
-                print(f"(could not read metrics from {evaluation}: {e})")
+                console.line(f"(could not read metrics from {evaluation}: {e})")
         report_dir = summary.output_uri("EvaluationReport", "report")
         if report_dir and os.path.exists(os.path.join(report_dir, "report.html")):
             report = os.path.join(report_dir, "report.html")
-        print()
-        print(run_summary.format_summary(summary, metrics, cfg.serving_root, report))
-    print(f"  wall time: {wall:.1f} s")
+        console.line()
+        console.line(run_summary.format_summary(summary, metrics, cfg.serving_root, report))
+    console.line(f"  wall time: {wall:.1f} s" + (f"; log: {log}" if log else ""))
     if failure is not None:
-        print(f"\nERROR: the pipeline run failed: {failure}", file=sys.stderr)
+        run_log.report_failure(console, failure, log, "the pipeline run failed")
         return 1
     return 0
 
