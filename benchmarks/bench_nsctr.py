@@ -152,7 +152,7 @@ def bench_tfma(sim_dir, log):
 
     from creative_metrics import tfma_metrics as M
 
-    pattern = os.path.join(sim_dir, "eval", "*")
+    pattern = os.path.join(sim_dir, F.EVAL_SPLIT, "*")
     n = len(log[F.AD_ID])
     print(f"== TFMA on {pattern} ({n:,} impressions, DirectRunner in-memory) ==")
     # No model: the predictions are columns of the log (the selector picks the exposed creative).
@@ -193,11 +193,11 @@ def main(argv=None):
     bench_reference(sorted(args.sizes), args.ads)
     bench_gauc(args.gauc_impressions, args.users)
     if args.sim_dir:
-        if not glob.glob(os.path.join(args.sim_dir, "eval", "*")):
+        if not glob.glob(os.path.join(args.sim_dir, F.EVAL_SPLIT, "*")):
             print(f"no eval split under {args.sim_dir}: skipping TFMA "
                   f"(create one with: python -m simulator.cli --out {args.sim_dir})")
             return 0
-        log = read_split(os.path.join(args.sim_dir, "eval", "*"))
+        log = read_split(os.path.join(args.sim_dir, F.EVAL_SPLIT, "*"))
         accuracy_on_split(log)
         bench_tfma(args.sim_dir, log)
     return 0

@@ -1,6 +1,7 @@
 """What the Pusher publishes: a complete AR/CR pair into the served layout, an ablation's lone model beside it.
 
 Fake SavedModel directories (files with known bytes) stand in for the Trainer output: the pusher only copies.
+The last tests run the executor on real (tiny) SavedModels and load what it published.
 """
 
 import json
@@ -8,6 +9,7 @@ import logging
 import os
 
 import pytest
+import tensorflow as tf
 from tfx.types import standard_artifacts
 
 import features as F
@@ -131,3 +133,73 @@ def test_the_pushed_model_artifact_says_what_was_pushed(tmp_path, names, blessed
         assert pair_pusher.served_versions(root, served_as) == [int(version)]
     # The whole Trainer output is archived under the artifact, as by the stock Pusher.
     assert os.path.isfile(os.path.join(pushed.uri, names[0], "saved_model.pb"))
+
+
+# ------------------------------------------------------------- real SavedModels through the executor
+class _Tiny(tf.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = tf.Variable(value)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, x):
+        return x * self.value
+
+
+def _trainer_output(tmp_path, names=(F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
+    """A Trainer-shaped model: an eval SavedModel on top, online SavedModels nested below it."""
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    serving = os.path.join(model.uri, "Format-Serving")
+    tf.saved_model.save(_Tiny(1.0), serving)
+    for i, name in enumerate(names):
+        tf.saved_model.save(_Tiny(float(i + 2)), os.path.join(serving, name))
+    return model
+
+
+def _push(tmp_path, model, blessed, serving_root, tag):
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / f"blessing-{tag}")
+    blessing.set_int_custom_property("blessed", int(blessed))
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed-{tag}")
+    destination = json.dumps({"filesystem": {"base_directory": serving_root}})
+    pair_pusher.PairPusherExecutor().Do({"model": [model], "model_blessing": [blessing]},
+                                        {"pushed_model": [pushed]}, {"push_destination": destination})
+    return pushed
+
+
+class TestPairPusher:
+    def test_pushes_both_models_complete_with_one_version(self, tmp_path):
+        root = str(tmp_path / "serving")
+        pushed = _push(tmp_path, _trainer_output(tmp_path), True, root, "a")
+        version = pushed.get_string_custom_property("pushed_version")
+        assert pushed.get_int_custom_property("pushed") == 1
+        for i, name in enumerate((F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
+            assert pair_pusher.served_versions(root, name) == [int(version)]
+            loaded = tf.saved_model.load(os.path.join(root, name, version))
+            assert loaded(tf.constant([3.0])).numpy().tolist() == [3.0 * (i + 2)]
+        assert not [d for d in os.listdir(os.path.join(root, F.AR_MODEL_NAME)) if d.startswith(".")]
+
+    def test_second_push_gets_a_newer_version_and_keeps_the_old(self, tmp_path):
+        root = str(tmp_path / "serving")
+        model = _trainer_output(tmp_path)
+        first = int(_push(tmp_path, model, True, root, "a").get_string_custom_property("pushed_version"))
+        second = int(_push(tmp_path, model, True, root, "b").get_string_custom_property("pushed_version"))
+        assert second > first
+        assert pair_pusher.served_versions(root, F.CR_MODEL_NAME) == [first, second]
+
+    def test_unblessed_model_pushes_nothing(self, tmp_path):
+        root = str(tmp_path / "serving")
+        pushed = _push(tmp_path, _trainer_output(tmp_path), False, root, "a")
+        assert pushed.get_int_custom_property("pushed") == 0
+        assert not os.path.exists(root)
+
+    def test_version_is_newer_than_anything_served(self, tmp_path):
+        root = tmp_path / "serving"
+        (root / F.CR_MODEL_NAME / "9999999999").mkdir(parents=True)
+        assert pair_pusher.next_version(str(root), now=100) == 10_000_000_000
+
+    def test_model_without_online_models_is_refused(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="neither"):
+            _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")

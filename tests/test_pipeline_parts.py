@@ -1,7 +1,4 @@
-"""The pipeline's own parts: curated schema, data gate, AR/CR pair Pusher, eval config, Kubeflow V2 spec."""
-
-import json
-import os
+"""The pipeline's own parts: curated schema, data gate, eval config, Kubeflow V2 spec (the Pusher: test_pair_pusher)."""
 
 import pytest
 import tensorflow as tf
@@ -11,7 +8,7 @@ from tfx.types import artifact_utils, standard_artifacts
 import features as F
 from creative_metrics import candidate_buckets
 from tfx_pipeline import config as config_lib
-from tfx_pipeline import data_gate, eval_config, pair_pusher, schema_curation
+from tfx_pipeline import data_gate, eval_config, schema_curation
 
 
 def _inferred_schema():
@@ -85,75 +82,6 @@ class TestDataGate:
     def test_clean_data_passes(self, tmp_path):
         artifact = _anomalies_artifact(tmp_path, {"train": {}, "eval": {}})
         assert data_gate.describe_anomalies(artifact) == {}
-
-
-class _Tiny(tf.Module):
-    def __init__(self, value):
-        super().__init__()
-        self.value = tf.Variable(value)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
-    def __call__(self, x):
-        return x * self.value
-
-
-def _trainer_output(tmp_path, names=(F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
-    """A Trainer-shaped model: an eval SavedModel on top, online SavedModels nested below it."""
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    serving = os.path.join(model.uri, "Format-Serving")
-    tf.saved_model.save(_Tiny(1.0), serving)
-    for i, name in enumerate(names):
-        tf.saved_model.save(_Tiny(float(i + 2)), os.path.join(serving, name))
-    return model
-
-
-def _push(tmp_path, model, blessed, serving_root, tag):
-    blessing = standard_artifacts.ModelBlessing()
-    blessing.uri = str(tmp_path / f"blessing-{tag}")
-    blessing.set_int_custom_property("blessed", int(blessed))
-    pushed = standard_artifacts.PushedModel()
-    pushed.uri = str(tmp_path / f"pushed-{tag}")
-    destination = json.dumps({"filesystem": {"base_directory": serving_root}})
-    pair_pusher.PairPusherExecutor().Do({"model": [model], "model_blessing": [blessing]},
-                                        {"pushed_model": [pushed]}, {"push_destination": destination})
-    return pushed
-
-
-class TestPairPusher:
-    def test_pushes_both_models_complete_with_one_version(self, tmp_path):
-        root = str(tmp_path / "serving")
-        pushed = _push(tmp_path, _trainer_output(tmp_path), True, root, "a")
-        version = pushed.get_string_custom_property("pushed_version")
-        assert pushed.get_int_custom_property("pushed") == 1
-        for i, name in enumerate((F.AR_MODEL_NAME, F.CR_MODEL_NAME)):
-            assert pair_pusher.served_versions(root, name) == [int(version)]
-            loaded = tf.saved_model.load(os.path.join(root, name, version))
-            assert loaded(tf.constant([3.0])).numpy().tolist() == [3.0 * (i + 2)]
-        assert not [d for d in os.listdir(os.path.join(root, F.AR_MODEL_NAME)) if d.startswith(".")]
-
-    def test_second_push_gets_a_newer_version_and_keeps_the_old(self, tmp_path):
-        root = str(tmp_path / "serving")
-        model = _trainer_output(tmp_path)
-        first = int(_push(tmp_path, model, True, root, "a").get_string_custom_property("pushed_version"))
-        second = int(_push(tmp_path, model, True, root, "b").get_string_custom_property("pushed_version"))
-        assert second > first
-        assert pair_pusher.served_versions(root, F.CR_MODEL_NAME) == [first, second]
-
-    def test_unblessed_model_pushes_nothing(self, tmp_path):
-        root = str(tmp_path / "serving")
-        pushed = _push(tmp_path, _trainer_output(tmp_path), False, root, "a")
-        assert pushed.get_int_custom_property("pushed") == 0
-        assert not os.path.exists(root)
-
-    def test_version_is_newer_than_anything_served(self, tmp_path):
-        root = tmp_path / "serving"
-        (root / F.CR_MODEL_NAME / "9999999999").mkdir(parents=True)
-        assert pair_pusher.next_version(str(root), now=100) == 10_000_000_000
-
-    def test_model_without_online_models_is_refused(self, tmp_path):
-        with pytest.raises(FileNotFoundError, match="neither"):
-            _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")
 
 
 class TestEvalConfig:

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
+import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
 
@@ -32,7 +33,7 @@ def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Consol
     from simulator import SimulatorConfig, simulate  # heavy import only when needed
 
     console = console or run_log.Console(sys.stdout)
-    if os.path.isdir(os.path.join(cfg.data_dir, "train")) and os.path.isdir(os.path.join(cfg.data_dir, "eval")):
+    if all(os.path.isdir(os.path.join(cfg.data_dir, split)) for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)):
         console.line(f"==> Using simulated data in {cfg.data_dir}")
         return
     sim_cfg = SimulatorConfig(**cfg.simulator)
@@ -41,23 +42,19 @@ def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Consol
         simulate(sim_cfg, cfg.data_dir, progress=True)
 
 
-def overall_metrics(evaluation_uri: str, model_name: str = "candidate") -> Dict[str, float]:
-    """Flattens the overall slice's scalar metrics of one model: ``{"<output>/<metric>": value}``."""
+def overall_metrics(evaluation_uri: str, model_name: Optional[str] = None) -> Dict[str, float]:
+    """The overall slice's scalar metrics of one model (default: the model under evaluation), flattened as
+    ``{"<output>/<metric>": value}``."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+    from creative_metrics.report.loader import flatten_metrics
+    from tfx_pipeline.eval_config import CANDIDATE_MODEL
+
+    result = tfma.load_eval_result(evaluation_uri, model_name=model_name or CANDIDATE_MODEL)
     if not result.slicing_metrics:  # no baseline yet: TFMA records a single, unnamed model
         result = tfma.load_eval_result(evaluation_uri)
-    out = {}
-    for slice_key, by_output in result.slicing_metrics:
-        if slice_key != ():
-            continue
-        for output, by_sub_key in by_output.items():
-            for metrics in by_sub_key.values():
-                for name, value in metrics.items():
-                    if isinstance(value, dict) and "doubleValue" in value:
-                        out[f"{output}/{name}" if output else name] = float(value["doubleValue"])
-    return out
+    return next((flatten_metrics(by_output) for slice_key, by_output in result.slicing_metrics if slice_key == ()),
+                {})
 
 
 def run(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None,
@@ -168,7 +165,9 @@ def _run_and_summarise(cfg: config_lib.PipelineConfig, console: run_log.Console,
         if report_dir and os.path.exists(os.path.join(report_dir, "report.html")):
             report = os.path.join(report_dir, "report.html")
         console.line()
-        console.line(run_summary.format_summary(summary, metrics, cfg.serving_root, report))
+        # The quiet run already showed a line per component; --verbose prints the table and every metric.
+        console.line(run_summary.format_summary(summary, metrics, cfg.serving_root, report,
+                                                components=log is None, all_metrics=log is None))
     console.line(f"  wall time: {wall:.1f} s" + (f"; log: {log}" if log else ""))
     if failure is not None:
         run_log.report_failure(console, failure, log, "the pipeline run failed")

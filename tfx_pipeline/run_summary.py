@@ -82,22 +82,48 @@ def read_latest_run(metadata_path: str) -> RunSummary:
     return RunSummary(run.name, components)
 
 
+# The headline of a run, as (label, [(metric key, short name)]): what a person reads first. Every metric is
+# in the HTML report; keys absent from a variant's evaluation (e.g. no AR in 'cr') are skipped.
+HEADLINE = (
+    ("ad ranker (pctr_ad)", [("pctr_ad/auc", "AUC"), ("pctr_ad/gauc", "GAUC"),
+                             ("pctr_ad/calibration", "calibration")]),
+    ("creative ranker (pctr_c)", [("pctr_c/auc", "AUC"), ("pctr_c/calibration", "calibration")]),
+    ("creative choice, replayed", [("nsctr", "NSCTR"), ("sctr", "sCTR"), ("calibrated_sctr", "calibrated sCTR")]),
+    ("creative choice, true CTR", [("true_ctr_selected", "picked"), ("true_ctr_random", "random"),
+                                   ("true_ctr_oracle", "best"), ("lift_share", "lift share")]),
+)
+
+
+def format_metrics(metrics: Dict[str, float], all_metrics: bool = False) -> List[str]:
+    """The headline metrics (every metric with ``all_metrics``), one group a line."""
+    if all_metrics:
+        return [f"    {k:40s} {metrics[k]:.5f}" for k in sorted(metrics)]
+    lines = []
+    for label, keys in HEADLINE:
+        shown = [f"{name} {metrics[key]:.4f}" for key, name in keys if key in metrics]
+        if shown:
+            lines.append(f"    {label + ':':27s} " + "  ".join(shown))
+    return lines
+
+
 def format_summary(summary: RunSummary, metrics: Dict[str, float], serving_root: str,
-                   report_path: Optional[str]) -> str:
-    lines = [f"Pipeline run {summary.run_id}: {'succeeded' if summary.succeeded else 'FAILED'}", "",
-             f"  {'component':34s} {'state':10s} {'seconds':>8s}"]
-    total = 0.0
-    for c in summary.components:
-        lines.append(f"  {c.name:34s} {c.state:10s} {c.seconds:8.1f}")
-        total += c.seconds
-    lines.append(f"  {'(sum of component times)':34s} {'':10s} {total:8.1f}")
+                   report_path: Optional[str], components: bool = True, all_metrics: bool = False) -> str:
+    """The run's summary: the component table (unless the run already showed a line per component), the
+    evaluation's headline metrics (every metric with ``all_metrics``), the blessing, the push and the report."""
+    lines = [f"Pipeline run {summary.run_id}: {'succeeded' if summary.succeeded else 'FAILED'}"]
+    total = sum(c.seconds for c in summary.components)
+    if components:
+        lines += ["", f"  {'component':34s} {'state':10s} {'seconds':>8s}"]
+        lines += [f"  {c.name:34s} {c.state:10s} {c.seconds:8.1f}" for c in summary.components]
+        lines.append(f"  {'(sum of component times)':34s} {'':10s} {total:8.1f}")
+    else:
+        lines.append(f"  {len(summary.components)} components, {total:.1f} s of component time")
     evaluator = summary.component("Evaluator")
     if evaluator:
         lines += ["", f"  evaluation: {evaluator.outputs.get('evaluation', '-')}"]
     if metrics:
         lines.append("  metrics (eval split, overall slice, model under evaluation):")
-        for k in sorted(metrics):
-            lines.append(f"    {k:40s} {metrics[k]:.5f}")
+        lines += format_metrics(metrics, all_metrics)
     pusher = summary.component("Pusher")
     blessing = evaluator.properties.get("blessed") if evaluator else None
     lines.append(f"  blessed: {'yes' if blessing == 1 else 'no'}")
@@ -107,5 +133,5 @@ def format_summary(summary: RunSummary, metrics: Dict[str, float], serving_root:
     else:
         lines.append(f"  pushed: nothing (served versions under {serving_root} unchanged)")
     if report_path:
-        lines.append(f"  report: {report_path}")
+        lines.append(f"  report: {report_path} (every metric and slice)")
     return "\n".join(lines)
