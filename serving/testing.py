@@ -217,12 +217,16 @@ def sample_inputs(kind: str, batch: int = 3, seed: int = 0, broadcast_user: bool
 
 
 def _write_warmup(export_dir: str, kind: str) -> None:
-    """Writes two PredictionLog records (one per signature) as TF Serving's warm-up file."""
+    """Writes two PredictionLog records (one per signature) as TF Serving's warm-up file.
+
+    Every input has the same 0th dimension: with ``--enable_batching`` TF Serving replays warm-up through
+    its batching session, which refuses broadcast (batch-1) user features and would fail the load.
+    """
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     names = F.AR_SERVING_INPUTS if kind == F.AR_MODEL_NAME else F.CR_SERVING_INPUTS
-    raw = sample_inputs(kind, batch=2)
+    raw = sample_inputs(kind, batch=2, broadcast_user=False)
     requests = []
     req = predict_pb2.PredictRequest()
     req.model_spec.name = kind

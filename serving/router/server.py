@@ -31,6 +31,7 @@ import orjson
 
 from serving import runtime
 from serving.json_http import JsonRequestHandler
+from serving.router import traffic_split
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
 from serving.router.request import MODES, RequestError, RequestLimits
 
@@ -186,6 +187,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence-length", type=int, default=None,
                         help="fixed padded sequence length (TF Serving with --enable_batching)")
     parser.add_argument("--seed", type=int, default=d.seed)
+    traffic_split.add_arguments(parser)
 
 
 def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) -> RouterConfig:
@@ -196,7 +198,7 @@ def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) ->
                              max_total_creatives=args.max_total_creatives,
                              max_sequence_length=args.max_sequence_length),
         tile_user_features=args.tile_user_features, sequence_length=args.sequence_length,
-        seed=args.seed)
+        seed=args.seed, traffic_split=traffic_split.from_args(args))
 
 
 def main(argv=None) -> int:
