@@ -12,10 +12,11 @@ gRPC uses the ``tensorflow_serving.apis`` stubs (``PredictionService.Predict`` /
 ``ModelService.GetModelStatus``) with ``TensorProto`` tensors (``tf.make_tensor_proto`` /
 ``tf.make_ndarray``). REST uses ``POST /v1/models/{name}[/versions/N]:predict`` with the columnar
 ``{"signature_name": ..., "inputs": {name: [...]}}`` body and ``GET /v1/models/{name}[/versions/N]
-[/metadata]``. Wherever a ``version`` is taken, a string is a version *label* (``"stable"``, ``"canary"``):
-``model_spec.version_label`` over gRPC, ``/labels/{label}`` over REST. Every failure raises :class:`serving.protocol.ServingError` with the gRPC status code
-(REST statuses mapped back: 404 → ``NOT_FOUND``, 400 → ``INVALID_ARGUMENT``, connection refused →
-``UNAVAILABLE``, timeout → ``DEADLINE_EXCEEDED``).
+[/metadata]``. Wherever a ``version`` is taken, a string is a version *label* (``"stable"``,
+``"canary"``): ``model_spec.version_label`` over gRPC, ``/labels/{label}`` over REST. Every failure raises
+:class:`serving.protocol.ServingError` with the gRPC status code (REST statuses mapped back: 404 →
+``NOT_FOUND``, 400 → ``INVALID_ARGUMENT``, connection refused → ``UNAVAILABLE``, timeout →
+``DEADLINE_EXCEEDED``).
 
 :meth:`ServingClient.start_predict` sends a request without waiting and returns a :class:`PredictCall`;
 its result also says how long encoding, the round trip and decoding took (the router's per-stage timing).
@@ -50,8 +51,8 @@ class PredictResult:
     """Outputs of one Predict and where its time went (milliseconds).
 
     ``version`` is the version that answered (gRPC reports it; over REST it is the requested version
-    number, or ``None``). ``encode_ms``: arrays → wire format; ``rpc_ms``: send → response received (network and
-    the server's own work); ``decode_ms``: wire format → arrays.
+    number, or ``None``). ``encode_ms``: arrays → wire format; ``rpc_ms``: send → response received (network
+    and the server's own work); ``decode_ms``: wire format → arrays.
     """
 
     outputs: Dict[str, np.ndarray]
@@ -365,8 +366,7 @@ class RestServingClient(ServingClient):
             raise ServingError(grpc.StatusCode.INTERNAL, f"cannot decode outputs: {e}") from None
         decode_ms = (time.perf_counter() - t1) * 1e3
         return PredictResult(arrays, model, None if isinstance(version, str) else version, signature,
-                             (sent - t0) * 1e3,
-                             (received - sent) * 1e3, decode_ms)
+                             (sent - t0) * 1e3, (received - sent) * 1e3, decode_ms)
 
     def start_predict(self, model, inputs, signature=F.SERVING_SIGNATURE, version=None,
                       timeout=None) -> PredictCall:

@@ -107,7 +107,8 @@ def write_half_plus_two_tf2(export_dir: str) -> str:
 
     class HalfPlusTwo(tf.Module):
         def __init__(self, asset):
-            self.a, self.b, self.c = tf.Variable(0.5, name="a"), tf.Variable(2.0, name="b"), tf.Variable(3.0, name="c")
+            self.a, self.b = tf.Variable(0.5, name="a"), tf.Variable(2.0, name="b")
+            self.c = tf.Variable(3.0, name="c")
             self.asset = tf.saved_model.Asset(asset)
 
         @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])

@@ -541,7 +541,8 @@ def test_prometheus_metrics_have_tf_serving_names_and_labels(server):
     count = [l for l in lines if l.startswith(':tensorflow:serving:request_count{model_name="default",status="OK"} ')]
     assert count and int(count[0].split()[-1]) >= 2
     for api, entrypoint in (("predict", "REST"), ("Predict", "GRPC")):
-        prefix = f':tensorflow:serving:request_latency_bucket{{model_name="default",API="{api}",entrypoint="{entrypoint}",'
+        prefix = (':tensorflow:serving:request_latency_bucket{model_name="default",'
+                  f'API="{api}",entrypoint="{entrypoint}",')
         buckets = [l for l in lines if l.startswith(prefix)]
         assert buckets and buckets[-1].startswith(prefix + 'le="+Inf"} '), (api, entrypoint)
         assert int(buckets[-1].split()[-1]) >= 1
@@ -641,7 +642,8 @@ def test_model_config_is_re_read_and_a_bad_edit_keeps_the_running_config(kind, b
             "Unrecognized servable version label: stable"
         if kind == "stand-in":  # (TF Serving logs these lines too; its format differs)
             assert "Failed to read ModelServerConfig file: Invalid protobuf file" in s.log()
-            assert "failed to ReloadConfig: Request to assign label to version 999 of model half_plus_three" in s.log()
+            assert ("failed to ReloadConfig: Request to assign label to version 999 of model half_plus_three"
+                    in s.log())
 
 
 def test_model_config_is_read_once_with_zero_poll_period(kind, built, tmp_path):

@@ -3,6 +3,8 @@
 * :mod:`serving.router.request` — the JSON request, its validation, :class:`RankRequest`.
 * :mod:`serving.router.core` — :class:`PeriCRRouter` (modes ``peri``, ``pre``, ``post``, ``no-cr``,
   deadlines, the fallback creative).
+* :mod:`serving.router.traffic_split` — :class:`TrafficSplit`: both models addressed by version label,
+  users hashed into a stable and a canary arm (canary, promotion, rollback).
 * :mod:`serving.router.server` — the HTTP API (``python -m serving.router``).
 * :mod:`serving.router.client` — :class:`RouterClient`.
 """

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("serving.standin")
 
 _API_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
-_POST_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-                        re.IGNORECASE)
+_POST_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE)
 _GET_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
                        re.IGNORECASE)
 _INT64_MAX = 2 ** 63 - 1
