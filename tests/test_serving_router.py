@@ -506,7 +506,10 @@ def test_new_version_pushed_under_load_fails_no_request(tmp_path):
     T.prepare_serving_root(root, version=1)
     s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0.2).start()
     try:
-        with RouterServer(PeriCRRouter(RouterConfig(ar_address=s.grpc_address))) as srv:
+        # Deadlines far above any call's time even on a loaded machine: the test is about the version swap, and a
+        # request degraded by a slow (not failed) call would hide what it checks.
+        config = RouterConfig(ar_address=s.grpc_address, ar_timeout_ms=30_000, cr_timeout_ms=30_000)
+        with RouterServer(PeriCRRouter(config)) as srv:
             stop, workers, results, errors = _run_load(srv.url, requests_per_thread=2000, seconds=120)
             T.push_version(root, 2)  # written aside, renamed into place
             status = GrpcServingClient(s.grpc_address)
