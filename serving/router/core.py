@@ -292,8 +292,11 @@ class PeriCRRouter:
         return None, reason
 
     # -- ranking
-    def rank(self, request: Any) -> Dict[str, Any]:
+    def rank(self, request: Any, timing: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
         """Ranks one request (a decoded JSON object or a :class:`RankRequest`).
+
+        ``timing``: stages already spent on this request (``<stage>_ms``, e.g. the ``parse_ms`` and
+        ``validate_ms`` of :func:`serving.router.json_body.decode_json_body`), reported with the rest.
 
         Returns::
 
@@ -309,14 +312,14 @@ class PeriCRRouter:
         ``scoring`` is the wall time from the first model request to the last decoded response.
         """
         t_start = time.perf_counter()
-        timing: Dict[str, float] = {}
+        timing = dict(timing or {})
         if isinstance(request, RankRequest):
             req = request
         else:
             req = parse_request(request, self.config.limits, self.config.default_slots,
                                 self.config.default_mode)
+            timing["validate_ms"] = (time.perf_counter() - t_start) * 1e3
         t_valid = time.perf_counter()
-        timing["validate_ms"] = (t_valid - t_start) * 1e3
         slots = min(req.slots, req.num_ads)
         cr_result = None
         reason = None
