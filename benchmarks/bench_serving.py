@@ -8,10 +8,10 @@ One run on one machine. Model servers (TF Serving when ``tensorflow_model_server
 local stand-in) serve ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
 production networks, ~30 ms each on one thread): with ``--layout split`` (default, Peri-CR's production
 layout) one server per model, each optionally pinned to its own CPUs; with ``shared`` one server for both.
-The router runs as its own process, serving JSON over HTTP and its binary form over gRPC (rows
-``no-cr/grpc`` and ``peri/grpc``). A load generator keeps ``--concurrency`` requests of M ads x N
-creatives in flight and records p50 / p99 latency and throughput for each mode; "AR alone" and "CR alone"
-send the same model inputs the router sends, straight to the model's server through the gRPC client
+The router runs as its own process, serving JSON over HTTP and its binary form (a ``PredictRequest``)
+over gRPC and over HTTP (rows ``.../grpc``, ``.../http-pb``). A load generator keeps ``--concurrency``
+requests of M ads x N creatives in flight and records p50 / p99 latency and throughput for each mode;
+"AR alone" and "CR alone" send the same model inputs the router sends, straight to the model's server through the gRPC client
 (encode + RPC + decode); "AR+CR" sends both at once the same way, which is the floor for ``peri`` on this
 machine (what two models running at the same time cost each other). Goals (Yang et al., AAAI 2024, Table 1):
 
@@ -54,8 +54,10 @@ from serving.router import tensors as RT  # noqa: E402
 from serving.sample_requests import random_request  # noqa: E402
 
 ROUTER_MODES = (R.NO_CR, R.POST, R.PRE, R.PERI)
-# The same modes through the router's gRPC API (the binary form: a PredictRequest of named tensors).
-GRPC_ROWS = {f"{R.NO_CR}/grpc": R.NO_CR, f"{R.PERI}/grpc": R.PERI}
+# The same modes in the binary form (a PredictRequest of named tensors): over gRPC, and POSTed over HTTP.
+GRPC, HTTP_PB = "grpc", "http-pb"
+BINARY_ROWS = {f"{mode}/{transport}": (mode, transport) for transport in (GRPC, HTTP_PB)
+               for mode in (R.NO_CR, R.PERI)}
 AR_ALONE, CR_ALONE, BOTH = "AR alone", "CR alone", "AR+CR"
 STAGES = ("parse", "validate", "ar_encode", "cr_encode", "ar_rpc", "cr_rpc", "ar_decode", "cr_decode",
           "scoring", "select", "total")
@@ -209,9 +211,10 @@ def main(argv=None) -> int:
     bodies = {mode: [json.dumps({**r, R.MODE: mode}).encode() for r in requests] for mode in ROUTER_MODES}
     parsed = [parse_request(r, R.RequestLimits(max_ads=args.ads, max_total_creatives=10 ** 6))
               for r in requests]
-    protos = {row: [RT.request_to_proto({**r, R.MODE: mode}) for r in requests] for row, mode in GRPC_ROWS.items()}
+    protos = {row: [RT.request_to_proto({**r, R.MODE: mode}) for r in requests]
+              for row, (mode, _) in BINARY_ROWS.items()}
     body_mb = len(bodies[R.PERI][0]) / 1e6
-    proto_mb = protos[f"{R.PERI}/grpc"][0].ByteSize() / 1e6
+    proto_mb = protos[f"{R.PERI}/{GRPC}"][0].ByteSize() / 1e6
     ar_payloads = [C.ar_inputs(p) for p in parsed]
     cr_payloads = [C.cr_inputs(p) for p in parsed]
 
@@ -239,16 +242,18 @@ def main(argv=None) -> int:
                                                     timeout=args.timeout_ms / 1e3).result()
             return send
 
-        def via_router(client):
+        def via_router(rank):
             def send(body):
-                r = client.rank(body)
+                r = rank(body)
                 if r["degraded"]:
                     raise RuntimeError(f"degraded response: {r['degraded_reason']}")
                 return r["timing_ms"]
             return send
 
-        senders = {name: via_router(router) for name in ROUTER_MODES}
-        senders.update({name: via_router(router_grpc) for name in GRPC_ROWS})
+        senders = {name: via_router(router.rank) for name in ROUTER_MODES}
+        senders.update({name: via_router(router_grpc.rank if transport == GRPC else
+                                         lambda proto: router.rank(proto, binary=True))
+                        for name, (_, transport) in BINARY_ROWS.items()})
         payloads = {**bodies, **protos}
         def both(inputs):  # AR and CR sent at once, straight to the servers: the machine's floor for peri
             ar_in, cr_in = inputs
@@ -289,15 +294,16 @@ def main(argv=None) -> int:
     print(f"backend: {backend.kind} ({'TensorFlow Serving' if backend.kind == B.TF_SERVING else 'local stand-in, not TF Serving'}), "
           f"{layout}, TF intra-op threads {args.intra_op_threads}; {models_note}")
     print(f"router: separate process, HTTP/JSON, {args.request_form} form ({body_mb:.2f} MB per request); "
-          f"rows '/grpc': its gRPC API, a PredictRequest of named tensors ({proto_mb:.2f} MB)")
+          f"rows '/{GRPC}' and '/{HTTP_PB}': the binary form ({proto_mb:.2f} MB PredictRequest) over gRPC "
+          f"and POSTed over HTTP")
     print(f"machine load average {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs); "
           f"rows interleaved, {elapsed:.0f} s; req/s = concurrency / mean latency")
-    print(f"\n{'row':<11} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "
+    print(f"\n{'row':<13} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "
           + " ".join(f"{s:>9}" for s in STAGES))
     stage_p50 = {}
     for name, (lat, outs) in rows.items():
-        line = f"{name:<11} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
-        if name in ROUTER_MODES or name in GRPC_ROWS:
+        line = f"{name:<13} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
+        if name in ROUTER_MODES or name in BINARY_ROWS:
             stage_p50[name] = {s: float(np.median([o.get(s, 0.0) for o in outs])) for s in STAGES}
             line += "                          " + " ".join(
                 f"{stage_p50[name][s]:>9.1f}" if any(s in o for o in outs) else f"{'-':>9}" for s in STAGES)
@@ -335,15 +341,16 @@ def main(argv=None) -> int:
 
     print("\nRouter overhead = end to end - the scoring stage (goal at M=1,000 x N=10: p50 <= 5 ms, "
           "p99 <= 10 ms; lower for the binary form)")
-    print(f"  {'row':<11} {'e2e p50':>8} {'scoring p50':>12} {'difference':>11}   per request: {'p50':>6} {'p99':>6}")
-    for name in (*ROUTER_MODES, *GRPC_ROWS):
+    print(f"  {'row':<13} {'e2e p50':>8} {'scoring p50':>12} {'difference':>11}   per request: {'p50':>6} {'p99':>6}")
+    for name in (*ROUTER_MODES, *BINARY_ROWS):
         lat, outs = rows[name]
         per_request = lat - np.array([o["scoring"] for o in outs])
-        print(f"  {name:<11} {p(lat, 50):>8.1f} {stage_p50[name]['scoring']:>12.1f} "
+        print(f"  {name:<13} {p(lat, 50):>8.1f} {stage_p50[name]['scoring']:>12.1f} "
               f"{p(lat, 50) - stage_p50[name]['scoring']:>11.1f}                {p(per_request, 50):>6.1f} "
               f"{p(per_request, 99):>6.1f}")
-    grpc_peri, grpc_nocr = f"{R.PERI}/grpc", f"{R.NO_CR}/grpc"
-    print(f"  peri / no-cr end-to-end p50 over gRPC = {p(rows[grpc_peri][0], 50) / p(rows[grpc_nocr][0], 50):.3f}")
+    for transport in (GRPC, HTTP_PB):
+        ratio = p(rows[f"{R.PERI}/{transport}"][0], 50) / p(rows[f"{R.NO_CR}/{transport}"][0], 50)
+        print(f"  peri / no-cr end-to-end p50, binary form over {transport}: {ratio:.3f}")
     print("\nCPU busy during the load (CPU-seconds per second; the pinned CPUs: "
           + ("none" if not shared_cpus else f"router and load generator share {shared_cpus} with "
              f"{args.router_beside}") + "): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_busy.items()))

@@ -16,7 +16,6 @@ from typing import Optional
 import urllib3
 
 JSON = "application/json"
-_JSON_HEADERS = {"Content-Type": JSON}
 
 
 def set_nodelay(sock: socket.socket) -> None:
@@ -75,10 +74,11 @@ class KeepAliveClient:
         self._pool = urllib3.PoolManager(maxsize=max_connections_per_host, retries=False)
 
     def request(self, method: str, url: str, body: Optional[bytes] = None,
-                timeout: Optional[float] = None) -> HttpResponse:
-        """``method url`` with ``body`` as JSON; ``timeout`` in seconds for connecting and for each read."""
+                timeout: Optional[float] = None, content_type: str = JSON) -> HttpResponse:
+        """``method url`` with ``body`` (JSON unless ``content_type`` says otherwise); ``timeout`` in
+        seconds for connecting and for each read."""
         try:
-            r = self._pool.request(method, url, body=body, headers=_JSON_HEADERS if body else None,
+            r = self._pool.request(method, url, body=body, headers={"Content-Type": content_type} if body else None,
                                    timeout=timeout, preload_content=True)
         except urllib3.exceptions.NewConnectionError as e:  # before TimeoutError: it subclasses it
             raise ConnectionError(f"{url}: {e}") from None

@@ -870,11 +870,15 @@ def grpc_router(server):
         srv.router.close()
 
 
-@pytest.mark.parametrize("mode", [R.PERI, R.NO_CR, R.POST])
-def test_grpc_api_ranks_like_the_json_api(grpc_router, mode):
+@pytest.mark.parametrize("mode, transport", [(R.PERI, "grpc"), (R.NO_CR, "grpc"), (R.POST, "http"),
+                                             (R.PERI, "http")])
+def test_binary_form_ranks_like_the_json_api(grpc_router, mode, transport):
     request = random_request(9, 3, seed=17, slots=4, mode=mode, request_id="g")
-    with RouterGrpcClient(grpc_router.grpc_address) as client:
-        got = client.rank(copy.deepcopy(request))
+    if transport == "grpc":
+        with RouterGrpcClient(grpc_router.grpc_address) as client:
+            got = client.rank(copy.deepcopy(request))
+    else:  # the same PredictRequest POSTed as application/x-protobuf
+        got = RouterClient(grpc_router.url).rank(copy.deepcopy(request), binary=True)
     want = RouterClient(grpc_router.url).rank(request)
     assert got["request_id"] == "g" and got["mode"] == mode and got["degraded"] is False
     assert [{k: a[k] for k in ("rank", F.AD_ID, F.CREATIVE_ID, "creative_source")} for a in got["ads"]] == \
@@ -885,7 +889,7 @@ def test_grpc_api_ranks_like_the_json_api(grpc_router, mode):
     assert {"parse", "validate", "scoring", "total"} <= set(got["timing_ms"])
 
 
-def test_grpc_api_errors_carry_status_codes(grpc_router, server):
+def test_binary_form_errors_carry_status_codes(grpc_router, server):
     with RouterGrpcClient(grpc_router.grpc_address) as client:
         with pytest.raises(RouterError) as e:
             client.rank(_proto(ad_category=np.int64([1, 2, 99])))
@@ -899,6 +903,12 @@ def test_grpc_api_errors_carry_status_codes(grpc_router, server):
         with pytest.raises(RouterError) as e:  # over max_body_bytes, as HTTP's 413
             client.rank(random_request(300, 10, seed=1))
         assert e.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    http = RouterClient(grpc_router.url)
+    with pytest.raises(RouterError) as e:  # the binary form over HTTP: the same message, HTTP 400
+        http.rank(_proto(ad_category=np.int64([1, 2, 99])), binary=True)
+    assert e.value.status == 400 and "ad_category[2]: 99 is outside its valid range" in e.value.message
+    status, payload = _post(grpc_router, "/v1/rank", b"\xff\xff\xff", {"Content-Type": RT.PROTOBUF})
+    assert status == 400 and payload["error"].startswith("malformed PredictRequest")
     dead = f"127.0.0.1:{B.free_port()}"
     with RouterServer(PeriCRRouter(RouterConfig(ar_address=server.grpc_address, cr_address=dead,
                                                 cr_timeout_ms=2000)), grpc_port=0) as srv:

@@ -1,5 +1,5 @@
-"""Python clients of the router: JSON over HTTP (:class:`RouterClient`) and tensors over gRPC
-(:class:`RouterGrpcClient`). Both return the same response dict."""
+"""Python clients of the router: over HTTP, JSON or the binary form (:class:`RouterClient`), and the binary
+form over gRPC (:class:`RouterGrpcClient`). All return the same response dict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any, Dict, Mapping, Optional, Union
 import grpc
 import orjson
 
-from serving.json_http import KeepAliveClient
+from serving import protocol as P
+from serving.json_http import JSON, KeepAliveClient
+from serving.router import tensors as T
 from serving.router.columns import RankRequest
 
 
@@ -39,8 +41,12 @@ class RouterClient:
         self.timeout = timeout
         self._http = KeepAliveClient()
 
-    def _call(self, method: str, path: str, body: Optional[bytes] = None) -> Dict[str, Any]:
-        r = self._http.request(method, self.base_url + path, body, self.timeout)
+    def _call(self, method: str, path: str, body: Optional[bytes] = None, content_type: str = JSON):
+        r = self._http.request(method, self.base_url + path, body, self.timeout, content_type)
+        if r.status == 200 and content_type == T.PROTOBUF:
+            from tensorflow_serving.apis import predict_pb2
+
+            return T.response_from_proto(predict_pb2.PredictResponse.FromString(r.body))
         try:
             payload = orjson.loads(r.body)
         except orjson.JSONDecodeError:
@@ -49,9 +55,13 @@ class RouterClient:
             raise RouterError(r.status, payload.get("error") if isinstance(payload, dict) else str(payload))
         return payload
 
-    def rank(self, request: Union[Dict[str, Any], bytes, str]) -> Dict[str, Any]:
+    def rank(self, request: Union[Dict[str, Any], RankRequest, bytes, str, Any], binary: bool = False) -> Dict[str, Any]:
         """POST /v1/rank. ``request`` is the JSON object (NumPy arrays allowed as columns), or
-        already-encoded JSON."""
+        already-encoded JSON; with ``binary`` it is sent as the binary form instead (a request dict, a
+        :class:`RankRequest`, or a ``PredictRequest`` from :func:`serving.router.tensors.request_to_proto`)."""
+        if binary:
+            proto = request if hasattr(request, "model_spec") else T.request_to_proto(request)
+            return self._call("POST", "/v1/rank", proto.SerializeToString(), T.PROTOBUF)
         if isinstance(request, str):
             request = request.encode("utf-8")
         body = request if isinstance(request, bytes) else orjson.dumps(request, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -85,9 +95,6 @@ class RouterGrpcClient:
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def rank(self, request: Union[Mapping[str, Any], RankRequest, Any]) -> Dict[str, Any]:
-        from serving import protocol as P
-        from serving.router import tensors as T
-
         proto = request if hasattr(request, "model_spec") else T.request_to_proto(request)
         try:
             response = self._stub.Predict(proto, timeout=self.timeout)

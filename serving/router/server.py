@@ -6,8 +6,10 @@
 ``GET /readyz``             both models are AVAILABLE on their servers (else 503)
 =========================  ==================================================================
 
-With ``--grpc-port`` the router also answers TF Serving's ``PredictionService/Predict`` (model
-``router``), the request's columns as named tensors (:mod:`serving.router.tensors`).
+The request is JSON (:mod:`serving.router.request`), or with ``Content-Type: application/x-protobuf`` the
+binary form — a serialized TF Serving ``PredictRequest`` of named tensors (:mod:`serving.router.tensors`),
+answered with a serialized ``PredictResponse``. With ``--grpc-port`` the router also answers the same
+messages over gRPC, as TF Serving's ``PredictionService/Predict`` (model ``router``).
 
 Errors are ``{"error": "<message>"}``: 400 for malformed JSON or an invalid request (the message names
 the field), 411 without ``Content-Length``, 413 for a body over ``max_body_bytes``, 404 for an unknown
@@ -35,7 +37,8 @@ import orjson
 from serving import runtime
 from serving.json_http import JsonRequestHandler
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
-from serving.router.grpc_api import make_grpc_server
+from serving.router import tensors as T
+from serving.router.columns import timed_validate
 from serving.router.json_body import decode_json_body
 from serving.router.request import MODES, RequestError, RequestLimits
 
@@ -112,10 +115,15 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
                                         f"{max_body_bytes} bytes")
             t0 = time.perf_counter()
             raw = self.rfile.read(length)
+            binary = self.headers.get("Content-Type", "").split(";")[0].strip() == T.PROTOBUF
             c = router.config
             timing = {}
             try:
-                req = decode_json_body(raw, c.limits, c.default_slots, c.default_mode, timing)
+                if binary:
+                    req = timed_validate(lambda: T.columns_from_proto(T.parse_request_proto(raw), c.limits,
+                                                                      c.default_slots, c.default_mode), timing)
+                else:
+                    req = decode_json_body(raw, c.limits, c.default_slots, c.default_mode, timing)
                 response = router.rank(req, timing)
             except RequestError as e:
                 return self._error(e.status, str(e))
@@ -125,6 +133,8 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
                 log.exception("rank failed")
                 return self._error(500, f"internal error: {type(e).__name__}: {e}")
             response["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 3)
+            if binary:
+                return self.send_body(200, T.response_to_proto(response).SerializeToString(), T.PROTOBUF)
             self._send(200, response)
 
         def do_PUT(self):
@@ -149,6 +159,8 @@ class RouterServer:
         self._grpc = None
         self.grpc_port: Optional[int] = None
         if grpc_port is not None:
+            from serving.router.grpc_api import make_grpc_server  # imports TensorFlow: only when asked
+
             self._grpc, self.grpc_port = make_grpc_server(router, host, grpc_port, max_body_bytes)
 
     @property

@@ -1,9 +1,11 @@
 """The router's binary form: the request's columns as named tensors of a TF Serving ``PredictRequest``.
 
 Services call the router as they call a model on TF Serving — ``PredictionService/Predict`` over gRPC
-(:mod:`serving.router.grpc_api`) with ``model_spec.name = "router"`` — and need no JSON at all: the
-columns travel as ``TensorProto`` bytes (``tensor_content``) and are read in place. Inputs, every name
-as in the JSON column form (:mod:`serving.router.request`):
+(:mod:`serving.router.grpc_api`) with ``model_spec.name = "router"`` — or POST the serialized message to
+``/v1/rank`` with ``Content-Type: application/x-protobuf`` (:data:`PROTOBUF`; the answer is a serialized
+``PredictResponse``), and need no JSON at all: the columns travel as ``TensorProto`` bytes
+(``tensor_content``) and are read in place. Inputs, every name as in the JSON column form
+(:mod:`serving.router.request`):
 
 ==============================================  =================  ==========================
 input                                           dtype              shape
@@ -44,6 +46,7 @@ from serving.router.columns import (RankRequest, Paths, RequestColumns, RequestE
 
 ROUTER_MODEL = "router"
 RANK_SIGNATURE = "rank"
+PROTOBUF = "application/x-protobuf"  # the HTTP content type of a serialized PredictRequest / PredictResponse
 TENSOR_PATHS = Paths(ad=lambda name, i: f"{name}[{i}]", creative=lambda name, j: f"{name}[{j}]",
                      user=lambda name: name, sequence=lambda name, i: f"{name}[{i}]")
 _OPTIONS = (R.SLOTS, R.MODE, R.REQUEST_ID, R.SEED)
@@ -87,6 +90,17 @@ def _option(inputs, name: str, default):
         except UnicodeDecodeError:
             raise RequestError(f"input '{name}': not UTF-8 text") from None
     return value.item()  # int, float or bool: the checks reject all but int where an int goes
+
+
+def parse_request_proto(body: bytes):
+    """A serialized ``PredictRequest`` (an HTTP body) → the message, or :class:`RequestError`."""
+    from google.protobuf.message import DecodeError
+    from tensorflow_serving.apis import predict_pb2
+
+    try:
+        return predict_pb2.PredictRequest.FromString(body)
+    except DecodeError as e:
+        raise RequestError(f"malformed PredictRequest: {e}") from None
 
 
 def columns_from_proto(request, limits: RequestLimits = RequestLimits(), default_slots: int = 3,
