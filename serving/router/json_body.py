@@ -29,7 +29,7 @@ from serving.router.columns import (RankRequest, RequestColumns, RequestError, R
                                     check_num_ads, creative_offsets, timed_validate)
 
 _local = threading.local()
-_TOP_FIELDS = frozenset(R._TOP_FIELDS)
+_TOP_FIELDS = frozenset(R.TOP_FIELDS)
 _REQUIRED_TOP = frozenset({R.USER, R.SEQUENCE, R.ADS, R.CREATIVES})
 _AD_REQUIRED = frozenset(R.AD_FIELDS) | {R.NUM_CREATIVES}
 _CREATIVE_REQUIRED = frozenset(F.CREATIVE_FEATURES)
@@ -138,22 +138,20 @@ def _columns(doc, body: bytes, limits, default_slots, default_mode) -> RequestCo
 
     creatives_obj = doc[R.CREATIVES]
     creative_keys = _keys(creatives_obj, _CREATIVE_REQUIRED, _CREATIVE_ALLOWED)
-    creatives = {n: _column(creatives_obj, n, _INT64, total)
-                 for n in F.CREATIVE_FEATURES if n != F.CREATIVE_EMBEDDING}
-    creatives[F.CREATIVE_EMBEDDING] = _embeddings(creatives_obj, total)
+    creatives = {n: _embeddings(creatives_obj, total) if n == F.CREATIVE_EMBEDDING
+                 else _column(creatives_obj, n, _INT64, total) for n in F.CREATIVE_FEATURES}
     hist_ctr = np.full(total, np.nan)
     if R.HIST_CTR in creative_keys:
         hist = creatives_obj[R.HIST_CTR]
         if type(hist) is not simdjson.Array or len(hist) != total:
             raise _Irregular
-        hist_ctr = R._optional_numbers(hist.as_list(), total, lambda k: "")  # nulls allowed: tiny
+        hist_ctr = R.optional_numbers(hist.as_list(), total, lambda k: "")  # nulls allowed: a list is fine
     # Every list of a regular request was read above (T embedding rows among them): one more "[" means a
     # nested list the flattening buffers hid, or one inside a string (then the slow path decides).
     lists = len(seq_obj) + len(ad_keys) + len(creative_keys) + total
     if np.count_nonzero(np.frombuffer(body, np.uint8) == _OPEN_BRACKET) != lists:  # 6x bytes.count's speed
         raise _Irregular
-    ordered = {n: creatives[n] for n in F.CREATIVE_FEATURES}
-    return RequestColumns(user, sequence, ad_columns, offsets, ordered, hist_ctr, *options, R.COLUMN_PATHS)
+    return RequestColumns(user, sequence, ad_columns, offsets, creatives, hist_ctr, *options, R.COLUMN_PATHS)
 
 
 def _object(doc, key: str) -> dict:

@@ -65,7 +65,7 @@ SEED = "seed"
 PERI, PRE, POST, NO_CR = "peri", "pre", "post", "no-cr"
 MODES = (PERI, PRE, POST, NO_CR)
 
-_TOP_FIELDS = {USER, SEQUENCE, ADS, CREATIVES, SLOTS, MODE, REQUEST_ID, SEED}
+TOP_FIELDS = {USER, SEQUENCE, ADS, CREATIVES, SLOTS, MODE, REQUEST_ID, SEED}
 _INT64_MAX = 2 ** 63 - 1
 _MISSING = object()
 
@@ -237,7 +237,7 @@ def decode_request(obj: Any, limits: RequestLimits = RequestLimits(), default_sl
     """A decoded JSON request (either form) → :class:`RequestColumns`: types and shapes checked."""
     if not isinstance(obj, dict):
         raise RequestError(f"request: expected a JSON object, got {_describe(obj)}")
-    _check_keys(obj, _TOP_FIELDS, "request")
+    _check_keys(obj, TOP_FIELDS, "request")
     for key in (USER, SEQUENCE, ADS):
         if key not in obj:
             raise RequestError(f"request: missing field '{key}'")
@@ -299,12 +299,12 @@ def _ads_from_rows(ads: List[Any], limits: RequestLimits):
     if has_unknown:
         for j, c in enumerate(flat):
             _check_keys(c, cr_allowed, cr_where(j))
-    hist_ctr = _optional_numbers([c.get(HIST_CTR) for c in flat] if n_hist else None, total,
+    hist_ctr = optional_numbers([c.get(HIST_CTR) for c in flat] if n_hist else None, total,
                                  lambda k: f"{cr_where(k)}.{HIST_CTR}")
     return ad_columns, offsets, creatives, hist_ctr
 
 
-def _optional_numbers(values: Optional[List[Any]], n: int, path: Callable[[int], str]) -> np.ndarray:
+def optional_numbers(values: Optional[List[Any]], n: int, path: Callable[[int], str]) -> np.ndarray:
     """float64 [n] of numbers or nulls (NaN); ``path(k)`` names value ``k``."""
     out = np.full(n, np.nan)
     if values is None:
@@ -353,7 +353,7 @@ def _ads_from_columns(ads: Dict[str, Any], creatives_obj: Any, limits: RequestLi
     check_length(creatives_obj, total, CREATIVES, CREATIVES_WHAT)
     creatives = {n: _column(creatives_obj[n], n, lambda j, n=n: f"{CREATIVES}.{n}[{j}]", items=True)
                  for n in F.CREATIVE_FEATURES}
-    hist_ctr = _optional_numbers(creatives_obj.get(HIST_CTR), total, lambda k: f"{CREATIVES}.{HIST_CTR}[{k}]")
+    hist_ctr = optional_numbers(creatives_obj.get(HIST_CTR), total, lambda k: f"{CREATIVES}.{HIST_CTR}[{k}]")
     return ad_columns, offsets, creatives, hist_ctr
 
 

@@ -168,11 +168,6 @@ def request_to_proto(request: Union[Mapping[str, Any], RankRequest], model: str 
 
 
 def _request_arrays(request) -> Dict[str, np.ndarray]:
-    def typed(name, values):
-        if name == R.HIST_CTR:
-            return np.array([np.nan if v is None else v for v in values], np.float32)
-        return np.asarray(values, np.int64 if _is_int(name) else np.float32)
-
     if isinstance(request, RankRequest):
         out = {n: np.int64(v) for n, v in request.user.items()}
         out.update(request.sequence)
@@ -185,16 +180,24 @@ def _request_arrays(request) -> Dict[str, np.ndarray]:
                    R.SEED: request.seed}
     else:
         cols = R.to_column_form(dict(request))
-        out = {n: np.int64(v) for n, v in cols[R.USER].items()}
-        out.update({n: typed(n, v) for n, v in cols[R.SEQUENCE].items()})
-        out.update({n: typed(n, v) for n, v in cols[R.ADS].items()})
-        out.update({n: typed(n, v) for n, v in cols[R.CREATIVES].items()})
+        out = {n: _wire(v) for part in (R.USER, R.SEQUENCE, R.ADS, R.CREATIVES) for n, v in cols[part].items()}
+        if R.HIST_CTR in out:
+            out[R.HIST_CTR] = np.array([np.nan if v is None else v for v in cols[R.CREATIVES][R.HIST_CTR]],
+                                       np.float32)
         options = {k: cols.get(k) for k in _OPTIONS}
     for k, v in options.items():
         if v is not None:
-            out[k] = np.array(v.encode() if isinstance(v, str) else v, dtype=object if isinstance(v, str)
-                              else np.int64)
+            out[k] = np.array(v.encode(), object) if isinstance(v, str) else _wire(v)
     return out
+
+
+def _wire(values) -> np.ndarray:
+    """JSON-like values as the wire dtype of their kind: integers int64, numbers float32. Nothing is
+    coerced across kinds (floats sent for an int64 input are refused by the router, naming it)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    return arr.astype(np.float32, copy=False) if arr.dtype.kind == "f" else arr
 
 
 # -------------------------------------------------------------------------------------- response
