@@ -1,7 +1,10 @@
 """JSON over keep-alive HTTP/1.1, as the router and the stand-in's REST API speak it: both ends.
 
 * :class:`JsonRequestHandler` — the servers' ``BaseHTTPRequestHandler``: HTTP/1.1 keep-alive,
-  ``TCP_NODELAY``, the access log at DEBUG, :meth:`~JsonRequestHandler.send_body`.
+  ``TCP_NODELAY``, the access log at DEBUG, :meth:`~JsonRequestHandler.send_body`. Chosen by measurement
+  for the router's load (one ~1 MB body per request, CPU-bound handling): a 1 MB POST round trip on
+  loopback took 0.3-0.6 ms through ``http.server``, 0.5 ms through uvicorn with httptools and uvloop, and
+  0.7-2.5 ms through tornado (same client, same machine, one run).
 * :class:`KeepAliveClient` — the clients' side: kept-alive connections from a urllib3 pool.
 """
 
