@@ -138,16 +138,20 @@ def cr_inputs(req: RankRequest, ads: Optional[np.ndarray] = None,
 
     The ad's features and its ``ad_hist_ctr`` (CR's online stand-in for ``pctr_ad``) repeat per creative.
     """
-    rows = _creative_rows(req, ads)
-    ad_index = req.ad_of_creative()[rows]
+    if ads is None:  # all ads (peri, pre): the creative columns as they are, no gather
+        rows, ads, n_rows = None, slice(None), req.num_creatives
+    else:  # the given ads in their order (post: the top L), each ad's creatives in turn
+        ads = np.asarray(ads, dtype=np.int64)
+        rows = _creative_rows(req, ads)
+        n_rows = rows.size
     out = {}
     for n in F.CR_SERVING_INPUTS:
         if n in F.CR_USER_FEATURES:
-            out[n] = _user_rows(req.user[n], rows.size, tile_user, _np_dtype(n))
+            out[n] = _user_rows(req.user[n], n_rows, tile_user, _np_dtype(n))
         elif n in F.CREATIVE_FEATURES:
-            out[n] = req.creatives[n][rows]
+            out[n] = req.creatives[n] if rows is None else req.creatives[n][rows]
         else:
-            out[n] = req.ads[n][ad_index]
+            out[n] = np.repeat(req.ads[n][ads], req.counts[ads])
     return out
 
 
@@ -292,8 +296,11 @@ class PeriCRRouter:
         return None, reason
 
     # -- ranking
-    def rank(self, request: Any) -> Dict[str, Any]:
+    def rank(self, request: Any, timing: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
         """Ranks one request (a decoded JSON object or a :class:`RankRequest`).
+
+        ``timing``: stages already spent on this request (``<stage>_ms``, e.g. the ``parse_ms`` and
+        ``validate_ms`` of :func:`serving.router.json_body.decode_json_body`), reported with the rest.
 
         Returns::
 
@@ -302,21 +309,24 @@ class PeriCRRouter:
                       "pctr_c": float | null, "creative_source": "cr" | "fallback:hist_ctr" |
                       "fallback:first" | "random"}, ...],          # top-L, by pctr_ad
              "model_versions": {"ar": int | null, "cr": int | null},
-             "timing_ms": {"validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
+             "timing_ms": {"parse": .., "validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
                            "cr_encode": .., "cr_rpc": .., "cr_decode": .., "scoring": ..,
                            "select": .., "total": ..}}
+
+        (``parse``: the HTTP or gRPC API's bytes → typed columns, given in ``timing``; ``validate``: the
+        value checks.)
 
         ``scoring`` is the wall time from the first model request to the last decoded response.
         """
         t_start = time.perf_counter()
-        timing: Dict[str, float] = {}
+        timing = dict(timing or {})
         if isinstance(request, RankRequest):
             req = request
         else:
             req = parse_request(request, self.config.limits, self.config.default_slots,
                                 self.config.default_mode)
+            timing["validate_ms"] = (time.perf_counter() - t_start) * 1e3
         t_valid = time.perf_counter()
-        timing["validate_ms"] = (t_valid - t_start) * 1e3
         slots = min(req.slots, req.num_ads)
         cr_result = None
         reason = None
