@@ -7,6 +7,7 @@ A request (JSON object) lists its ads one object each (*row form*)::
       "sequence": {<every features.SEQUENCE_FEATURES name>: [int, ...]},   # parallel lists, newest last
       "ads": [
         {<every features.AD_FEATURES and AD_HISTORY_FEATURES name>: number,
+         "ad_bid": number >= 0 (optional, features.AD_BID: the ad's CPC bid; given for every ad or none),
          "creatives": [
             {<every features.CREATIVE_FEATURES name>: int | [float x CREATIVE_EMBEDDING_DIM],
              "hist_ctr": float (optional: the creative's historical CTR, used only by the fallback)},
@@ -22,7 +23,7 @@ the bytes and a fraction of the parsing for 1,000 ads)::
 
     {
       "user": {...}, "sequence": {...},                                   # as above
-      "ads": {<every ad feature name>: [M values], "num_creatives": [M ints]},
+      "ads": {<every ad feature name>: [M values], "num_creatives": [M ints], "ad_bid": [M] (optional)},
       "creatives": {<every creative feature name>: [T values],             # T = sum(num_creatives),
                     "hist_ctr": [T numbers or nulls] (optional)},           # ads' creatives in ad order
       ...options as above
@@ -65,6 +66,8 @@ PERI, PRE, POST, NO_CR = "peri", "pre", "post", "no-cr"
 MODES = (PERI, PRE, POST, NO_CR)
 
 AD_FIELDS = F.AD_FEATURES + F.AD_HISTORY_FEATURES
+# Optional per-ad columns: with bids the router ranks by eCPM = pctr_ad x ad_bid (RankRequest.ads holds them).
+OPTIONAL_AD_FIELDS = F.AUCTION_FEATURES
 _TOP_FIELDS = {USER, SEQUENCE, ADS, CREATIVES, SLOTS, MODE, REQUEST_ID, SEED}
 _INT64_MAX = 2 ** 63 - 1
 _MISSING = object()
@@ -96,7 +99,8 @@ class RankRequest:
     Attributes:
       user: user feature name → value.
       sequence: sequence feature name → int64 [S] (no padding).
-      ads: ad and ad-history feature name → [M] array (dtype per ``features``).
+      ads: ad and ad-history feature name → [M] array (dtype per ``features``); also ``features.AD_BID``
+        when the request gave bids.
       creatives: creative feature name → [T] array ([T, D] for the embedding), ads' creatives
         concatenated in ad order.
       creative_hist_ctr: [T] float64, NaN where the request gave none.
@@ -218,7 +222,7 @@ def _column(values: List[Any], name: str, where: Callable[[int], str], items: bo
         return _embedding_column(values, where, items)
     if F.BY_NAME[name].dtype == F.INT:
         return _int_column(values, name, where, items)
-    lo, hi = (0.0, 1.0) if name == F.AD_HIST_CTR else (-math.inf, math.inf)
+    lo, hi = {F.AD_HIST_CTR: (0.0, 1.0), F.AD_BID: (0.0, math.inf)}.get(name, (-math.inf, math.inf))
     return _float_column(values, name, where, lo, hi, items).astype(np.float32)
 
 
@@ -355,11 +359,14 @@ def _ads_from_rows(ads: List[Any], limits: RequestLimits):
     _check_num_ads(len(ads), limits)
     ad_where = lambda i: f"{ADS}[{i}]"  # noqa: E731
     _check_types(ads, _OBJECT, "an object", ad_where, items=True)
-    ad_allowed = set(AD_FIELDS) | {CREATIVES}
+    ad_allowed = set(AD_FIELDS) | set(OPTIONAL_AD_FIELDS) | {CREATIVES}
     for i, ad in enumerate(ads):
         if not ad.keys() <= ad_allowed:
             _check_keys(ad, ad_allowed, ad_where(i))
     ad_columns = {n: _column([ad.get(n, _MISSING) for ad in ads], n, ad_where) for n in AD_FIELDS}
+    for n in OPTIONAL_AD_FIELDS:  # every ad or none
+        if any(n in ad for ad in ads):
+            ad_columns[n] = _column([ad.get(n, _MISSING) for ad in ads], n, ad_where)
     _check_unique_ads(ad_columns, lambda i: f"{ADS}[{i}].{F.AD_ID}")
 
     # -- creatives
@@ -419,11 +426,12 @@ def _check_length(columns: Dict[str, list], n_rows: int, where: str, what: str) 
 
 def _ads_from_columns(ads: Dict[str, Any], creatives_obj: Any, limits: RequestLimits):
     """Column form: (ad columns, creative columns, hist_ctr, offsets)."""
-    _column_lists(ads, ADS, list(AD_FIELDS) + [NUM_CREATIVES])
+    _column_lists(ads, ADS, list(AD_FIELDS) + [NUM_CREATIVES], OPTIONAL_AD_FIELDS)
     m = len(ads[F.AD_ID])
     _check_num_ads(m, limits)
     _check_length(ads, m, ADS, f"ads ({ADS}.{F.AD_ID} has {m})")
-    ad_columns = {n: _column(ads[n], n, lambda i, n=n: f"{ADS}.{n}[{i}]", items=True) for n in AD_FIELDS}
+    ad_columns = {n: _column(ads[n], n, lambda i, n=n: f"{ADS}.{n}[{i}]", items=True)
+                  for n in AD_FIELDS + tuple(n for n in OPTIONAL_AD_FIELDS if n in ads)}
     _check_unique_ads(ad_columns, lambda i: f"{ADS}.{F.AD_ID}[{i}]")
     counts_list = ads[NUM_CREATIVES]
     _check_types(counts_list, _INT, "an integer", lambda i: f"{ADS}.{NUM_CREATIVES}[{i}]", items=True)
@@ -485,6 +493,7 @@ def to_column_form(request: Dict[str, Any]) -> Dict[str, Any]:
     out = {k: v for k, v in request.items() if k != ADS}
     flat = [c for ad in ads for c in ad[CREATIVES]]
     out[ADS] = {n: [ad[n] for ad in ads] for n in AD_FIELDS}
+    out[ADS].update({n: [ad.get(n) for ad in ads] for n in OPTIONAL_AD_FIELDS if any(n in ad for ad in ads)})
     out[ADS][NUM_CREATIVES] = [len(ad[CREATIVES]) for ad in ads]
     out[CREATIVES] = {n: [c[n] for c in flat] for n in F.CREATIVE_FEATURES}
     if any(HIST_CTR in c for c in flat):
