@@ -72,11 +72,10 @@ and ``bid_std`` :math:`= \sigma_b`. Ads are ranked by eCPM :math:`= p \cdot b_a`
 (first-price CPC), so RPM :math:`= 1000 \sum \text{clicks} \cdot b / \text{requests}`.
 
 All arrays are NumPy; every function is vectorised over impressions. A :class:`World` is drawn by
-:func:`simulator.build.build_world`; its logged traffic comes from :mod:`simulator.traffic`. To build
-requests from a world (as the serving demo does), combine the public pieces:
-:func:`simulator.traffic.draw_users`, :func:`simulator.traffic.draw_candidate_ads`, :meth:`World.day_view`
-(each ad's candidate creatives that day), :meth:`World.sequences` and :meth:`World.true_ctr`. Arrays are
-indexed by entity *index*; the logged id of an entity is ``index + 1``.
+:func:`simulator.build.build_world`; its logged traffic comes from :mod:`simulator.traffic`, and live
+requests (a serving system's view, with their truth) from :mod:`simulator.live`. The world covers
+``num_days + live_days`` days (:attr:`World.num_days`): the log holds the first ``num_days``, the live days
+are for online experiments. Arrays are indexed by entity *index*; the logged id of an entity is ``index + 1``.
 """
 
 from __future__ import annotations
