@@ -106,12 +106,13 @@ class LiveRequests:
         return out
 
     # ------------------------------------------------------------------------------------------ truth
-    def true_ctr(self, r: int, ad_index, creative_index, slot) -> np.ndarray:
-        """True CTR of request ``r``'s ad ``ad_index[k]`` (0..M-1) showing its candidate ``creative_index[k]``
-        (0..N-1, track order) in page slot ``slot[k]``."""
-        ad_index, creative_index, slot = (np.asarray(x, np.int64) for x in (ad_index, creative_index, slot))
-        rows = self.ptr[r * self.ads_per_request + ad_index] + creative_index
-        return sigmoid(self.base_logit[r, ad_index] + self.world.position[slot] + self.creative_logit[rows])
+    def true_ctr(self, requests, ad_index, creative_index, slot) -> np.ndarray:
+        """True CTR of request ``requests[k]``'s ad ``ad_index[k]`` (0..M-1) showing its candidate
+        ``creative_index[k]`` (0..N-1, track order) in page slot ``slot[k]``."""
+        requests, ad_index, creative_index, slot = (np.asarray(x, np.int64)
+                                                    for x in (requests, ad_index, creative_index, slot))
+        rows = self.ptr[requests * self.ads_per_request + ad_index] + creative_index
+        return sigmoid(self.base_logit[requests, ad_index] + self.world.position[slot] + self.creative_logit[rows])
 
     def true_ctr_table(self, r: int) -> np.ndarray:
         """[T, L]: the true CTR of each of request ``r``'s creatives in each page position."""

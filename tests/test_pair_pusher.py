@@ -203,3 +203,9 @@ class TestPairPusher:
     def test_model_without_online_models_is_refused(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="neither"):
             _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")
+
+
+def test_the_experiments_find_an_ablations_cr_where_it_is_pushed():
+    from experiments.profiles import CR_ONLY_NAME
+
+    assert CR_ONLY_NAME == pair_pusher.single_model_name(F.CR_MODEL_NAME)

@@ -43,7 +43,7 @@ def test_requests_are_valid_router_requests_with_the_worlds_bids_and_truth(world
         j, k, slot = 3, int(batch.counts(r)[3]) - 1, 2
         c = batch.creatives[batch.ptr[r * len(ads) + j] + k]
         want = world.true_ctr([batch.users[r]], [ads[j]], [c], [slot])[0]
-        assert batch.true_ctr(r, [j], [k], [slot])[0] == pytest.approx(want, rel=1e-12)
+        assert batch.true_ctr([r], [j], [k], [slot])[0] == pytest.approx(want, rel=1e-12)
         assert table[int(parsed.offsets[j]) + k, slot] == pytest.approx(want, rel=1e-12)
     with pytest.raises(ValueError, match=r"day: must be in \[0, 6\), got 6"):
         live.draw_requests(world, 6, np.random.default_rng(0), 1)
@@ -65,7 +65,7 @@ def test_shown_impressions_are_written_in_the_training_format(world, tmp_path):
     creative_index = counts - 1
     slot = np.tile([0, 1], 40)
     shown = batch.impressions(requests, ad_index, creative_index, slot, 1.0 / counts)
-    truth = batch.true_ctr(0, [0], [creative_index[0]], [0])[0]
+    truth = batch.true_ctr([0], [0], [creative_index[0]], [0])[0]
     clicks = (np.arange(80) % 7 == 0).astype(np.int64)
     columns = traffic.to_columns(world, batch.view, shown, clicks, first_request_id=1000)
     with ShardedWriter(str(tmp_path / "eval"), 1) as writer:
