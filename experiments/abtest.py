@@ -12,7 +12,8 @@ For each live day:
 5. each arm's impressions of the day are written in the training format
    (``<log_dir>/day-<d>/<arm>/data-00000-of-00001.tfrecord``, every column of ``features.FEATURES``, the
    serving policy's propensity: 1 for a model's top-1, ``1/N`` for ``no-cr``'s random creative), so an arm
-   that learns online can retrain on its days through the pipeline;
+   that learns online can retrain on its days through the pipeline (:func:`training_data` lays them out as
+   the pipeline's ``train/`` and ``eval/``);
 6. the day's impressions and clicks are folded into the world (:meth:`simulator.World.end_day`): ad history
    and behaviour sequences move on, as production's would.
 
@@ -24,12 +25,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 import time
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import orjson
 
+import features as F
 from experiments.config import Arm
 from serving.router.core import SOURCE_RANDOM
 from serving.router.request import MODE
@@ -156,8 +159,25 @@ def _write_logs(batch, shown, clicks, arm_of, arms, day, num_requests, log_dir) 
                                                                   "propensity")))
         columns = traffic.to_columns(batch.world, batch.view, impressions, clicks[mask],
                                      first_request_id=day * num_requests + 1)
-        with ShardedWriter(os.path.join(log_dir, f"day-{day:02d}", arm.label), 1) as writer:
+        with ShardedWriter(day_log_dir(log_dir, day, arm.label), 1) as writer:
             writer.write(*encode_tfrecords(columns))
+
+
+def day_log_dir(log_dir: str, day: int, arm: str) -> str:
+    """Where :func:`run_day` writes ``arm``'s impressions of ``day``."""
+    return os.path.join(log_dir, f"day-{day:02d}", arm)
+
+
+def training_data(log_dir: str, arm: str, train_days: Sequence[int], eval_day: int, out_dir: str) -> str:
+    """An arm's logged days as a pipeline data directory (``out_dir/train/``, ``out_dir/eval/``, the layout
+    ``tfx_pipeline.local_runner --data-dir`` reads): what an arm that learns online retrains on between days."""
+    for split, days in ((F.TRAIN_SPLIT, train_days), (F.EVAL_SPLIT, [eval_day])):
+        os.makedirs(os.path.join(out_dir, split), exist_ok=True)
+        for day in days:
+            source = day_log_dir(log_dir, day, arm)
+            for name in sorted(os.listdir(source)):
+                shutil.copyfile(os.path.join(source, name), os.path.join(out_dir, split, f"day-{day:02d}-{name}"))
+    return out_dir
 
 
 def run(world: World, arms: Sequence[Arm], deployments: Mapping[str, object], days: Sequence[int],

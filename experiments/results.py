@@ -52,13 +52,13 @@ PENDING = {
     ("table1", "Post-CR"): "the DSSM two-tower CR after AR (issue 12)",
     ("table1", "Pre-CR"): "CACS before a creative-aware AR (issues 13 and 12)",
     ("table2", "Post-CR"): "the DSSM two-tower CR after AR (issue 12)",
-    ("table2", "Peri-CR"): "an arm serving the CR ablation (training variant 'cr', its cr-only/ model)",
-    ("table2", "AR"): "an arm serving the AR ablation (training variant 'ar', its ar-only/ model)",
+    ("table2", "Peri-CR"): "an arm serving the CR ablation (training variant 'cr', its cr-only/ model; paper profile)",
+    ("table2", "AR"): "an arm serving the AR ablation (training variant 'ar', its ar-only/ model; paper profile)",
     ("table3", "VAM-HBM"): "the VAM-HBM hybrid bandit (issue 12)",
     ("table3", "CACS"): "CACS (issue 13)",
-    ("table3", "CR"): "a training of the CR ablation (variant 'cr')",
+    ("table3", "CR"): "a training of the CR ablation (variant 'cr'; paper profile)",
     ("table3", "JAC"): "the joint model scoring creatives with its own pctr_ad (an eval-model output)",
-    ("table4", "AR"): "a training of the AR ablation (variant 'ar')",
+    ("table4", "AR"): "a training of the AR ablation (variant 'ar'; paper profile)",
     ("table4", "ACR"): "the creative-aware AR (issue 12)",
 }
 FIDELITY_METRICS = ("nsctr", "sctr", "calibrated_sctr", "auc", "gauc", "ipw", "snipw", "dr")

@@ -75,6 +75,10 @@ def test_a_day_shows_l_ads_per_request_draws_clicks_from_the_truth_and_logs_them
     # The no-op models score every ad alike: eCPM ranks by bid.
     bids = logged["peri"][F.AD_BID].reshape(-1, slots)
     assert np.all(np.diff(bids, axis=1) <= 1e-6)
+    # An arm's days as the pipeline's data directory, for an arm that retrains on its own traffic.
+    data = abtest.training_data(str(tmp_path), "peri", [day], day, str(tmp_path / "retrain"))
+    for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT):
+        np.testing.assert_array_equal(read_split(data, split)[F.CREATIVE_ID], logged["peri"][F.CREATIVE_ID])
 
 
 def test_clicks_and_revenue_follow_the_truth_on_average(world):

@@ -205,7 +205,8 @@ class TestPairPusher:
             _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")
 
 
-def test_the_experiments_find_an_ablations_cr_where_it_is_pushed():
-    from experiments.profiles import CR_ONLY_NAME
+def test_the_experiments_find_an_ablations_model_where_it_is_pushed():
+    from experiments.profiles import ablation_model
 
-    assert CR_ONLY_NAME == pair_pusher.single_model_name(F.CR_MODEL_NAME)
+    for name in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+        assert ablation_model(name) == pair_pusher.single_model_name(name)
