@@ -349,8 +349,9 @@ class PeriCRRouter:
             ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req)
             ar_result = self._ar_result(ar_call, ar_err, req, timing)
         pctr_ad = ar_result.outputs[F.PCTR_AD]
-        ad_ecpm = ecpm(pctr_ad, req.ads.get(F.AD_BID))
-        top = top_ads(pctr_ad, slots, req.ads.get(F.AD_BID))
+        bids = req.ads.get(F.AD_BID)
+        ad_ecpm = ecpm(pctr_ad, bids)
+        top = top_ads(pctr_ad, slots, bids)
         if req.mode == POST:
             cr_ads = top
             cr_call, cr_err = self._timed_start(self._start_cr, timing, "cr", req, cr_ads)
