@@ -23,6 +23,7 @@ from serving import protocol as P
 from serving import testing as T
 from serving import tf_serving
 from serving.clients import GrpcServingClient
+from serving.inprocess import NoopServingClient
 from serving.router import (PeriCRRouter, RequestError, RequestLimits, RouterClient, RouterConfig,
                             RouterError, RouterServer, parse_request)
 from serving.router import core as C
@@ -423,6 +424,33 @@ def test_cr_down_gives_fallback_creatives(server):
                 else:
                     assert (a[F.CREATIVE_ID], a["creative_source"]) == (
                         creatives[0][F.CREATIVE_ID], C.SOURCE_FALLBACK_FIRST)
+
+
+class _SlowModels(NoopServingClient):
+    """Answers every call, but only after ``delay_ms`` (as a model that computes slowly would)."""
+
+    def __init__(self, delay_ms: float):
+        super().__init__()
+        self.delay_ms = delay_ms
+
+    def _outputs(self, model, inputs, signature):
+        time.sleep(self.delay_ms / 1e3)
+        return super()._outputs(model, inputs, signature)
+
+
+def test_an_answer_past_the_deadline_counts_as_late_even_when_delivered():
+    """gRPC can deliver a response that lands in the poll cycle its deadline expired in; the router's
+    deadline still decides (before, ~20% of 1 microsecond deadlines were answered and ranked normally)."""
+    slow = _SlowModels(delay_ms=30)
+    with PeriCRRouter(RouterConfig(cr_timeout_ms=10), ar_client=NoopServingClient(), cr_client=slow) as r:
+        response = r.rank(random_request(5, 3, seed=1))
+    assert response["degraded"] and "DEADLINE_EXCEEDED" in response["degraded_reason"]
+    assert "past the 10 ms deadline" in response["degraded_reason"]
+    with PeriCRRouter(RouterConfig(ar_timeout_ms=10), ar_client=slow, cr_client=NoopServingClient()) as r:
+        with pytest.raises(C.BackendError, match="ad ranker \\(ar\\) failed: DEADLINE_EXCEEDED"):
+            r.rank(random_request(5, 3, seed=1))
+    with PeriCRRouter(RouterConfig(cr_timeout_ms=1000), ar_client=NoopServingClient(), cr_client=slow) as r:
+        assert not r.rank(random_request(5, 3, seed=1))["degraded"]
 
 
 def test_late_cr_degrades_with_deadline_exceeded(server):

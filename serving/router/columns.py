@@ -13,6 +13,7 @@ embeddings, no duplicate ad id, no duplicate creative id within an ad) and retur
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -26,8 +27,8 @@ AD_FIELDS = F.AD_FEATURES + F.AD_HISTORY_FEATURES
 # Ad feature -> the closed range its values must lie in (every other ad feature is an integer code).
 AD_FLOAT_RANGES = {F.AD_HIST_CTR: (0.0, 1.0)}
 # Optional per-ad float columns: name -> range. A request gives such a column for every ad or for none;
-# given, it is in RankRequest.ads. (Empty here: a feature that needs one adds it, e.g. an ad's bid.)
-OPTIONAL_AD_FLOATS: Dict[str, tuple] = {}
+# given, it is in RankRequest.ads. The ad's CPC bid: with bids the router ranks by eCPM = pctr_ad x ad_bid.
+OPTIONAL_AD_FLOATS: Dict[str, tuple] = {F.AD_BID: (0.0, math.inf)}
 HIST_CTR_RANGE = (0.0, 1.0)
 
 

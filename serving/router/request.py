@@ -7,6 +7,7 @@ A request (JSON object) lists its ads one object each (*row form*)::
       "sequence": {<every features.SEQUENCE_FEATURES name>: [int, ...]},   # parallel lists, newest last
       "ads": [
         {<every features.AD_FEATURES and AD_HISTORY_FEATURES name>: number,
+         "ad_bid": number >= 0 (optional, features.AD_BID: the ad's CPC bid; given for every ad or none),
          "creatives": [
             {<every features.CREATIVE_FEATURES name>: int | [float x CREATIVE_EMBEDDING_DIM],
              "hist_ctr": float (optional: the creative's historical CTR, used only by the fallback)},
@@ -22,7 +23,7 @@ the bytes, and decoded straight into arrays by :mod:`serving.router.json_body`):
 
     {
       "user": {...}, "sequence": {...},                                   # as above
-      "ads": {<every ad feature name>: [M values], "num_creatives": [M ints]},
+      "ads": {<every ad feature name>: [M values], "num_creatives": [M ints], "ad_bid": [M] (optional)},
       "creatives": {<every creative feature name>: [T values],             # T = sum(num_creatives),
                     "hist_ctr": [T numbers or nulls] (optional)},           # ads' creatives in ad order
       ...options as above
