@@ -882,16 +882,16 @@ def test_bad_binary_requests_name_the_input(name, edits, message):
 def test_response_round_trips_through_predict_response():
     response = {"request_id": 17, "mode": R.PERI, "degraded": True,
                 "degraded_reason": "creative ranker (cr) failed: UNAVAILABLE: gone",
-                "ads": [{"rank": 1, F.AD_ID: 9, F.PCTR_AD: 0.25, F.CREATIVE_ID: 900, F.PCTR_C: None,
+                "ads": [{"rank": 1, F.AD_ID: 9, F.PCTR_AD: 0.25, "ecpm": None, F.CREATIVE_ID: 900, F.PCTR_C: None,
                          "creative_source": C.SOURCE_FALLBACK_FIRST},
-                        {"rank": 2, F.AD_ID: 4, F.PCTR_AD: 0.125, F.CREATIVE_ID: 401, F.PCTR_C: None,
+                        {"rank": 2, F.AD_ID: 4, F.PCTR_AD: 0.125, "ecpm": None, F.CREATIVE_ID: 401, F.PCTR_C: None,
                          "creative_source": C.SOURCE_FALLBACK_HIST}],
                 "model_versions": {"ar": 3, "cr": None}, "version_label": None,
                 "timing_ms": {"parse": 0.5, "total": 12.25}}
     assert RT.response_from_proto(RT.response_to_proto(response)) == response
     response.update(request_id="abc", degraded=False, degraded_reason=None, version_label="canary",
-                    ads=[dict(response["ads"][0], pctr_c=0.5, creative_source=C.SOURCE_CR)])
-    assert RT.response_from_proto(RT.response_to_proto(response)) == response
+                    ads=[dict(response["ads"][0], pctr_c=0.5, ecpm=0.75, creative_source=C.SOURCE_CR)])
+    assert RT.response_from_proto(RT.response_to_proto(response)) == response  # eCPM in float64: exact
 
 
 @pytest.fixture(scope="module")

@@ -214,6 +214,7 @@ def response_to_proto(response: Mapping[str, Any], model: str = ROUTER_MODEL):
         F.CREATIVE_ID: np.array([a[F.CREATIVE_ID] for a in ads], np.int64),
         F.PCTR_AD: np.array([a[F.PCTR_AD] for a in ads], np.float32),
         F.PCTR_C: np.array([np.nan if a[F.PCTR_C] is None else a[F.PCTR_C] for a in ads], np.float32),
+        "ecpm": np.array([np.nan if a.get("ecpm") is None else a["ecpm"] for a in ads], np.float64),
         "creative_source": np.array([a["creative_source"].encode() for a in ads], object),
         "mode": np.array(response["mode"].encode(), object),
         "degraded": np.array(bool(response["degraded"])),
@@ -242,7 +243,9 @@ def response_from_proto(proto) -> Dict[str, Any]:
     ads = []
     for k in range(len(out[F.AD_ID])):
         pctr_c = float(out[F.PCTR_C][k])
+        ecpm = float(out["ecpm"][k]) if "ecpm" in out else np.nan  # NaN: the request had no bids
         ads.append({"rank": k + 1, F.AD_ID: int(out[F.AD_ID][k]), F.PCTR_AD: float(out[F.PCTR_AD][k]),
+                    "ecpm": None if np.isnan(ecpm) else ecpm,
                     F.CREATIVE_ID: int(out[F.CREATIVE_ID][k]), F.PCTR_C: None if np.isnan(pctr_c) else pctr_c,
                     "creative_source": out["creative_source"][k].decode()})
     reason = text(out["degraded_reason"])
