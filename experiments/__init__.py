@@ -1,0 +1,1 @@
+"""Experiments that reproduce papers' tables on simulated data (``python -m experiments.<name>``)."""
