@@ -32,8 +32,8 @@ from creative_metrics import candidate_buckets as CB
 from creative_metrics import replay
 from creative_metrics.replay import PolicyEstimate
 
-__all__ = ["ComponentSCTRAccumulator", "component_calibrated_sctr", "components_mean", "lift_by_pool_size",
-           "true_ctrs"]
+__all__ = ["CombinationTruthAccumulator", "ComponentSCTRAccumulator", "component_calibrated_sctr",
+           "components_mean", "lift_by_pool_size", "true_ctrs"]
 
 
 def _matrix(name: str, values, n: int, m: int) -> np.ndarray:
@@ -114,6 +114,39 @@ def true_ctrs(truth: Mapping[str, np.ndarray], chosen: np.ndarray) -> np.ndarray
     from simulator.combinations.truth import combination_ctr
 
     return combination_ctr(truth["base"], truth["element_logits"], truth["styles"], truth["pair_logits"], chosen)
+
+
+class CombinationTruthAccumulator:
+    """Sums of the true CTR of the chosen, logged and best combinations (a few floats however many rows).
+
+    ``result()`` is a :class:`creative_metrics.ground_truth.TruePolicyValue` whose ``random`` is the logged
+    combinations' true CTR: on the uniform-logged test days that *is* the uniform random policy's value, so its
+    ``lift_share`` is (chosen - uniform) / (oracle - uniform).
+    """
+
+    def __init__(self):
+        from creative_metrics.ground_truth import TruePolicyAccumulator
+
+        self.sums = TruePolicyAccumulator()
+
+    def update(self, base, element_logits, styles, pair_logits, chosen, logged_ctr, oracle_ctr,
+               weights=None) -> "CombinationTruthAccumulator":
+        truth = {"base": base, "element_logits": element_logits, "styles": styles, "pair_logits": pair_logits}
+        selected = true_ctrs(truth, chosen)
+        logged = np.asarray(logged_ctr, np.float64)
+        self.sums.add(selected, logged, np.asarray(oracle_ctr, np.float64), logged, weights)
+        return self
+
+    def merge(self, other: "CombinationTruthAccumulator") -> "CombinationTruthAccumulator":
+        self.sums.merge(other.sums)
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return self.sums.sums[0] <= 0
+
+    def result(self):
+        return self.sums.result()
 
 
 def lift_by_pool_size(policy_ctr, reference_ctr, pool_sizes) -> Dict[str, Dict[str, float]]:

@@ -33,7 +33,8 @@ The auxiliary counts let a report merge slices that partition the ads (e.g. ``nu
 property of the ad) into buckets exactly; see :mod:`creative_metrics.report`.
 
 Modules: ``replay_metrics`` (NSCTR, SCTR, CalibratedSCTR: one factory), ``gauc_metric``,
-``true_policy_metric``; ``buffered`` (the combiner base they share), ``extracts`` (reading one impression),
+``true_policy_metric``, ``combination_metrics`` (GenCO's GenCOCalibratedSCTR and GenCOTrueCTR over
+combinations of elements); ``buffered`` (the combiner base they share), ``extracts`` (reading one impression),
 ``names`` (metric and key names). This package registers the metrics and builds their configs.
 """
 
@@ -46,6 +47,7 @@ from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
 import features as F
+from creative_metrics.tfma_metrics.combination_metrics import GenCOCalibratedSCTR, GenCOTrueCTR
 from creative_metrics.tfma_metrics.gauc_metric import GAUC
 from creative_metrics.tfma_metrics.names import (CALIBRATED_SCTR_NAME, GAUC_NAME, LIFT_SHARE, NSCTR_NAME,
                                                  SCTR_NAME, TRUE_CTR_IMPRESSIONS, TRUE_CTR_LOGGED,
@@ -54,7 +56,7 @@ from creative_metrics.tfma_metrics.names import (CALIBRATED_SCTR_NAME, GAUC_NAME
 from creative_metrics.tfma_metrics.replay_metrics import NSCTR, SCTR, CalibratedSCTR
 from creative_metrics.tfma_metrics.true_policy_metric import TruePolicyCTR
 
-for _cls in (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR):
+for _cls in (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR, GenCOCalibratedSCTR, GenCOTrueCTR):
     metric_types.register_metric(_cls)
 
 
@@ -97,7 +99,8 @@ def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = No
 
 
 __all__ = [
-    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "metric_config", "metric_configs",
+    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "GenCOCalibratedSCTR", "GenCOTrueCTR",
+    "metric_config", "metric_configs",
     "overall_slice_only",
     "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "GAUC_NAME", "TRUE_POLICY_CTR_NAME",
     "TRUE_CTR_SELECTED", "TRUE_CTR_RANDOM", "TRUE_CTR_ORACLE", "TRUE_CTR_LOGGED", "LIFT_SHARE",
