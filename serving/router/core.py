@@ -220,6 +220,10 @@ class PeriCRRouter:
         self.ar = ar_client
         self.cr = cr_client
 
+    def served_models(self):
+        """[(model name, client)] of every model the router calls (readiness checks them all)."""
+        return [(self.config.ar_model, self.ar), (self.config.cr_model, self.cr)]
+
     def close(self) -> None:
         for c in self._own:
             c.close()

@@ -75,9 +75,8 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
             return self._error(404, f"unknown path: {path}")
 
         def _ready(self):
-            c = router.config
             states = {}
-            for model, client in ((c.ar_model, router.ar), (c.cr_model, router.cr)):
+            for model, client in router.served_models():
                 try:
                     states[model] = [s.state for s in client.status(model, timeout=2.0)]
                 except Exception as e:  # any failure is "not ready", with the reason
@@ -204,6 +203,8 @@ def main(argv=None) -> int:
                                      description="Peri-CR router: ranks ads (AR) and creatives (CR).")
     parser.add_argument("--ar-address", required=True, help="gRPC host:port serving the AR model")
     parser.add_argument("--cr-address", default=None, help="gRPC host:port serving CR (default: AR's)")
+    parser.add_argument("--genco-address", default=None,
+                        help="gRPC host:port serving GenCO: enables the request mode 'genco' (serving.router.genco)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
@@ -215,7 +216,13 @@ def main(argv=None) -> int:
         config = config_from_args(args, args.ar_address, args.cr_address)
     except ValueError as e:
         parser.error(str(e))
-    with PeriCRRouter(config) as router:
+    if args.genco_address:  # the GenCO mode beside Peri-CR's (serving.router.genco)
+        from serving.router.genco import GenCORouter, GenCOSettings
+
+        router_cm = GenCORouter(config, GenCOSettings(args.genco_address))
+    else:
+        router_cm = PeriCRRouter(config)
+    with router_cm as router:
         runtime.run_until_signalled(
             lambda: RouterServer(router, args.host, args.port, args.max_body_bytes).start(),
             lambda server: f"router ready: {server.url}{RANK_PATH} (AR {config.ar_address}, "
