@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from simulator.arrays import sigmoid
+from simulator.arrays import bias_for_target
 from simulator.combinations import truth as T
 from simulator.combinations.world import CombinationWorld, truth_arrays
 
@@ -99,11 +99,4 @@ def calibrate_bias(world: CombinationWorld) -> float:
         logits = draw_impressions(world, 0, rng, world.config.calibration_impressions, PRODUCTION).exposed_logit
     finally:
         world.bias = saved
-    low, high = -30.0, 30.0
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        if sigmoid(mid + logits).mean() < world.config.target_ctr:
-            low = mid
-        else:
-            high = mid
-    return 0.5 * (low + high)
+    return bias_for_target(logits, world.config.target_ctr)
