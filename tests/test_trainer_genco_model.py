@@ -193,7 +193,8 @@ def _bad(name, value):
 
 IMAGE_IDS, IMAGE_STYLES = F.GENCO_CAND_IDS["image"], F.GENCO_CAND_STYLES["image"]
 BAD_INPUTS = [
-    ("pool wider than the padding", _bad(IMAGE_IDS, lambda r: np.ones((3, 16), np.int64)),
+    ("pool wider than the padding", lambda r: {**r, IMAGE_IDS: np.ones((3, 16), np.int64),
+                                               IMAGE_STYLES: np.zeros((3, 16), np.int64)},
      "genco_image_ids: the image pool has more candidates than the padding of 15"),
     ("id below the padding", _bad(IMAGE_IDS, lambda r: np.where(r[IMAGE_IDS] >= 0, -5, -1)),
      "genco_image_ids: element ids must be >= 0"),

@@ -71,7 +71,7 @@ def check_raw_inputs(inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     for c in F.GENCO_COMPONENTS:
         ids, styles = inputs[F.GENCO_CAND_IDS[c]], inputs[F.GENCO_CAND_STYLES[c]]
         ids_name, styles_name = F.GENCO_CAND_IDS[c], F.GENCO_CAND_STYLES[c]
-        checks += [
+        shapes = [
             tf.debugging.Assert(tf.equal(tf.shape(ids)[0], batch),
                                 [f"serving input {ids_name} has a batch size different from {ref}:",
                                  tf.shape(ids)[0], "vs", batch]),
@@ -81,14 +81,16 @@ def check_raw_inputs(inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(styles), tf.shape(ids))),
                                 [f"serving input {styles_name} must have the shape of {ids_name}; got",
                                  tf.shape(styles), "vs", tf.shape(ids)]),
-            tf.debugging.Assert(tf.reduce_all(ids >= F.GENCO_PAD),
-                                [f"serving input {ids_name}: element ids must be >= 0 ({F.GENCO_PAD} pads); got",
-                                 tf.reduce_min(ids)]),
         ]
-        bad_style = tf.logical_and(ids >= 0, tf.logical_or(styles < 0, styles >= F.GENCO_NUM_STYLES))
-        checks.append(tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_style)),
-                                          [f"serving input {styles_name}: styles of real candidates must be in "
-                                           f"[0, {F.GENCO_NUM_STYLES})"]))
+        with tf.control_dependencies(shapes):  # the value checks compare ids and styles elementwise
+            bad_style = tf.logical_and(ids >= 0, tf.logical_or(styles < 0, styles >= F.GENCO_NUM_STYLES))
+            checks += shapes + [
+                tf.debugging.Assert(tf.reduce_all(ids >= F.GENCO_PAD),
+                                    [f"serving input {ids_name}: element ids must be >= 0 ({F.GENCO_PAD} pads); got",
+                                     tf.reduce_min(ids)]),
+                tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad_style)),
+                                    [f"serving input {styles_name}: styles of real candidates must be in "
+                                     f"[0, {F.GENCO_NUM_STYLES})"])]
     with tf.control_dependencies(checks):
         return {k: tf.identity(v) for k, v in inputs.items()}
 
@@ -135,8 +137,8 @@ class GenCOServingModule(tf.Module):
         def serve_examples(inputs):
             return _selection_outputs(self._model.value, G.parse_examples(inputs[EXAMPLES_KEY], _RAW_SERVING_COLUMNS))
 
-        self.predict_raw = predict_raw
-        self.serve_examples = serve_examples
+        # Outside the object graph: saving lists a module's tf.function attributes and traces them once more.
+        self.signatures = _Untracked({F.RAW_SIGNATURE: predict_raw, F.SERVING_SIGNATURE: serve_examples})
 
 
 class GenCOEvalModule(tf.Module):
@@ -159,18 +161,18 @@ class GenCOEvalModule(tf.Module):
                 out[F.GENCO_WEIGHT[c]] = logged["weights"][:, j]
             return out
 
-        self.serve_examples = serve_examples
+        self.signatures = _Untracked({F.SERVING_SIGNATURE: serve_examples})
 
 
-def _save(module: tf.Module, export_dir: str, signatures: Mapping[str, object]) -> str:
-    tf.saved_model.save(module, export_dir, signatures={k: f.get_concrete_function() for k, f in signatures.items()})
+def _save(module: tf.Module, export_dir: str) -> str:
+    signatures = {k: f.get_concrete_function() for k, f in module.signatures.value.items()}
+    tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir
 
 
 def export_online(model: GenCOModel, export_dir: str, warmup: bool = True) -> str:
     """Saves the online GenCO SavedModel (+ warm-up requests: 8 ads of one user, 4 ads of 4 users)."""
-    module = GenCOServingModule(model)
-    _save(module, export_dir, {F.SERVING_SIGNATURE: module.serve_examples, F.RAW_SIGNATURE: module.predict_raw})
+    _save(GenCOServingModule(model), export_dir)
     if warmup:
         write_warmup_requests(export_dir, F.GENCO_MODEL_NAME, [example_request(8, seed=0),
                                                                example_request(4, seed=1, user_batch_size=4)])
@@ -178,8 +180,7 @@ def export_online(model: GenCOModel, export_dir: str, warmup: bool = True) -> st
 
 
 def export_eval(model: GenCOModel, export_dir: str) -> str:
-    module = GenCOEvalModule(model)
-    return _save(module, export_dir, {F.SERVING_SIGNATURE: module.serve_examples})
+    return _save(GenCOEvalModule(model), export_dir)
 
 
 def export_genco(model: GenCOModel, serving_model_dir: str) -> Dict[str, str]:

@@ -73,7 +73,8 @@ def _trained_model(ablation: str, epochs: int):
     config = GenCOConfig.ablation(ablation, TINY_TRAINING)
     keras.utils.set_random_seed(0)
     model = GenCOModel(config, G.hash_sizes_of(train))
-    model.compile(optimizer=make_optimizer(config))
+    # Eager steps: for a few dozen of them, cheaper than tracing the training step.
+    model.compile(optimizer=make_optimizer(config), run_eagerly=True)
     if epochs:
         model.fit(D.batches(train, config.batch_size, epochs=epochs), verbose=0)
     else:
