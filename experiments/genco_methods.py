@@ -43,6 +43,12 @@ class Trained:
     final_metrics: Dict[str, float]
 
 
+def with_initial_ctr(config: GenCOConfig, log: Log) -> GenCOConfig:
+    """``config`` with its output bias starting at the log's click rate, unless it sets one."""
+    return config if config.initial_ctr is not None else config.replace(
+        initial_ctr=float(np.clip(np.mean(log[G.LABEL_KEY]), 1e-4, 1 - 1e-4)))
+
+
 def train(model: keras.Model, config: GenCOConfig, log: Log, epochs: int, seed: int) -> Trained:
     """Fits ``model`` on ``log`` (``epochs`` shuffled passes of ``config.batch_size``)."""
     model.compile(optimizer=make_optimizer(config))
@@ -64,6 +70,7 @@ def _in_batches(fn, log: Log, batch_size: int) -> Dict[str, np.ndarray]:
 
 
 def train_genco(config: GenCOConfig, train_log: Log, epochs: int, seed: int) -> Trained:
+    config = with_initial_ctr(config, train_log)
     keras.utils.set_random_seed(seed)
     model = GenCOModel(config, G.hash_sizes_of(train_log))
     return train(model, config, train_log, epochs, seed)
@@ -86,6 +93,7 @@ def logged_weights(model: GenCOModel, test_log: Log) -> np.ndarray:
 
 def train_mlp(config: GenCOConfig, train_log: Log, epochs: int, seed: int,
               max_combinations: int = 256) -> Trained:
+    config = with_initial_ctr(config, train_log)
     keras.utils.set_random_seed(seed)
     model = CombinationMLP(config, G.hash_sizes_of(train_log), max_combinations=max_combinations)
     return train(model, config, train_log, epochs, seed)

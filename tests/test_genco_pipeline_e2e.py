@@ -54,8 +54,11 @@ def test_the_pipeline_trains_blesses_and_pushes_a_model_the_standin_serves(tmp_p
 
     data = str(tmp_path / "data")
     simulate_combinations(CombinationConfig(**SIMULATOR), data, progress=False)
+    # Forty steps make no reward model worth an AUC floor (test_the_eval_config... checks that gate): here the
+    # blessing rests on the calibrated sCTR.
     cfg = GenCOPipelineConfig(output_dir=str(tmp_path / "out"), data_dir=data, train_steps=40, eval_steps=5,
-                              model_config={"batch_size": 128, "optimizer": "adam", "learning_rate": 3e-3})
+                              auc_floor=0.0, model_config={"batch_size": 128, "optimizer": "adam",
+                                                           "learning_rate": 3e-3})
     summary = genco_runner.run(cfg)
     assert summary.succeeded, [(c.name, c.state) for c in summary.components]
     evaluator, pusher = summary.component("Evaluator"), summary.component("Pusher")
@@ -66,7 +69,7 @@ def test_the_pipeline_trains_blesses_and_pushes_a_model_the_standin_serves(tmp_p
     assert not os.path.exists(os.path.join(cfg.serving_root, F.AR_MODEL_NAME))
     with open(os.path.join(summary.output_uri("Trainer", "model_run"), "genco_config.json")) as f:
         trained = json.load(f)
-    assert trained["steps"]["train"] == 40
+    assert trained["steps"]["train"] == 40 and 0.03 < trained["config"]["initial_ctr"] < 0.12
     # The hash sizes from the Transform's vocabularies: the distinct ids of the training split.
     assert trained["hash_sizes"] == G.hash_sizes_of(D.read_log(os.path.join(data, F.TRAIN_SPLIT, "*")))
 

@@ -120,6 +120,10 @@ def test_shared_scorer_is_one_mlp_over_context_and_features():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     # The same weights score a [B, K, F] combination feature.
     assert layer(h, f[:, :, 0]).shape == (2, 4)
+    started = SharedScorer((4,), initial_ctr=0.2)
+    started(h, f)
+    assert started.out.get_weights()[1] == pytest.approx([math.log(0.2 / 0.8)])
+    assert SharedScorer.from_config(started.get_config()).get_config() == started.get_config()
 
 
 # ---------------------------------------------------------------------------------------- MIL pooling
@@ -255,6 +259,7 @@ def test_config_defaults_follow_the_paper_and_round_trip():
     ({"optimizer": "rmsprop"}, "optimizer: must be one of"),
     ({"use_mil": 1}, "use_mil: must be true or false"),
     ({"max_importance_ratio": 0}, "max_importance_ratio: must be positive"),
+    ({"initial_ctr": 1.0}, "initial_ctr: must lie in \\(0, 1\\) or be None"),
     ({"batch": 3}, "unknown fields \\['batch'\\]"),
 ])
 def test_config_rejects_bad_values(overrides, message):

@@ -48,6 +48,8 @@ class GenCOConfig:
         of element features. ``False`` ("w/o MIL"): a scorer of its own scores the mean of the element
         features, and the element and combination heads share nothing but the embeddings.
       use_context: cross-component attention (``False``: "w/o context", the element features carry no z).
+      initial_ctr: base click rate the scorer's output bias starts at (log-odds), so element and combination
+        logits start at the log's CTR instead of 0.5; ``None``: 0 (the trainer sets it from its data).
       optimizer: ``"sgd"`` (the paper's) or ``"adam"``.
       learning_rate: the optimizer's fixed learning rate.
       batch_size, epochs: training batches (used when the Trainer gives no steps).
@@ -67,6 +69,7 @@ class GenCOConfig:
     max_importance_ratio: float = 10.0
     use_mil: bool = True
     use_context: bool = True
+    initial_ctr: Optional[float] = None
     optimizer: str = "sgd"
     learning_rate: float = 5e-3
     batch_size: int = 1024
@@ -93,6 +96,8 @@ class GenCOConfig:
             fail("rl_weight", f"must be >= 0, got {self.rl_weight!r}")
         if not self.max_importance_ratio > 0:
             fail("max_importance_ratio", f"must be positive, got {self.max_importance_ratio!r}")
+        if self.initial_ctr is not None and not 0.0 < self.initial_ctr < 1.0:
+            fail("initial_ctr", f"must lie in (0, 1) or be None, got {self.initial_ctr!r}")
         if not self.learning_rate > 0:
             fail("learning_rate", f"must be positive, got {self.learning_rate!r}")
         if self.optimizer not in OPTIMIZERS:

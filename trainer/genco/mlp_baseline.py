@@ -25,6 +25,7 @@ from trainer.genco import sampling
 from trainer.genco.config import GenCOConfig
 from trainer.genco.context_features import ContextFeatures
 from trainer.genco.element_embedding import M, ElementEmbedding, pools
+from trainer.embeddings import prior_logit_initializer
 from trainer.genco.losses import combination_loss
 
 
@@ -48,7 +49,7 @@ class CombinationMLP(keras.Model):
         self.element_embedding = ElementEmbedding(self.hash_sizes, config.embedding_dim, name="element_embedding")
         self.hidden = [keras.layers.Dense(u, activation="relu", name=f"dense_{i}")
                        for i, u in enumerate(config.scorer_units)]
-        self.out = keras.layers.Dense(1, name="logit")
+        self.out = keras.layers.Dense(1, name="logit", bias_initializer=prior_logit_initializer(config.initial_ctr))
         self._loss = keras.metrics.Mean(name="loss")
         self._auc = keras.metrics.AUC(name="auc", num_thresholds=1000)
 

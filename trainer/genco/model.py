@@ -92,9 +92,10 @@ class GenCOModel(keras.Model):
         self.component_embedding = keras.layers.Embedding(M, d, name="component_embedding")
         self.context_encoder = ContextEncoder(cfg.context_units, name="context_encoder")
         self.attention = CrossComponentAttention(cfg.attention_dim, name="cross_attention") if cfg.use_context else None
-        self.scorer = SharedScorer(cfg.scorer_units, name="scorer")
+        self.scorer = SharedScorer(cfg.scorer_units, cfg.initial_ctr, name="scorer")
         self.pooling = MILPooling(cfg.pooling_units, name="mil_pooling") if cfg.use_mil else None
-        self.combination_scorer = None if cfg.use_mil else SharedScorer(cfg.scorer_units, name="combination_scorer")
+        self.combination_scorer = None if cfg.use_mil else SharedScorer(cfg.scorer_units, cfg.initial_ctr,
+                                                                        name="combination_scorer")
         self._trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "comb_loss", "ele_loss", "rl_loss")}
         self._auc = keras.metrics.AUC(name="comb_auc", num_thresholds=1000)
 

@@ -35,18 +35,30 @@ def config_of(overrides: Optional[Dict[str, Any]]) -> GenCOConfig:
     return GenCOConfig.ablation(overrides.pop(ABLATION_KEY, "genco"), overrides)
 
 
+def _sample_ctr(files, tft_output, accessor, rows: int = 50_000) -> float:
+    """The click rate of (up to) the first ``rows`` training rows, kept inside (0, 1)."""
+    clicks, n = 0.0, 0
+    for _, label in transformed_dataset(files, tft_output, 8192, accessor, num_epochs=1, shuffle=False):
+        clicks, n = clicks + float(tf.reduce_sum(tf.cast(label, tf.float32))), n + int(tf.size(label))
+        if n >= rows:
+            break
+    return (clicks + 1.0) / (n + 2.0)
+
+
 def run_fn(fn_args) -> Dict[str, Any]:
     """Trains and exports; returns a summary (config, hash sizes, steps, final metrics, export dirs)."""
     config = config_of((getattr(fn_args, "custom_config", None) or {}).get(MODEL_CONFIG_KEY))
     tft_output = tft.TFTransformOutput(getattr(fn_args, "transform_output", None) or fn_args.transform_graph_path)
     sizes = G.hash_sizes(tft_output)
+    accessor = getattr(fn_args, "data_accessor", None)
+    if config.initial_ctr is None:
+        config = config.replace(initial_ctr=_sample_ctr(fn_args.train_files, tft_output, accessor))
+    eval_steps = getattr(fn_args, "eval_steps", None) or None
     _LOG.info("training GenCO with %s, hash sizes %s", config.to_json(), sizes)
     keras.utils.set_random_seed(config.seed)
     model = GenCOModel(config, sizes)
     model.compile(optimizer=make_optimizer(config))
-    accessor = getattr(fn_args, "data_accessor", None)
     train_steps = fn_args.train_steps or None
-    eval_steps = getattr(fn_args, "eval_steps", None) or None
     train = transformed_dataset(fn_args.train_files, tft_output, config.batch_size, accessor,
                                 num_epochs=None if train_steps else config.epochs, seed=config.seed)
     evaluation = transformed_dataset(fn_args.eval_files, tft_output, config.eval_batch_size, accessor,

@@ -17,20 +17,26 @@ Shapes: ``h [B, H]`` and ``f [B, ..., F]`` (any middle dimensions; ``h`` is broa
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
+from trainer.embeddings import prior_logit_initializer
+
 
 class SharedScorer(keras.layers.Layer):
-    """``(h [B, H], f [B, ..., F]) -> [B, ...]`` (see the module docstring)."""
+    """``(h [B, H], f [B, ..., F]) -> [B, ...]`` (see the module docstring).
 
-    def __init__(self, units: Sequence[int] = (64, 32, 8), **kwargs):
+    ``initial_ctr`` starts the output bias at its log-odds (``None``: 0).
+    """
+
+    def __init__(self, units: Sequence[int] = (64, 32, 8), initial_ctr: Optional[float] = None, **kwargs):
         super().__init__(**kwargs)
         self.units = tuple(int(u) for u in units)
+        self.initial_ctr = initial_ctr
         self.hidden = [keras.layers.Dense(u, activation="relu", name=f"dense_{i}") for i, u in enumerate(self.units)]
-        self.out = keras.layers.Dense(1, name="logit")
+        self.out = keras.layers.Dense(1, name="logit", bias_initializer=prior_logit_initializer(initial_ctr))
 
     def call(self, h: tf.Tensor, f: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(f)
@@ -43,5 +49,5 @@ class SharedScorer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=list(self.units))
+        config.update(units=list(self.units), initial_ctr=self.initial_ctr)
         return config

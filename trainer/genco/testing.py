@@ -15,8 +15,8 @@ from typing import Dict
 
 import features as F
 
-# The paper's architecture with a small batch and Adam, so a few hundred steps learn something.
-TINY_TRAINING = dict(batch_size=256, optimizer="adam", learning_rate=3e-3, eval_batch_size=1024)
+# The paper's architecture with a small batch and Adam, so fifty steps learn something.
+TINY_TRAINING = dict(batch_size=256, optimizer="adam", learning_rate=1e-2, eval_batch_size=1024)
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,7 +55,7 @@ def _logs(impressions: int, seed: int):
             D.read_log(os.path.join(root, F.EVAL_SPLIT, "*"), truth=True))
 
 
-def trained_model(ablation: str = "genco", epochs: int = 1):
+def trained_model(ablation: str = "genco", epochs: int = 2):
     """A GenCO network of ``ablation`` trained on :func:`logs` (``epochs=0``: built, not trained; cached)."""
     return _trained_model(ablation, int(epochs))
 
@@ -70,7 +70,7 @@ def _trained_model(ablation: str, epochs: int):
     from trainer.genco.model import GenCOModel, make_optimizer
 
     train, _ = logs()
-    config = GenCOConfig.ablation(ablation, TINY_TRAINING)
+    config = GenCOConfig.ablation(ablation, dict(TINY_TRAINING, initial_ctr=float(train[G.LABEL_KEY].mean())))
     keras.utils.set_random_seed(0)
     model = GenCOModel(config, G.hash_sizes_of(train))
     # Eager steps: for a few dozen of them, cheaper than tracing the training step.
