@@ -187,6 +187,19 @@ def test_the_examples_signatures_match_the_raw_one(exported, online):
                                by_raw[F.GENCO_CHOSEN_INDEX["title"]])
 
 
+def test_a_model_never_called_on_a_combination_exports_too(logs, tmp_path):
+    """Only element scores computed (no combination yet): the export builds the rest before saving."""
+    from trainer.genco.export import export_online
+
+    train, _ = logs
+    m = GenCOModel(GenCOConfig(), G.hash_sizes_of(train))
+    m.encode(_rows(train, 4))
+    assert m.pooling.built is False
+    out = _call(tf.saved_model.load(export_online(m, str(tmp_path / "m"), warmup=False)).signatures[F.RAW_SIGNATURE],
+                example_request(3, seed=2))
+    assert out[F.GENCO_SCORE].shape == (3,)
+
+
 def test_warmup_records_replay_on_load(exported):
     requests = read_warmup_requests(exported[F.GENCO_MODEL_NAME])
     assert [r.model_spec.name for r in requests] == [F.GENCO_MODEL_NAME] * 2

@@ -121,12 +121,19 @@ def _selection_outputs(model: GenCOModel, dense: Mapping[str, tf.Tensor]) -> Dic
     return out
 
 
+def _fully_built(model: GenCOModel) -> GenCOModel:
+    """``model`` after one eager selection, so every layer has its variables before they are collected (a
+    model only ever called on logged combinations, or not at all, may lack some)."""
+    model.select(to_model_inputs({k: tf.constant(v) for k, v in example_request(2, seed=0).items()}))
+    return model
+
+
 class GenCOServingModule(tf.Module):
     """The online GenCO model's two signatures (see the module docstring)."""
 
     def __init__(self, model: GenCOModel):
         super().__init__(name=F.GENCO_MODEL_NAME)
-        self._model = _Untracked(model)
+        self._model = _Untracked(_fully_built(model))
         self.model_variables = list(model.variables)
 
         @tf.function(input_signature=[raw_input_signature()], autograph=False)
@@ -146,7 +153,7 @@ class GenCOEvalModule(tf.Module):
 
     def __init__(self, model: GenCOModel):
         super().__init__(name="genco_eval")
-        self._model = _Untracked(model)
+        self._model = _Untracked(_fully_built(model))
         self.model_variables = list(model.variables)
         columns = _RAW_SERVING_COLUMNS + tuple(F.GENCO_EXPOSED.values()) + tuple(F.GENCO_COMPONENT_PROPENSITY.values())
 
