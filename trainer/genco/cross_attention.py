@@ -12,7 +12,8 @@ embedding and the embeddings of every real candidate of every *other* component:
               W_v e_{j',l},
 
 one head of hidden size :math:`h` (the paper's masked attention with hidden dimension 4). Padding is never a
-key; a padded query still has itself as key, so its row stays finite (and is masked by the caller).
+key of a real candidate; a padded query (no real key at all) gets finite, meaningless values that the caller
+masks.
 
 Shapes: embeddings ``[B, m, N, d]`` and mask ``[B, m, N]`` (1 = real candidate) -> z ``[B, m, N, h]``.
 """
@@ -23,6 +24,22 @@ import math
 
 import tensorflow as tf
 import tf_keras as keras
+
+
+_BLOCKED = -1e9
+
+
+def _structure_bias(m, n) -> tf.Tensor:
+    """[m*N, m*N]: 0 where key ``k`` is of another component than query ``q`` or is ``q`` itself, else -1e9."""
+    component = tf.repeat(tf.range(m), n)
+    allowed = tf.logical_or(tf.not_equal(component[:, None], component[None, :]), tf.eye(m * n, dtype=tf.bool))
+    return tf.where(allowed, 0.0, _BLOCKED)
+
+
+def _key_bias(mask) -> tf.Tensor:
+    """[B, 1, m*N]: 0 for real keys, -1e9 for the padding."""
+    shape = tf.shape(mask)
+    return tf.where(tf.reshape(tf.cast(mask, tf.bool), [shape[0], 1, shape[1] * shape[2]]), 0.0, _BLOCKED)
 
 
 class CrossComponentAttention(keras.layers.Layer):
@@ -37,22 +54,18 @@ class CrossComponentAttention(keras.layers.Layer):
 
     @staticmethod
     def allowed(mask: tf.Tensor) -> tf.Tensor:
-        """[B, m*N, m*N] bool: query ``q`` may attend to key ``k`` (real key of another component, or itself)."""
-        shape = tf.shape(mask)
-        m, n = shape[1], shape[2]
-        flat = tf.reshape(tf.cast(mask, tf.bool), [shape[0], 1, m * n])
-        component = tf.repeat(tf.range(m), n)
-        other = tf.not_equal(component[:, None], component[None, :])
-        itself = tf.eye(m * n, dtype=tf.bool)
-        return tf.logical_or(tf.logical_and(other[None], flat), itself[None])
+        """[B, m*N, m*N] bool: query ``q`` may attend to key ``k`` (a real key of another component, or itself)."""
+        return _structure_bias(tf.shape(mask)[1], tf.shape(mask)[2])[None] + _key_bias(mask) > -1.0
 
     def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(embeddings)
         b, m, n = shape[0], shape[1], shape[2]
         flat = tf.reshape(embeddings, [b, m * n, embeddings.shape[-1]])
         q, k, v = self.query(flat), self.key(flat), self.value(flat)
+        # Additive masks (0 or -1e9): the component structure [mN, mN] and the padded keys [B, 1, mN] -- two
+        # broadcast adds instead of a [B, mN, mN] boolean select (the attention's main cost at serving).
         logits = tf.matmul(q, k, transpose_b=True) / math.sqrt(self.hidden_dim)
-        logits = tf.where(self.allowed(mask), logits, tf.constant(-1e9, logits.dtype))
+        logits = logits + _structure_bias(m, n)[None] + _key_bias(mask)
         z = tf.matmul(tf.nn.softmax(logits, axis=-1), v)
         return tf.reshape(z, [b, m, n, self.hidden_dim])
 
