@@ -89,6 +89,21 @@ def test_genco_mode_returns_each_top_ads_combination_as_genco_chose_it(router, r
     assert {"ar_rpc", "genco_rpc", "scoring", "total"} <= set(response["timing_ms"])
 
 
+def test_genco_mode_ranks_by_ecpm_when_every_ad_has_a_bid(router):
+    request = genco_request(seed=3)
+    plain = router.rank(copy.deepcopy(request))
+    assert all(a["ecpm"] is None for a in plain["ads"])
+    pctr = {a[F.AD_ID]: a[F.PCTR_AD] for a in router.rank({**copy.deepcopy(request), "slots": 6})["ads"]}
+    # The lowest-pctr ad gets a bid high enough to lead; the others bid 1.
+    last = min(pctr, key=pctr.get)
+    for ad in request["ads"]:
+        ad[F.AD_BID] = 1000.0 if ad[F.AD_ID] == last else 1.0
+    response = router.rank(request)
+    assert response["ads"][0][F.AD_ID] == last
+    assert response["ads"][0]["ecpm"] == pytest.approx(1000.0 * pctr[last], rel=1e-6)
+    assert [a["ecpm"] for a in response["ads"][1:]] == pytest.approx([a[F.PCTR_AD] for a in response["ads"][1:]])
+
+
 def test_other_modes_still_rank_with_cr(router):
     response = router.rank(random_request(4, 3, seed=2, seq_len=2))
     assert response["mode"] == "peri" and all(a["creative_source"] == "cr" for a in response["ads"])
