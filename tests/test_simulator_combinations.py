@@ -26,15 +26,15 @@ M, N, S = len(F.GENCO_COMPONENTS), F.GENCO_MAX_CANDIDATES, F.GENCO_NUM_STYLES
 
 def test_the_default_single_creative_world_is_byte_identical(tmp_path):
     """The multi-component world is an option: the default simulator still writes exactly the bytes it wrote
-    before it existed (hashes recorded at 6e90663)."""
+    before it existed (hashes of main's simulator at 9f84707, world knobs on)."""
     simulate(SimulatorConfig(num_impressions=3000, num_days=3, seed=11, calibration_impressions=5000,
                              train_shards=2), str(tmp_path / "d"), progress=False)
     digest = {os.path.relpath(p, tmp_path / "d"): hashlib.sha256(open(p, "rb").read()).hexdigest()
               for p in sorted(glob.glob(str(tmp_path / "d" / "*" / "*.tfrecord")))}
     assert digest == {
-        "eval/data-00000-of-00001.tfrecord": "3120e743b8ca523771614035271e23100c2b9e77cd28b4c77097b49f62668973",
-        "train/data-00000-of-00002.tfrecord": "4dd0f3129d39ec2304811c6017dd7d684f529106bbfddf916e621d7a3b8b25e7",
-        "train/data-00001-of-00002.tfrecord": "d4d7629f134fb0ab76668246fb3a9aa50b36a8446a5d73dc274a38b6a88c326f",
+        "eval/data-00000-of-00001.tfrecord": "cd94da122ab7e4e0316eb649101b698340a0ee841fafa43ba757cb4417b06143",
+        "train/data-00000-of-00002.tfrecord": "ee89565776ed2b16e132dad9cc642d12737972b61b3b092d391d2517c98010e4",
+        "train/data-00001-of-00002.tfrecord": "7b2aad6b1c6ba0b8b93095c5cee3dd95df1dacf947faf6c9390405159bca8e8d",
     }
 
 
