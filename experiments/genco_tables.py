@@ -1,7 +1,8 @@
 """The GenCO experiment's tables in the form of Gu et al., 2025 (Tables 2-4, Fig. 3), with confidence intervals.
 
 Every number is first computed per seed (a seed is a whole new world, log and training run); a table cell is
-the mean over seeds with a 95 % Student-t interval, ``mean ± t_{0.975, s-1} * sd / sqrt(s)``.
+the mean over seeds with a 95 % Student-t interval, ``mean ± t_{0.975, s-1} * sd / sqrt(s)``
+(:func:`experiments.stats.over_seeds`, as the online A/B harness reports its seeds).
 
 * Table 2: the true CTR lift of each method over Uniform, from the simulator's truth (not estimated);
 * Table 3: the change of each ablation's calibrated sCTR per component relative to the full GenCO (the paper's
@@ -13,28 +14,23 @@ the mean over seeds with a 95 % Student-t interval, ``mean ± t_{0.975, s-1} * s
 
 from __future__ import annotations
 
-import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 import features as F
 from creative_metrics import candidate_buckets as CB
+from experiments.stats import over_seeds
 
 TABLE2_ROWS = (("Uniform", "uniform"), ("+DCO", "dco"), ("+MLP", "mlp"), ("+f_ele", "f_ele"),
                ("+f_comb", "f_comb"), ("+GenCO", "genco"))
 TABLE3_ROWS = (("w/o MIL", "no_mil"), ("w/o RL", "no_rl"), ("w/o context", "no_context"), ("w/o all", "no_all"))
 
 
-def interval(values: Sequence[float]) -> Dict[str, float]:
-    """``{"mean", "half_width", "n"}``: the 95 % Student-t interval of the finite ``values`` (NaN if none)."""
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], np.float64)
-    if len(v) == 0:
-        return {"mean": math.nan, "half_width": math.nan, "n": 0}
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-    return {"mean": float(v.mean()), "half_width": half, "n": int(len(v))}
+def interval(values: Sequence[Optional[float]]) -> Optional[Dict[str, float]]:
+    """The seeds' ``values`` (NaN and None skipped) as :func:`experiments.stats.over_seeds` reports a metric:
+    ``{"mean", "ci_low", "ci_high", "n_seeds"}``, the 95 % Student-t interval (null with one seed), or None."""
+    return over_seeds([{"value": v} for v in values if v is not None])
 
 
 def aggregate(runs: List[dict]) -> dict:
@@ -61,14 +57,15 @@ def aggregate(runs: List[dict]) -> dict:
     return out
 
 
-def _cell(iv: Dict[str, float], percent: bool = True, digits: int = 2) -> str:
-    if not math.isfinite(iv["mean"]):
+def _cell(iv: Optional[Dict[str, float]], percent: bool = True, digits: int = 2) -> str:
+    """``mean ± half width`` of a symmetric interval (the mean alone without one, ``n/a`` without a value)."""
+    if iv is None:
         return "n/a"
-    if percent:
-        mean, half = f"{iv['mean'] * 100:+.{digits}f}%", f"{iv['half_width'] * 100:.{digits}f}%"
-    else:
-        mean, half = f"{iv['mean']:.{digits + 2}f}", f"{iv['half_width']:.{digits + 2}f}"
-    return mean if not math.isfinite(iv["half_width"]) else f"{mean} ± {half}"
+    scale, sign, unit, digits = (100.0, "+", "%", digits) if percent else (1.0, "", "", digits + 2)
+    mean = f"{iv['mean'] * scale:{sign}.{digits}f}{unit}"
+    if iv["ci_low"] is None:
+        return mean
+    return f"{mean} ± {(iv['ci_high'] - iv['ci_low']) / 2 * scale:.{digits}f}{unit}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:

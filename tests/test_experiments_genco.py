@@ -14,11 +14,12 @@ METHODS = ("uniform", "dco", "mlp", "f_ele", "f_comb", "genco", "no_mil", "no_rl
            "oracle", "logged")
 
 
-def test_interval_is_the_student_t_half_width():
-    iv = tables.interval([1.0, 2.0, 3.0, float("nan")])  # NaN skipped; sd 1, t_0.975(2) = 4.3027
-    assert iv["mean"] == 2.0 and iv["n"] == 3
-    assert iv["half_width"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
-    assert math.isnan(tables.interval([0.5])["half_width"]) and tables.interval([])["n"] == 0
+def test_interval_is_the_student_t_interval_of_the_seeds():
+    iv = tables.interval([1.0, 2.0, 3.0, float("nan"), None])  # NaN, None skipped; sd 1, t_0.975(2) = 4.3027
+    assert iv["mean"] == 2.0 and iv["n_seeds"] == 3
+    assert iv["ci_high"] - 2.0 == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6) == 2.0 - iv["ci_low"]
+    assert tables.interval([0.5]) == {"mean": 0.5, "ci_low": None, "ci_high": None, "n_seeds": 1}
+    assert tables.interval([]) is None and tables._cell(tables.interval([0.5])) == "+50.00%"
 
 
 def _run(seed):
@@ -36,7 +37,8 @@ def _run(seed):
 def test_aggregate_and_markdown_in_the_papers_form():
     agg = tables.aggregate([_run(s) for s in range(3)])
     assert agg["lift"]["genco"]["mean"] == pytest.approx(0.05)  # index 5: +5 %
-    assert agg["lift"]["dco"]["half_width"] > 0 and agg["lift"]["genco"]["half_width"] == pytest.approx(0)
+    assert agg["lift"]["dco"]["ci_high"] > agg["lift"]["dco"]["ci_low"]
+    assert agg["lift"]["genco"]["ci_high"] - agg["lift"]["genco"]["ci_low"] == pytest.approx(0)
     assert agg["ablation_sctr_change"]["no_rl"]["title"]["mean"] == pytest.approx(-0.1)
     assert agg["table4"]["title"]["<3"]["mean"] == pytest.approx(0.02)
     md = tables.markdown(agg, {"profile": "test", "seeds": 3, "impressions": 1000, "train_days": 6, "test_days": 2})
