@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from simulator.combinations.config import CombinationConfig
 from simulator.combinations.generate import format_summary, simulate_combinations
+from simulator.cli import with_flag
 from simulator.generate import OutputExistsError
 
 _DEFAULT = CombinationConfig()
@@ -48,9 +49,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = simulate_combinations(config, args.out, progress=not args.quiet, force=args.force)
     except (ValueError, OutputExistsError) as e:
-        option = str(e).split(":", 1)[0].rsplit(".", 1)[-1].split("[", 1)[0]
-        flag = _FLAGS.get(option)
-        parser.exit(2, f"error: {flag + ' (' + str(e) + ')' if flag else e}\n")
+        parser.exit(2, f"error: {with_flag(str(e), _FLAGS)}\n")
     print(f"wrote {args.out}")
     print(format_summary(summary))
     return 0

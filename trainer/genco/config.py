@@ -14,8 +14,9 @@ This module imports no TensorFlow, so pipeline definitions can read it::
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any, Dict, Mapping, Optional, Tuple
+
+from trainer.config import DictConfig
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -30,7 +31,7 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class GenCOConfig:
+class GenCOConfig(DictConfig):
     """Every hyperparameter of the GenCO network and of its training.
 
     Attributes:
@@ -109,28 +110,8 @@ class GenCOConfig:
             fail("seed", f"must be an integer >= 0, got {self.seed!r}")
 
     @classmethod
-    def from_dict(cls, overrides: Optional[Mapping[str, Any]] = None) -> "GenCOConfig":
-        """Defaults updated with ``overrides`` (unknown keys are an error; lists become tuples)."""
-        overrides = dict(overrides or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"GenCOConfig: unknown fields {unknown}; known fields are {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
-
-    @classmethod
     def ablation(cls, name: str, overrides: Optional[Mapping[str, Any]] = None) -> "GenCOConfig":
         """The config of the ablation ``name`` of :data:`ABLATIONS` on top of ``overrides``."""
         if name not in ABLATIONS:
             raise ValueError(f"unknown GenCO ablation {name!r}; expected one of {sorted(ABLATIONS)}")
         return cls.from_dict({**dict(overrides or {}), **ABLATIONS[name]})
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-friendly dict; ``GenCOConfig.from_dict(c.to_dict()) == c``."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    def replace(self, **changes) -> "GenCOConfig":
-        return dataclasses.replace(self, **changes)
