@@ -37,9 +37,8 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(root):
-    s = ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0).start()
-    yield s
-    s.stop()
+    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +108,7 @@ def test_other_modes_still_rank_with_cr(router):
     assert response["mode"] == "peri" and all(a["creative_source"] == "cr" for a in response["ads"])
 
 
-def _mutate(path, value):
-    def apply(req):
-        obj = req
-        for key in path[:-1]:
-            obj = obj[key]
-        if value is KeyError:
-            del obj[path[-1]]
-        else:
-            obj[path[-1]] = value(obj[path[-1]]) if callable(value) else value
-        return req
-    return apply
+_mutate = T.mutation
 
 
 IMAGE = ["ads", 2, "components", "image"]
