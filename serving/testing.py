@@ -372,3 +372,19 @@ def push_version(root: str, version: int) -> None:
         copy_version(root, root, version)
     else:
         make_fake_models(root, version)
+
+
+def mutation(path: Sequence, value) -> Callable[[dict], dict]:
+    """A request mutator for bad-input tables: sets the field at ``path`` (keys and list indices) to ``value``,
+    to ``value(old)`` when ``value`` is callable, or deletes it when ``value`` is ``KeyError``."""
+    def apply(request: dict) -> dict:
+        obj = request
+        for key in path[:-1]:
+            obj = obj[key]
+        if value is KeyError:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = value(obj[path[-1]]) if callable(value) else value
+        return request
+    return apply
+

@@ -74,17 +74,7 @@ def _valid():
     return random_request(3, 2, seed=1, seq_len=4)
 
 
-def _set(path, value):
-    def mutate(req):
-        obj = req
-        for key in path[:-1]:
-            obj = obj[key]
-        if value is KeyError:
-            del obj[path[-1]]
-        else:
-            obj[path[-1]] = value
-        return req
-    return mutate
+_set = T.mutation
 
 
 BAD_REQUESTS = [

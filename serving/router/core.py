@@ -38,6 +38,7 @@ import numpy as np
 import features as F
 from serving.clients import GrpcServingClient, PredictResult, ServingClient
 from serving.protocol import ServingError
+from serving.router.json_body import decode_json_body
 from serving.router.request import (MODES, NO_CR, PERI, POST, PRE, RankRequest, RequestLimits,
                                     parse_request)
 from serving.router.traffic_split import TrafficSplit
@@ -235,6 +236,16 @@ class PeriCRRouter:
                 self._own.append(cr_client)
         self.ar = ar_client
         self.cr = cr_client
+
+    def served_models(self):
+        """[(model name, client)] of every model the router calls (readiness checks them all)."""
+        return [(self.config.ar_model, self.ar), (self.config.cr_model, self.cr)]
+
+    def decode_json(self, body: bytes, timing: Optional[Dict[str, float]] = None) -> Any:
+        """A JSON request body -> what :meth:`rank` takes (:func:`serving.router.json_body.decode_json_body`);
+        a subclass with another request form (``serving.router.genco``) recognises its own first."""
+        c = self.config
+        return decode_json_body(body, c.limits, c.default_slots, c.default_mode, timing)
 
     def close(self) -> None:
         for c in self._own:
