@@ -10,7 +10,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 import features as F
-from serving.standin.servable import load_servable
+from serving.standin.predict import Runtime
+from serving.standin.warmup import load_servable
 from transform import genco as G
 from trainer.genco import data as D
 from trainer.genco import sampling
@@ -204,7 +205,7 @@ def test_warmup_records_replay_on_load(exported):
     requests = read_warmup_requests(exported[F.GENCO_MODEL_NAME])
     assert [r.model_spec.name for r in requests] == [F.GENCO_MODEL_NAME] * 2
     assert all(r.model_spec.signature_name == F.RAW_SIGNATURE for r in requests)
-    load_servable(F.GENCO_MODEL_NAME, 1, exported[F.GENCO_MODEL_NAME])  # replays them; raises if one fails
+    load_servable(F.GENCO_MODEL_NAME, 1, exported[F.GENCO_MODEL_NAME], Runtime()).close()  # replays; raises on failure
 
 
 def _bad(name, value):
