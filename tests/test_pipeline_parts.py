@@ -101,6 +101,10 @@ class TestEvalConfig:
         ("jac", [[F.PCTR_AD], [F.PCTR_C], []], True),
         ("ar", [[F.PCTR_AD]], False),
         ("cr", [[F.PCTR_C], []], True),
+        ("dssm", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("acr", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("hbm", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("beta_ts", [[F.PCTR_AD], [F.PCTR_C], []], True),
     ])
     def test_metrics_follow_the_variant_heads(self, variant, outputs, has_nsctr):
         ec = eval_config.build_eval_config(config_lib.PipelineConfig(model_config={"variant": variant}))

@@ -341,6 +341,9 @@ class _Recorder:
     def __init__(self, inner, log, name):
         self.inner, self.log, self.name = inner, log, name
 
+    def metadata(self, *args, **kwargs):  # the router reads AR's inputs (serving.router.model_contract)
+        return self.inner.metadata(*args, **kwargs)
+
     def start_predict(self, model, inputs, signature, version=None, timeout=None):
         rows = max(np.asarray(v).shape[0] for v in inputs.values())
         self.log.append(("start", self.name, rows))

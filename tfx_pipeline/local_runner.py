@@ -4,6 +4,12 @@
     python -m tfx_pipeline.local_runner --impressions 50000 --train-steps 100 --output-dir outputs/small
     python -m tfx_pipeline.local_runner --beam-mode multi_processing --beam-workers 2
     python -m tfx_pipeline.local_runner --model-config '{"variant": "cr"}'
+    python -m tfx_pipeline.local_runner --variant hbm --output-dir outputs/hbm       # a comparison system
+    python -m tfx_pipeline.local_runner --variant hbm --data-dir data/next_day \
+        --warm-start-model outputs/hbm/serving_models/cr/<version>                # the bandit's daily update
+
+``--variant`` picks one of ``trainer.variants`` (JAC, its ablations, the systems it is compared with); each is
+evaluated with the same metrics and pushed as an AR/CR pair (the ablations ``ar`` / ``cr`` as a single model).
 
 The console shows one line per component (name, state, elapsed seconds), the simulator's progress bar, the
 Trainer's epoch lines and a summary: where the artifacts are, the metrics, whether the model was blessed and
@@ -26,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
+from trainer.config import VARIANTS
 
 
 def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None) -> None:
@@ -88,6 +95,9 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p.add_argument("--train-steps", type=int, default=d.train_steps)
     p.add_argument("--eval-steps", type=int, default=d.eval_steps)
     p.add_argument("--model-config", default="{}", help="JSON overrides of trainer.config.JACConfig")
+    p.add_argument("--variant", choices=VARIANTS, help="the model variant (trainer.variants; default jac)")
+    p.add_argument("--warm-start-model", help="hbm / beta_ts: a previous run's model (its cr/<version> or Trainer "
+                                              "output) whose posterior is the prior: the daily update")
     p.add_argument("--nsctr-floor", type=float, default=d.nsctr_floor)
     p.add_argument("--nsctr-change-tolerance", type=float, default=d.nsctr_change_tolerance)
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
@@ -100,6 +110,13 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
         model_config = json.loads(a.model_config)
     except json.JSONDecodeError as e:
         p.error(f"--model-config is not valid JSON: {e}")
+    for flag, key, value in (("--variant", "variant", a.variant),
+                             ("--warm-start-model", "warm_start_model",
+                              a.warm_start_model and os.path.abspath(a.warm_start_model))):
+        if value is not None:
+            if model_config.get(key, value) != value:
+                p.error(f"{flag} {value!r} contradicts --model-config's {key!r}: {model_config[key]!r}")
+            model_config[key] = value
     simulator = {}
     if a.impressions is not None:
         simulator["num_impressions"] = a.impressions
