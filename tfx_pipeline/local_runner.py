@@ -101,6 +101,9 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p.add_argument("--nsctr-floor", type=float, default=d.nsctr_floor)
     p.add_argument("--nsctr-change-tolerance", type=float, default=d.nsctr_change_tolerance)
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
+    p.add_argument("--enable-cache", action="store_true",
+                   help="reuse unchanged components' outputs of earlier runs in this output dir (TFX caching), "
+                        "e.g. to train another --variant on the same data")
     p.add_argument("--beam-mode", choices=config_lib.BEAM_MODES, default=d.beam_mode)
     p.add_argument("--beam-workers", type=int, default=d.beam_workers)
     p.add_argument("--verbose", action="store_true",
@@ -127,7 +130,7 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
             output_dir=os.path.abspath(a.output_dir), data_dir=os.path.abspath(a.data_dir),
             simulator=simulator, train_steps=a.train_steps, eval_steps=a.eval_steps,
             model_config=model_config, nsctr_floor=a.nsctr_floor,
-            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor,
+            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor, enable_cache=a.enable_cache,
             beam_mode=a.beam_mode, beam_workers=a.beam_workers)
     except ValueError as e:
         p.error(str(e))
