@@ -111,7 +111,11 @@ def main(argv=None) -> int:
         dssm = stats.get(LABELS["dssm"])
         if dssm:
             ratio = dssm[1] / mlp[1]
-            print(f"DSSM/MLP CR p99 ratio {ratio:.2f} vs goal 0.50 -> {'met' if ratio <= 0.5 else 'missed'}")
+            print(f"DSSM/MLP CR p99 ratio {ratio:.2f} vs goal 0.50 -> {'met' if ratio <= 0.5 else 'missed'}; "
+                  f"p50 ratio {dssm[0] / mlp[0]:.2f}")
+        floor = stats.get(LABELS["beta_ts"])
+        if floor:  # a table lookup per row: what reading the inputs and the id vocabularies cost any CR
+            print(f"Beta-TS (lookup only) / MLP CR p50 ratio {floor[0] / mlp[0]:.2f}")
     return 0
 
 
