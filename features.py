@@ -255,6 +255,12 @@ AR_SERVING_INPUTS = USER_FEATURES + AD_FEATURES + AD_HISTORY_FEATURES + SEQUENCE
 CR_SERVING_INPUTS = CR_USER_FEATURES + CR_AD_FEATURES + (AD_HIST_CTR,) + CREATIVE_FEATURES
 BROADCASTABLE_INPUTS = USER_FEATURES + SEQUENCE_FEATURES
 SEQUENCE_PAD = -1
+# A creative-aware ad ranker (ACR: the AR of Yang et al., AAAI 2024, Table 4, and of their no-CR / Pre-CR
+# baselines) also reads the creative shown with each ad: one creative per ad row, its attributes and
+# content embedding. A router finds out which contract an AR model has from its metadata (these inputs
+# in its RAW_SIGNATURE), see serving.router.model_contract.
+ACR_CREATIVE_INPUTS = CREATIVE_ATTRIBUTES + (CREATIVE_EMBEDDING,)
+ACR_SERVING_INPUTS = AR_SERVING_INPUTS + ACR_CREATIVE_INPUTS
 
 # Output names.
 PCTR_AD = "pctr_ad"  # AR: predicted ad CTR per row
@@ -267,6 +273,14 @@ SELECTED_INDEX = "selected_index"
 # Signature names.
 RAW_SIGNATURE = "predict_raw"  # named raw tensors
 SERVING_SIGNATURE = "serving_default"  # serialized tf.Example
+# Further signatures of the comparison CRs (trainer.variants), beside the two above:
+# the two-tower CR's towers alone (a serving system can precompute the creative vectors), and the bandit
+# CRs' posterior mean (their RAW_SIGNATURE returns a Thompson sample).
+CREATIVE_TOWER_SIGNATURE = "creative_tower"  # raw ad + creative features -> CREATIVE_VECTOR
+USER_TOWER_SIGNATURE = "user_tower"  # raw CR user features -> USER_VECTOR
+POSTERIOR_MEAN_SIGNATURE = "predict_mean"  # CR_SERVING_INPUTS -> PCTR_C, the posterior mean
+CREATIVE_VECTOR = "creative_vector"
+USER_VECTOR = "user_vector"
 
 # Model names in the serving layout <serving_root>/{ar,cr}/<version>/.
 AR_MODEL_NAME = "ar"

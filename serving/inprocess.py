@@ -131,4 +131,9 @@ class NoopServingClient(_LocalClient):
         return {OUTPUT_OF[model]: np.full(rows, self.score, np.float32)}
 
     def metadata(self, model: str, version: Optional[int] = None, timeout: Optional[float] = 10.0):
-        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "the no-op client has no signatures")
+        """The raw signature of the default (creative-blind) AR and of CR, so the router serves every mode."""
+        served = self._version(model, version)
+        inputs = F.AR_SERVING_INPUTS if model == F.AR_MODEL_NAME else F.CR_SERVING_INPUTS
+        raw = P.SignatureInfo({n: P.TensorInfo("DT_FLOAT", None) for n in inputs},
+                              {OUTPUT_OF.get(model, F.PCTR_AD): P.TensorInfo("DT_FLOAT", (None,))})
+        return P.ModelMetadata(model, served, {F.RAW_SIGNATURE: raw})

@@ -1,5 +1,7 @@
 """The pipeline's own parts: curated schema, data gate, eval config, Kubeflow V2 spec (the Pusher: test_pair_pusher)."""
 
+import os
+
 import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
@@ -101,6 +103,10 @@ class TestEvalConfig:
         ("jac", [[F.PCTR_AD], [F.PCTR_C], []], True),
         ("ar", [[F.PCTR_AD]], False),
         ("cr", [[F.PCTR_C], []], True),
+        ("dssm", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("acr", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("hbm", [[F.PCTR_AD], [F.PCTR_C], []], True),
+        ("beta_ts", [[F.PCTR_AD], [F.PCTR_C], []], True),
     ])
     def test_metrics_follow_the_variant_heads(self, variant, outputs, has_nsctr):
         ec = eval_config.build_eval_config(config_lib.PipelineConfig(model_config={"variant": variant}))
@@ -201,6 +207,23 @@ class TestConfig:
         assert config_lib.PipelineConfig().beam_pipeline_args() == ["--direct_running_mode=in_memory"]
         args = config_lib.PipelineConfig(beam_mode="multi_processing", beam_workers=2).beam_pipeline_args()
         assert args == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+    def test_local_runner_flags_set_the_variant_its_warm_start_and_caching(self, tmp_path):
+        from tfx_pipeline import local_runner, pipeline
+
+        argv = ["--output-dir", str(tmp_path), "--variant", "hbm", "--warm-start-model", "prev/cr/7"]
+        cfg, _ = local_runner._parse(argv + ["--enable-cache"])
+        assert cfg.model_config == {"variant": "hbm", "warm_start_model": os.path.abspath("prev/cr/7")}
+        assert cfg.enable_cache and pipeline.create_pipeline(cfg).enable_cache
+        assert not local_runner._parse(argv)[0].enable_cache  # off by default: user code changes are seen
+
+    def test_local_runner_refuses_a_variant_contradicting_the_model_config(self, tmp_path, capsys):
+        from tfx_pipeline import local_runner
+
+        with pytest.raises(SystemExit):
+            local_runner._parse(["--output-dir", str(tmp_path), "--variant", "dssm", "--model-config",
+                                 '{"variant": "acr"}'])
+        assert "--variant 'dssm' contradicts --model-config's 'variant': 'acr'" in capsys.readouterr().err
 
 
 def test_kubeflow_v2_spec_compiles_offline_with_module_paths(tmp_path):

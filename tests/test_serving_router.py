@@ -334,6 +334,9 @@ class _Recorder:
     def __init__(self, inner, log, name):
         self.inner, self.log, self.name = inner, log, name
 
+    def metadata(self, *args, **kwargs):  # the router reads AR's inputs (serving.router.model_contract)
+        return self.inner.metadata(*args, **kwargs)
+
     def start_predict(self, model, inputs, signature, version=None, timeout=None):
         rows = max(np.asarray(v).shape[0] for v in inputs.values())
         self.log.append(("start", self.name, rows))
@@ -879,7 +882,7 @@ def test_response_round_trips_through_predict_response():
                 "model_versions": {"ar": 3, "cr": None}, "version_label": None,
                 "timing_ms": {"parse": 0.5, "total": 12.25}}
     assert RT.response_from_proto(RT.response_to_proto(response)) == response
-    response.update(request_id="abc", degraded=False, degraded_reason=None, version_label="canary",
+    response.update(request_id="abc", degraded=False, degraded_reason=None, version_label="canary", note="a note",
                     ads=[dict(response["ads"][0], pctr_c=0.5, ecpm=0.75, creative_source=C.SOURCE_CR)])
     assert RT.response_from_proto(RT.response_to_proto(response)) == response  # eCPM in float64: exact
 

@@ -40,6 +40,9 @@ class PipelineConfig:
       nsctr_floor: absolute NSCTR a candidate must exceed to be blessed.
       nsctr_change_tolerance: the candidate's NSCTR may be at most this much (absolute) below the baseline's.
       auc_floor: AR's AUC must exceed this (a sanity gate: a broken AR is never pushed with a good CR).
+      enable_cache: reuse a component's outputs from an earlier run in the same pipeline root when its inputs
+        and parameters are unchanged (TFX caching): a second variant on the same data then runs only the
+        Trainer and what follows it. Off by default: a cached component does not see changes of user code.
       beam_mode: ``in_memory`` (default; fastest on one machine) or ``multi_processing``.
       beam_workers: worker processes for ``multi_processing`` (0 = one per core).
       extra_beam_args: appended verbatim (e.g. DataflowRunner / FlinkRunner settings, see BUILD.md).
@@ -56,6 +59,7 @@ class PipelineConfig:
     nsctr_floor: float = 0.0
     nsctr_change_tolerance: float = 0.002
     auc_floor: float = 0.53
+    enable_cache: bool = False
     beam_mode: str = "in_memory"
     beam_workers: int = 0
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)

@@ -60,10 +60,10 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None) -> tfma.E
         metrics=[tfma.MetricConfig(class_name="AUC"), tfma.MetricConfig(class_name="Calibration")])
     creative_metrics = tfma.MetricsSpec(
         metrics=metrics_lib.metric_configs(nsctr_threshold=nsctr_threshold, include_gauc=False))
-    # The ablation variants' eval models have only their own heads ('ar': pctr_ad; 'cr': pctr_c + top-1).
-    variant = JACConfig.from_dict(cfg.model_config).variant
-    specs = {"ar": [ar_metrics], "cr": [cr_metrics, creative_metrics]}.get(
-        variant, [ar_metrics, cr_metrics, creative_metrics])
+    # The eval model has the variant's heads only ('ar': pctr_ad; 'cr': pctr_c + top-1; the others both), and
+    # every variant's heads are measured alike: the comparison systems get JAC's metrics and blessing.
+    model = JACConfig.from_dict(cfg.model_config)
+    specs = ([ar_metrics] if model.has_ar else []) + ([cr_metrics, creative_metrics] if model.has_cr else [])
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(name=CANDIDATE_MODEL, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL),

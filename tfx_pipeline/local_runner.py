@@ -4,6 +4,12 @@
     python -m tfx_pipeline.local_runner --impressions 50000 --train-steps 100 --output-dir outputs/small
     python -m tfx_pipeline.local_runner --beam-mode multi_processing --beam-workers 2
     python -m tfx_pipeline.local_runner --model-config '{"variant": "cr"}'
+    python -m tfx_pipeline.local_runner --variant hbm --output-dir outputs/hbm       # a comparison system
+    python -m tfx_pipeline.local_runner --variant hbm --data-dir data/next_day \
+        --warm-start-model outputs/hbm/serving_models/cr/<version>                # the bandit's daily update
+
+``--variant`` picks one of ``trainer.variants`` (JAC, its ablations, the systems it is compared with); each is
+evaluated with the same metrics and pushed as an AR/CR pair (the ablations ``ar`` / ``cr`` as a single model).
 
 The console shows one line per component (name, state, elapsed seconds), the simulator's progress bar, the
 Trainer's epoch lines and a summary: where the artifacts are, the metrics, whether the model was blessed and
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
+from trainer.config import VARIANTS
 
 if TYPE_CHECKING:  # imported in run(): it pulls in TFMA
     from tfx_pipeline import run_summary
@@ -91,9 +98,15 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p.add_argument("--train-steps", type=int, default=d.train_steps)
     p.add_argument("--eval-steps", type=int, default=d.eval_steps)
     p.add_argument("--model-config", default="{}", help="JSON overrides of trainer.config.JACConfig")
+    p.add_argument("--variant", choices=VARIANTS, help="the model variant (trainer.variants; default jac)")
+    p.add_argument("--warm-start-model", help="hbm / beta_ts: a previous run's model (its cr/<version> or Trainer "
+                                              "output) whose posterior is the prior: the daily update")
     p.add_argument("--nsctr-floor", type=float, default=d.nsctr_floor)
     p.add_argument("--nsctr-change-tolerance", type=float, default=d.nsctr_change_tolerance)
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
+    p.add_argument("--enable-cache", action="store_true",
+                   help="reuse unchanged components' outputs of earlier runs in this output dir (TFX caching), "
+                        "e.g. to train another --variant on the same data")
     p.add_argument("--beam-mode", choices=config_lib.BEAM_MODES, default=d.beam_mode)
     p.add_argument("--beam-workers", type=int, default=d.beam_workers)
     p.add_argument("--verbose", action="store_true",
@@ -103,6 +116,13 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
         model_config = json.loads(a.model_config)
     except json.JSONDecodeError as e:
         p.error(f"--model-config is not valid JSON: {e}")
+    for flag, key, value in (("--variant", "variant", a.variant),
+                             ("--warm-start-model", "warm_start_model",
+                              a.warm_start_model and os.path.abspath(a.warm_start_model))):
+        if value is not None:
+            if model_config.get(key, value) != value:
+                p.error(f"{flag} {value!r} contradicts --model-config's {key!r}: {model_config[key]!r}")
+            model_config[key] = value
     simulator = {}
     if a.impressions is not None:
         simulator["num_impressions"] = a.impressions
@@ -113,7 +133,7 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
             output_dir=os.path.abspath(a.output_dir), data_dir=os.path.abspath(a.data_dir),
             simulator=simulator, train_steps=a.train_steps, eval_steps=a.eval_steps,
             model_config=model_config, nsctr_floor=a.nsctr_floor,
-            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor,
+            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor, enable_cache=a.enable_cache,
             beam_mode=a.beam_mode, beam_workers=a.beam_workers)
     except ValueError as e:
         p.error(str(e))

@@ -15,6 +15,8 @@
 
 The Pusher publishes only a complete AR/CR pair into ``{ar,cr}/``; the ``ar`` and ``cr`` ablation variants
 push their one online model as ``<serving_root>/ar-only/`` or ``cr-only/`` (see ``tfx_pipeline.pair_pusher``).
+Every other variant (``trainer.variants``: JAC and the systems it is compared with) trains an AR and a CR
+and is pushed, evaluated and served as a pair like JAC.
 
 Components reference user code by module path (``transform.preprocessing.preprocessing_fn``,
 ``trainer.run.run_fn``), so the same pipeline runs locally and compiles for Kubeflow V2 without uploading a
@@ -108,7 +110,7 @@ def create_pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=cfg.pipeline_root,
         components=components,
-        enable_cache=False,
+        enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else cfg.beam_pipeline_args(),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -95,7 +95,7 @@ class ARModel(keras.Model):
         items = self._sequence_items(features[N.SEQ_AD_IDS], features[N.SEQ_AD_CATEGORIES])
         interest = self.sequence_encoder(items, tf.cast(features[N.SEQ_MASK], tf.float32), target)
 
-        x0 = tf.concat([embedded, numeric, interest], axis=1)
+        x0 = tf.concat([embedded, numeric, interest] + self.extra_inputs(features), axis=1)
         cross = x0
         for layer in self.cross_layers:
             cross = layer(x0, cross)
@@ -103,6 +103,10 @@ class ARModel(keras.Model):
         for layer in self.deep_layers:
             deep = layer(deep)
         return tf.squeeze(self.logit_layer(tf.concat([cross, deep], axis=1)), axis=1)
+
+    def extra_inputs(self, features: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
+        """Further ``[B, k]`` blocks of :math:`x_0`: none here (the creative-aware AR adds the creative's)."""
+        return []
 
     def get_config(self):
         return {

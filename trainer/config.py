@@ -21,7 +21,11 @@ import dataclasses
 import json
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-VARIANTS = ("jac", "ar", "cr")
+# The trainer's model variants: JAC and its two ablations, and the systems JAC is compared with (Yang et al.,
+# AAAI 2024, Tables 1, 3 and 4). What each one trains, exports and pushes: ``trainer.variants``.
+VARIANTS = ("jac", "ar", "cr", "dssm", "acr", "hbm", "beta_ts")
+# Variants whose CR reads the quantized pctr_ad of eq. (5) (and so needs quantizer_r).
+QUANTIZED_CR_VARIANTS = ("jac", "cr", "acr")
 
 # The Trainer custom_config key holding the JACConfig overrides.
 MODEL_CONFIG_KEY = "model_config"
@@ -58,7 +62,10 @@ class JACConfig(DictConfig):
 
     Attributes:
       variant: ``"jac"`` (AR and CR trained jointly, CR reads AR's quantized pctr_ad), ``"ar"`` (AR
-        alone) or ``"cr"`` (CR alone, reading the quantized historical ad CTR).
+        alone), ``"cr"`` (CR alone, reading the quantized historical ad CTR), or a comparison system, each
+        with an AR beside it so that it is served as a pair: ``"dssm"`` (two-tower CR), ``"acr"``
+        (creative-aware AR trained jointly with CR), ``"hbm"`` (VAM-HBM hybrid bandit CR), ``"beta_ts"``
+        (Beta-Bernoulli Thompson sampling CR); see ``trainer.variants``.
       ar_embedding_dim: embedding size of every AR categorical feature.
       transformer_layers, transformer_heads: the self-attention stack over the behaviour sequence.
       transformer_ff_dim: hidden size of each transformer block's feed-forward network.
@@ -82,6 +89,22 @@ class JACConfig(DictConfig):
         ``lr * |g| / 0.32``, which left AR near AUC 0.5 for hundreds of steps on the simulator.
       initial_ctr: base click rate the output biases start at (log-odds); ``None`` lets ``run_fn`` use the
         mean click of its training sample.
+      dssm_embedding_dim, dssm_hidden_units, dssm_output_dim: the two towers of ``"dssm"`` (embedding size,
+        hidden layers, size of the L2-normalised output) (``trainer.dssm_model``).
+      dssm_initial_scale: the learned cosine scale s of ``"dssm"`` starts here.
+      vam_dim: size of the visual prior's vector z (10 in Wang et al., WWW 2021).
+      vam_embedding_dim, vam_hidden_units: the visual prior network's attribute embeddings and hidden layers.
+      vam_min_impressions: creatives with fewer training impressions are left out of the visual prior's lists
+        (the authors' 60 would keep 73 ads with two such creatives on the default simulation; 10 keeps ~600
+        lists while leaving out the creatives whose smoothed CTR is mostly the prior, see ``trainer.vam_model``).
+      vam_steps, vam_batch_ads, vam_learning_rate: training of the visual prior (batches of ad lists).
+      hbm_prior_mean, hbm_prior_precision, hbm_prior_a, hbm_prior_b: the Normal-Inverse-Gamma prior of the
+        HBM regressions, :math:`\\mu_0 = m 1`, :math:`\\Lambda_0 = \\lambda I`, :math:`a_0`, :math:`b_0`
+        (the authors' 0.1, 0.25, 60000, 6; ``trainer.hbm``).
+      hbm_blend_center, hbm_blend_width: creative weight :math:`w = \\sigma((pv_{ad} - c) / s)` (150, 50).
+      warm_start_model: ``"hbm"`` / ``"beta_ts"``: a previous run's model directory (the Trainer's output, or
+        its ``cr/`` SavedModel) whose posterior is this run's prior; the run then reads only the new day's
+        logs -- the daily update. ``None``: start from the prior.
       eval_batch_size, eval_steps: evaluation during training. ``eval_steps`` set (e.g. through
         ``model_config``) wins over the Trainer's ``EvalArgs.num_steps``; ``None`` uses the Trainer's.
       seed: initializer seed.
@@ -106,6 +129,26 @@ class JACConfig(DictConfig):
     r_grid: Tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
     r_sample_size: int = 200_000
     quantizer_slope_window: int = 16
+    # DSSM two-tower CR
+    dssm_embedding_dim: int = 8
+    dssm_hidden_units: Tuple[int, ...] = (32,)
+    dssm_output_dim: int = 16
+    dssm_initial_scale: float = 5.0
+    # VAM-HBM hybrid bandit CR (and the Beta-Bernoulli baseline's warm start)
+    vam_dim: int = 10
+    vam_embedding_dim: int = 4
+    vam_hidden_units: Tuple[int, ...] = (32,)
+    vam_min_impressions: int = 10
+    vam_steps: int = 300
+    vam_batch_ads: int = 64
+    vam_learning_rate: float = 0.01
+    hbm_prior_mean: float = 0.1
+    hbm_prior_precision: float = 0.25
+    hbm_prior_a: float = 60000.0
+    hbm_prior_b: float = 6.0
+    hbm_blend_center: float = 150.0
+    hbm_blend_width: float = 50.0
+    warm_start_model: Optional[str] = None
     # optimisation
     learning_rate: float = 0.05
     adagrad_initial_accumulator: float = 0.001
@@ -124,7 +167,9 @@ class JACConfig(DictConfig):
             fail("variant", f"must be one of {VARIANTS}, got {self.variant!r}")
         for name in ("ar_embedding_dim", "transformer_layers", "transformer_heads", "transformer_ff_dim",
                      "cr_embedding_dim", "quantizer_buckets", "quantizer_dim", "batch_size", "epochs",
-                     "eval_batch_size", "r_sample_size", "quantizer_slope_window"):
+                     "eval_batch_size", "r_sample_size", "quantizer_slope_window", "dssm_embedding_dim",
+                     "dssm_output_dim", "vam_dim", "vam_embedding_dim", "vam_min_impressions", "vam_steps",
+                     "vam_batch_ads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(name, f"must be a positive integer, got {value!r}")
@@ -133,7 +178,7 @@ class JACConfig(DictConfig):
         if self.cross_projection_dim is not None and (
                 not isinstance(self.cross_projection_dim, int) or self.cross_projection_dim < 1):
             fail("cross_projection_dim", f"must be a positive integer or None, got {self.cross_projection_dim!r}")
-        for name in ("ar_hidden_units", "cr_hidden_units"):
+        for name in ("ar_hidden_units", "cr_hidden_units", "dssm_hidden_units", "vam_hidden_units"):
             units = getattr(self, name)
             if not units or any(not isinstance(u, int) or u < 1 for u in units):
                 fail(name, f"must be a non-empty sequence of positive integers, got {units!r}")
@@ -148,8 +193,13 @@ class JACConfig(DictConfig):
             fail("r_grid", f"must be a non-empty sequence of positive numbers, got {self.r_grid!r}")
         if self.initial_ctr is not None and not 0.0 < self.initial_ctr < 1.0:
             fail("initial_ctr", f"must lie in (0, 1) or be None, got {self.initial_ctr!r}")
-        if not self.learning_rate > 0:
-            fail("learning_rate", f"must be positive, got {self.learning_rate!r}")
+        for name in ("learning_rate", "vam_learning_rate", "dssm_initial_scale", "hbm_prior_precision",
+                     "hbm_prior_a", "hbm_prior_b", "hbm_blend_width"):
+            if not getattr(self, name) > 0:
+                fail(name, f"must be positive, got {getattr(self, name)!r}")
+        if self.warm_start_model is not None and self.variant not in ("hbm", "beta_ts"):
+            fail("warm_start_model", f"only the bandit variants hbm and beta_ts carry a posterior over; "
+                                     f"variant {self.variant!r} has none")
         if self.eval_steps is not None and self.eval_steps < 1:
             fail("eval_steps", f"must be positive or None, got {self.eval_steps!r}")
         if self.ar_embedding_dim * 2 % self.transformer_heads:
@@ -157,11 +207,16 @@ class JACConfig(DictConfig):
 
     @property
     def has_ar(self) -> bool:
-        return self.variant in ("jac", "ar")
+        return self.variant != "cr"
 
     @property
     def has_cr(self) -> bool:
-        return self.variant in ("jac", "cr")
+        return self.variant != "ar"
+
+    @property
+    def uses_quantizer(self) -> bool:
+        """CR reads the quantized pctr_ad (eq. 5), so ``quantizer_r`` must be resolved before building."""
+        return self.variant in QUANTIZED_CR_VARIANTS
 
 
 def eval_steps_of(config: JACConfig, trainer_eval_steps: Optional[int]) -> Optional[int]:

@@ -1,8 +1,8 @@
-"""JAC: AR and CR trained jointly, CR reading AR's quantized pctr_ad; and the 'ar' / 'cr' ablations."""
+"""JAC: AR and CR trained jointly, CR reading AR's quantized pctr_ad; its ablations and comparison systems."""
 
 from __future__ import annotations
 
-from typing import Dict, Mapping, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 import tf_keras as keras
@@ -33,7 +33,7 @@ def build_cr(config: JACConfig, cardinalities: Mapping[str, int]) -> CRModel:
 
 
 class JACModel(keras.Model):
-    """The offline joint model and its ablations, selected by ``config.variant``.
+    """The offline joint model: an ad-ranker head and a creative-ranker head, selected by ``config.variant``.
 
     .. math::
 
@@ -44,20 +44,36 @@ class JACModel(keras.Model):
     * ``"jac"``: :math:`\\pi = \\hat p_{ad}`; CR's gradient reaches AR through the quantizer's
       straight-through estimator, so CR's loss also trains AR;
     * ``"ar"``: AR alone, :math:`L = \\mathrm{BCE}(y, \\hat p_{ad})`;
-    * ``"cr"``: CR alone with :math:`\\pi` = the ad's historical CTR, :math:`L = \\mathrm{BCE}(y, \\hat p_c)`.
+    * ``"cr"``: CR alone with :math:`\\pi` = the ad's historical CTR, :math:`L = \\mathrm{BCE}(y, \\hat p_c)`;
+    * the comparison systems (``trainer.variants``) put other heads in the same places: ``"acr"`` a
+      creative-aware AR (trained with CR as in ``"jac"``), ``"dssm"`` / ``"hbm"`` / ``"beta_ts"`` a CR that
+      reads no :math:`\\pi`, so the two heads train independently (the bandit heads' posteriors are set in
+      closed form before ``fit``, which then trains AR and only reports their loss).
 
     Online, CR always reads the historical CTR (the exported CR, see ``trainer.export``).
+
+    Args:
+      config: the variant and its hyperparameters.
+      cardinalities: rows of every categorical table.
+      heads: ``(ar, cr)`` sub-models (``None`` for a head the variant lacks), as ``trainer.variants.build_model``
+        builds them; omitted, the heads of ``"jac"``, ``"ar"`` and ``"cr"`` are built here.
 
     ``call(features)`` returns ``{features.PCTR_AD: [B], features.PCTR_C: [B]}`` (the heads of the variant).
     Training logs ``loss``, and per head ``ar_loss`` / ``ar_auc`` / ``cr_loss`` / ``cr_auc``.
     """
 
-    def __init__(self, config: Union[JACConfig, Mapping], cardinalities: Mapping[str, int], **kwargs):
+    def __init__(self, config: Union[JACConfig, Mapping], cardinalities: Mapping[str, int],
+                 heads: Optional[Tuple[Optional[keras.Model], Optional[keras.Model]]] = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config if isinstance(config, JACConfig) else JACConfig.from_dict(config)
         self.cardinalities = dict(cardinalities)
-        self.ar = build_ar(self.config, cardinalities) if self.config.has_ar else None
-        self.cr = build_cr(self.config, cardinalities) if self.config.has_cr else None
+        if heads is None:
+            if self.config.variant not in ("jac", "ar", "cr"):
+                raise ValueError(f"JACModel: variant {self.config.variant!r} has its own heads; build it with "
+                                 "trainer.variants.build_model(config, cardinalities)")
+            heads = (build_ar(self.config, cardinalities) if self.config.has_ar else None,
+                     build_cr(self.config, cardinalities) if self.config.has_cr else None)
+        self.ar, self.cr = heads
         self._trackers = {}
         for head in self.heads:
             self._trackers[f"{head}_loss"] = keras.metrics.Mean(name=f"{head}_loss")
@@ -67,16 +83,23 @@ class JACModel(keras.Model):
     # ------------------------------------------------------------------------------------------ heads
     @property
     def heads(self) -> Tuple[str, ...]:
-        return tuple(h for h, on in (("ar", self.config.has_ar), ("cr", self.config.has_cr)) if on)
+        return tuple(h for h, sub in (("ar", self.ar), ("cr", self.cr)) if sub is not None)
+
+    @property
+    def cr_reads_pctr(self) -> bool:
+        """CR has a pctr input (the quantized pctr_ad of eq. 5)."""
+        return isinstance(self.cr, CRModel)
 
     @property
     def feature_names(self) -> Tuple[str, ...]:
         """Transformed features the model reads during training."""
         names = ()
         if self.ar is not None:
-            names += N.AR_INPUTS
+            names += self.ar.feature_names
         if self.cr is not None:
-            names += CRModel.feature_names + ((N.AD_HIST_CTR_CLIPPED,) if self.ar is None else ())
+            names += self.cr.feature_names
+            if self.cr_reads_pctr and self.ar is None:
+                names += (N.AD_HIST_CTR_CLIPPED,)
         return tuple(dict.fromkeys(names))
 
     def logits(self, features: Mapping[str, tf.Tensor], training=None) -> Dict[str, tf.Tensor]:
@@ -84,7 +107,9 @@ class JACModel(keras.Model):
         if self.ar is not None:
             out["ar"] = self.ar(features, training=training)
         if self.cr is not None:
-            pctr = tf.sigmoid(out["ar"]) if self.ar is not None else features[N.AD_HIST_CTR_CLIPPED]
+            pctr = None
+            if self.cr_reads_pctr:
+                pctr = tf.sigmoid(out["ar"]) if self.ar is not None else features[N.AD_HIST_CTR_CLIPPED]
             out["cr"] = self.cr(features, pctr, training=training)
         return out
 

@@ -15,9 +15,9 @@ import tf_keras as keras
 from transform import names as N
 from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
 from trainer.data import make_dataset, read_column_sample
-from trainer.export import export_models
 from trainer.info_gain import choose_r
-from trainer.jac_model import JACModel, make_optimizer
+from trainer.jac_model import make_optimizer
+from trainer.variants import build_model, export_models, fit_posteriors
 
 _LOG = logging.getLogger(__name__)
 CONFIG_FILE = "model_config.json"
@@ -32,7 +32,7 @@ def resolve_config(config: JACConfig, train_files, tft_output, data_accessor=Non
 
     Returns the resolved config and the information (bits) per candidate r (empty when r was given).
     """
-    auto_r = config.has_cr and isinstance(config.quantizer_r, str)
+    auto_r = config.uses_quantizer and isinstance(config.quantizer_r, str)
     if not auto_r and config.initial_ctr is not None:
         return config, {}
     pctr, labels = read_column_sample(train_files, tft_output, N.AD_HIST_CTR_CLIPPED, config.r_sample_size,
@@ -69,8 +69,9 @@ def run_fn(fn_args) -> Dict[str, Any]:
     _LOG.info("training variant %s with %s", config.variant, config.to_json())
 
     keras.utils.set_random_seed(config.seed)
-    model = JACModel(config, N.cardinalities(tft_output))
+    model = build_model(config, N.cardinalities(tft_output))
     model.compile(optimizer=make_optimizer(config))
+    posteriors = fit_posteriors(model, fn_args.train_files, tft_output, accessor)  # bandit CRs only
 
     train_steps: Optional[int] = fn_args.train_steps or None
     eval_steps = eval_steps_of(config, getattr(fn_args, "eval_steps", None))
@@ -88,7 +89,8 @@ def run_fn(fn_args) -> Dict[str, Any]:
 
     exported = export_models(model, tft_output, fn_args.serving_model_dir)
     summary = {"config": config.to_dict(), "r_information_bits": {str(k): v for k, v in r_scores.items()},
-               "steps": {"train": train_steps, "eval": eval_steps}, "metrics": metrics, "exported": exported}
+               "steps": {"train": train_steps, "eval": eval_steps}, "metrics": metrics, "exported": exported,
+               "posteriors": posteriors}
     if getattr(fn_args, "model_run_dir", None):
         tf.io.gfile.makedirs(fn_args.model_run_dir)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CONFIG_FILE), "w") as f:

@@ -21,7 +21,18 @@ import numpy as np
 
 import features as F
 
-SERVING_INPUTS = {F.AR_MODEL_NAME: F.AR_SERVING_INPUTS, F.CR_MODEL_NAME: F.CR_SERVING_INPUTS}
+# Input sets of the online models' raw signatures, by model name; a creative-aware AR (served as
+# features.AR_MODEL_NAME too) has its own set, and the two-tower CR's tower signatures theirs.
+CREATIVE_AWARE_AR = "acr"
+USER_TOWER = "user_tower"
+CREATIVE_TOWER = "creative_tower"
+SERVING_INPUTS = {
+    F.AR_MODEL_NAME: F.AR_SERVING_INPUTS,
+    F.CR_MODEL_NAME: F.CR_SERVING_INPUTS,
+    CREATIVE_AWARE_AR: F.ACR_SERVING_INPUTS,
+    USER_TOWER: F.CR_USER_FEATURES,
+    CREATIVE_TOWER: F.CR_AD_FEATURES + F.CREATIVE_FEATURES,
+}
 
 
 class ServingInputError(ValueError):
@@ -38,8 +49,9 @@ def input_dtype(name: str) -> str:
 
 
 def reference_input(model_name: str) -> str:
-    """The first non-broadcastable input of ``model_name``: its length is the request's batch size."""
-    return next(n for n in SERVING_INPUTS[model_name] if n not in F.BROADCASTABLE_INPUTS)
+    """The first non-broadcastable input of ``model_name`` (else its first): its length is the batch size."""
+    names = SERVING_INPUTS[model_name]
+    return next((n for n in names if n not in F.BROADCASTABLE_INPUTS), names[0])
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]]) -> np.ndarray:
@@ -64,7 +76,7 @@ def _as_array(name: str, value: Any) -> np.ndarray:
 
 
 def validate_raw_inputs(model_name: str, inputs: Mapping[str, Any]) -> Tuple[int, Dict[str, np.ndarray]]:
-    """Checks a raw request for ``model_name`` (``features.AR_MODEL_NAME`` / ``features.CR_MODEL_NAME``).
+    """Checks a raw request for ``model_name`` (a key of :data:`SERVING_INPUTS`, e.g. ``features.AR_MODEL_NAME``).
 
     Returns ``(batch_size, arrays)``: the request's row count B and every input as a NumPy array of the
     contract's dtype (int64 / float32).

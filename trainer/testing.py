@@ -24,6 +24,8 @@ TINY_MODEL = dict(
     ar_embedding_dim=4, transformer_ff_dim=8, num_cross_layers=1, cross_projection_dim=4,
     ar_hidden_units=(16, 8), cr_embedding_dim=2, cr_hidden_units=(8, 4), quantizer_buckets=64,
     quantizer_dim=4, quantizer_slope_window=2, batch_size=64, eval_batch_size=256,
+    dssm_embedding_dim=4, dssm_hidden_units=(8,), dssm_output_dim=4, vam_hidden_units=(8,), vam_steps=20,
+    vam_min_impressions=2,
 )
 
 
@@ -85,7 +87,8 @@ def trained_model(variant: str = "jac", steps: int = 40, r: float = 30.0):
 def _trained_model(variant: str, steps: int, r: float):
     from trainer.config import JACConfig
     from trainer.data import make_dataset
-    from trainer.jac_model import JACModel, make_optimizer
+    from trainer.jac_model import make_optimizer
+    from trainer.variants import build_model, fit_posteriors
 
     import tf_keras as keras
 
@@ -94,8 +97,9 @@ def _trained_model(variant: str, steps: int, r: float):
     # Seeded weights: an unseeded tiny ReLU MLP now and then ends its 40 steps all-dead (a constant
     # output), which would make the tests built on it flaky.
     keras.utils.set_random_seed(config.seed)
-    model = JACModel(config, N.cardinalities(data.tft_output))
+    model = build_model(config, N.cardinalities(data.tft_output))
     model.compile(optimizer=make_optimizer(config))
+    fit_posteriors(model, data.train, data.tft_output)  # the bandit CRs' closed-form heads
     ds = make_dataset(data.train, data.tft_output, model.feature_names, config.batch_size, seed=0)
     if steps:
         model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -111,7 +115,7 @@ def exported_models(variant: str = "jac", steps: int = 40) -> Dict[str, str]:
 
 @functools.lru_cache(maxsize=None)
 def _exported_models(variant: str, steps: int) -> Dict[str, str]:
-    from trainer.export import export_models
+    from trainer.variants import export_models
 
     out = os.path.join(workdir(), f"export-{variant}-{steps}")
     return export_models(trained_model(variant, steps), transformed_data().tft_output, out)

@@ -6,10 +6,14 @@ and Table 1):
 * ``peri`` (Peri-CR, the default): AR on the M ads and CR on all M x N creatives are requested at
   once — two concurrent gRPC calls — so the latency is that of the slower model, not their sum.
 * ``pre`` (Pre-CR, the order of CACS, Lin et al., SIGIR 2022): CR first picks every ad's creative,
-  then AR ranks the ads. The AR signature has no creative inputs, so the ranking equals ``peri``'s; the
-  mode measures the serial cost.
+  then AR ranks the ads. A creative-blind AR ranks as in ``peri`` (the response's ``note`` says so; the
+  mode measures the serial cost); a creative-aware AR scores each ad with the creative CR picked.
 * ``post`` (Post-CR): AR first, then CR only for the top-L ads' creatives.
-* ``no-cr``: AR only; each ad shows a random creative (seeded by the request's ``seed`` and user id).
+* ``no-cr``: AR only; each ad shows a random creative (seeded by the request's ``seed`` and user id), which a
+  creative-aware AR scores the ad with.
+
+Which AR is served is read from its metadata (:mod:`serving.router.model_contract`): a creative-aware AR
+cannot run before CR picked the creatives, so ``peri`` and ``post`` are refused with a 400 saying why.
 
 Both calls use the models' ``predict_raw`` signature; user features and the behaviour sequence are sent
 once (batch 1) for the models to broadcast, unless ``tile_user_features`` (needed when TF Serving
@@ -39,6 +43,7 @@ import features as F
 from serving.clients import GrpcServingClient, PredictResult, ServingClient
 from serving.protocol import ServingError
 from serving.router.json_body import decode_json_body
+from serving.router import model_contract as MC
 from serving.router.request import (MODES, NO_CR, PERI, POST, PRE, RankRequest, RequestLimits,
                                     parse_request)
 from serving.router.traffic_split import TrafficSplit
@@ -236,6 +241,7 @@ class PeriCRRouter:
                 self._own.append(cr_client)
         self.ar = ar_client
         self.cr = cr_client
+        self.ar_contract = MC.ARContractCache(lambda: MC.read_ar_contract(self.ar, config.ar_model))
 
     def served_models(self):
         """[(model name, client)] of every model the router calls (readiness checks them all)."""
@@ -263,11 +269,13 @@ class PeriCRRouter:
         split = self.config.traffic_split
         return None if split is None else split.label_for(req.user[F.USER_ID])
 
-    def _start_ar(self, req: RankRequest):
+    def _start_ar(self, req: RankRequest, creative_rows: Optional[np.ndarray] = None):
         c = self.config
-        return self.ar.start_predict(
-            c.ar_model, ar_inputs(req, c.tile_user_features, c.sequence_length), F.RAW_SIGNATURE,
-            self._label(req), timeout=c.ar_timeout_ms / 1e3)
+        inputs = ar_inputs(req, c.tile_user_features, c.sequence_length)
+        if creative_rows is not None:  # a creative-aware AR: each ad with its shown creative
+            inputs.update(MC.creative_columns(req, creative_rows))
+        return self.ar.start_predict(c.ar_model, inputs, F.RAW_SIGNATURE, self._label(req),
+                                     timeout=c.ar_timeout_ms / 1e3)
 
     def _start_cr(self, req: RankRequest, ads: Optional[np.ndarray] = None):
         c = self.config
@@ -315,8 +323,10 @@ class PeriCRRouter:
         result, error = self._scores(call, error, F.PCTR_AD, req.num_ads, "ads", "ar", timing,
                                      self.config.ar_timeout_ms)
         if result is None:
+            self.ar_contract.invalidate()  # the served AR may have changed to one with other inputs
             raise BackendError(f"ad ranker ({self.config.ar_model}) failed: {error.code.name}: "
                                f"{error.message}")
+        self.ar_contract.observe(result.version)
         return result
 
     def _cr_result(self, call, error, rows: int, timing):
@@ -345,6 +355,7 @@ class PeriCRRouter:
                       "fallback:first" | "random"}, ...],          # top-L, by pctr_ad (eCPM with bids)
              "model_versions": {"ar": int | null, "cr": int | null},   # the versions that scored it
              "version_label": str | null,                 # the label both were addressed by (traffic split)
+             "note": str,                         # only when there is one (pre with a creative-blind AR)
              "timing_ms": {"parse": .., "validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
                            "cr_encode": .., "cr_rpc": .., "cr_decode": .., "scoring": ..,
                            "select": .., "total": ..}}
@@ -362,11 +373,17 @@ class PeriCRRouter:
             req = parse_request(request, self.config.limits, self.config.default_slots,
                                 self.config.default_mode)
             timing["validate_ms"] = (time.perf_counter() - t_start) * 1e3
+        try:
+            contract = self.ar_contract.get()
+        except MC.ContractError as e:
+            raise BackendError(str(e)) from None
+        note = MC.check_mode(contract, req.mode)  # a RequestError for an order this AR cannot serve
         t_valid = time.perf_counter()
         slots = min(req.slots, req.num_ads)
         cr_result = None
         reason = None
         cr_ads = None  # ads whose creatives CR scored (None: all)
+        shown = None  # for a creative-aware AR: the creative row each ad is scored with
 
         if req.mode == PERI:
             ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req)
@@ -381,10 +398,16 @@ class PeriCRRouter:
         elif req.mode == PRE:
             cr_call, cr_err = self._timed_start(self._start_cr, timing, "cr", req)
             cr_result, reason = self._cr_result(cr_call, cr_err, req.num_creatives, timing)
-            ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req)
+            if contract.creative_aware:  # each ad with the creative CR picked (its fallback if CR failed)
+                every = np.arange(req.num_ads)
+                shown = (best_creatives(req, every, cr_result.outputs[F.PCTR_C]) if cr_result is not None
+                         else fallback_creatives(req, every)[0])
+            ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req, shown)
             ar_result = self._ar_result(ar_call, ar_err, req, timing)
         else:  # post, no-cr: AR first
-            ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req)
+            if req.mode == NO_CR and contract.creative_aware:  # the random creatives, scored by AR
+                shown = random_creatives(req, np.arange(req.num_ads), self.config.seed)
+            ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req, shown)
             ar_result = self._ar_result(ar_call, ar_err, req, timing)
         pctr_ad = ar_result.outputs[F.PCTR_AD]
         bids = req.ads.get(F.AD_BID)
@@ -399,7 +422,7 @@ class PeriCRRouter:
         # The creative of each top ad.
         scores = None
         if req.mode == NO_CR:
-            rows = random_creatives(req, top, self.config.seed)
+            rows = shown[top] if shown is not None else random_creatives(req, top, self.config.seed)
             sources = [SOURCE_RANDOM] * len(top)
         elif cr_result is None:
             rows, sources = fallback_creatives(req, top)
@@ -424,7 +447,7 @@ class PeriCRRouter:
         timing["scoring_ms"] = (t_scored - t_valid) * 1e3
         timing["select_ms"] = (t_end - t_scored) * 1e3
         timing["total_ms"] = (t_end - t_start) * 1e3
-        return {
+        response = {
             "request_id": req.request_id,
             "mode": req.mode,
             "degraded": reason is not None,
@@ -437,3 +460,6 @@ class PeriCRRouter:
             "version_label": self._label(req),
             "timing_ms": {k[:-3]: round(v, 3) for k, v in timing.items()},
         }
+        if note:
+            response["note"] = note
+        return response

@@ -231,6 +231,8 @@ def response_to_proto(response: Mapping[str, Any], model: str = ROUTER_MODEL):
             else np.int64(request_id)
     if response.get("version_label") is not None:  # (traffic split: the label both models were addressed by)
         columns["version_label"] = np.array(response["version_label"].encode(), object)
+    if response.get("note"):  # (e.g. pre with a creative-blind AR)
+        columns["note"] = np.array(response["note"].encode(), object)
     for name, value in columns.items():
         P.fill_tensor_proto(proto.outputs[name], value)
     return proto
@@ -249,7 +251,7 @@ def response_from_proto(proto) -> Dict[str, Any]:
                     F.CREATIVE_ID: int(out[F.CREATIVE_ID][k]), F.PCTR_C: None if np.isnan(pctr_c) else pctr_c,
                     "creative_source": out["creative_source"][k].decode()})
     reason = text(out["degraded_reason"])
-    return {
+    response = {
         "request_id": text(out["request_id"]) if "request_id" in out else None,
         "mode": text(out["mode"]),
         "degraded": bool(out["degraded"]),
@@ -260,3 +262,6 @@ def response_from_proto(proto) -> Dict[str, Any]:
         "version_label": text(out["version_label"]) if "version_label" in out else None,
         "timing_ms": {s.decode(): round(float(v), 3) for s, v in zip(out["timing_stages"], out["timing_ms"])},
     }
+    if "note" in out:
+        response["note"] = text(out["note"])
+    return response
