@@ -13,8 +13,9 @@ The TFX Trainer on Kubeflow or Vertex AI Training starts every replica with the 
   Embedding tables are split by rows across the ps tasks (:class:`TablePartitioner`), every other
   variable is placed whole on one ps task.
 
-Exports hold plain variables whatever the mode: :func:`exportable` writes a checkpoint of the trained model
-(the ps tasks write their shards) and restores it into a local copy, whose tables are whole again. The
+Exports are the same whatever the mode: in a cluster, :func:`exportable` writes a checkpoint of the trained
+model (the ps tasks write their shards) and restores it into a local copy with plain variables, tables whole
+again, which the chief exports. The
 checkpoint uses TensorFlow's default per-device files: TF 2.16 fails to merge row-partitioned variables saved
 with a checkpoint sharding callback ("Duplicate tensor keyed by ...", tensorflow/tensorflow#73836), so none
 is used.
@@ -27,7 +28,11 @@ import dataclasses
 import json
 import logging
 import os
+import re
+import socket
+import tempfile
 import threading
+import time
 from typing import Callable, Dict, List, Mapping, Optional
 
 import tensorflow as tf
@@ -136,6 +141,23 @@ def serve(cluster: Cluster) -> None:
     server.join()
 
 
+def wait_for_servers(cluster: Cluster, timeout: float = 300.0, poll: float = 0.5) -> None:
+    """Blocks until every worker and ps task accepts connections (replicas start in any order: pods, the
+    local launcher); raises ``TimeoutError`` naming the tasks still unreachable after ``timeout`` seconds."""
+    pending = {f"{job} {i} ({address})": address for job in (WORKER, PS)
+               for i, address in enumerate(cluster.jobs.get(job, ()))}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for name, address in list(pending.items()):
+            host, port = address.rsplit(":", 1)
+            with contextlib.suppress(OSError), socket.create_connection((host.strip("[]"), int(port)), timeout=poll):
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            raise TimeoutError(f"no server answered within {timeout:.0f} s at: {', '.join(sorted(pending))}")
+        if pending:
+            time.sleep(poll)
+
+
 # ------------------------------------------------------------------------------------ table sharding
 _TABLES = threading.local()
 
@@ -179,6 +201,7 @@ def strategy_for(cluster: Cluster, min_shard_bytes: int) -> tf.distribute.Strate
     if cluster.mode == MULTI_WORKER:
         return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster.resolver())
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    wait_for_servers(cluster)
     return tf.distribute.ParameterServerStrategy(
         cluster.resolver(), variable_partitioner=TablePartitioner(cluster.num_ps, min_shard_bytes))
 
@@ -202,13 +225,19 @@ def wait_for_chief(cluster: Cluster, strategy: tf.distribute.Strategy) -> None:
 
 # ------------------------------------------------------------------------------------------ export
 def sharded_variables(model: keras.Model) -> Dict[str, List[tf.Variable]]:
-    """``{table name: its shard variables}`` of every row-partitioned variable of ``model``."""
-    out = {}
+    """``{table name: its shard variables}`` of every row-partitioned variable of ``model``.
+
+    Keras lists a partitioned variable's shards, named ``<table>/part_<i>`` by the strategy, among the weights.
+    """
+    out: Dict[str, List[tf.Variable]] = {}
     for v in model.weights:
-        shards = getattr(v, "variables", None)
-        if getattr(v, "is_sharded_variable", False) and shards:
-            out[v.name.split(":")[0]] = list(shards)
-    return out
+        match = _SHARD_NAME.fullmatch(v.name)
+        if match:
+            out.setdefault(match.group(1), []).append((int(match.group(2)), v))
+    return {name: [v for _, v in sorted(shards, key=lambda s: s[0])] for name, shards in out.items()}
+
+
+_SHARD_NAME = re.compile(r"(.+)/part_(\d+):\d+")
 
 
 def shard_report(model: keras.Model) -> Dict[str, List[Dict[str, object]]]:
@@ -217,20 +246,26 @@ def shard_report(model: keras.Model) -> Dict[str, List[Dict[str, object]]]:
             for name, shards in sharded_variables(model).items()}
 
 
-def exportable(model: keras.Model, checkpoint_dir: str,
-               sample_features: Callable[[], Mapping[str, tf.Tensor]]) -> keras.Model:
-    """``model`` itself unless it has row-partitioned tables; then a local copy with whole tables.
+def exportable(model: keras.Model, cluster: Cluster, checkpoint_dir: str,
+               sample_features: Callable[[], Mapping[str, tf.Tensor]]) -> Optional[keras.Model]:
+    """The model the chief exports: ``model`` itself in one process; in a cluster a local copy with plain
+    (whole, unmirrored) variables, restored from a checkpoint of the trained model. ``None`` on other tasks.
 
-    The copy is ``type(model).from_config(model.get_config())``, built on ``sample_features()`` and restored
-    from a checkpoint of ``model`` written to ``checkpoint_dir`` (each ps task writes its shards there, so
-    it must be storage every task can reach). Raises if any weight of the copy was not restored.
+    The checkpoint is written to ``checkpoint_dir`` (each ps task writes its shards there: it must be storage
+    every task reaches). Under multi-worker training every worker takes part in writing it (mirrored metric
+    variables are summed across workers on save), the others into a temporary directory. The copy is
+    ``type(model).from_config(model.get_config())`` built on ``sample_features()``; restoring raises if any
+    of its variables finds no value.
     """
-    if not sharded_variables(model):
+    if cluster.mode == SINGLE:
         return model
-    prefix = tf.train.Checkpoint(model=model).write(os.path.join(checkpoint_dir, "ckpt"))
+    target = checkpoint_dir if cluster.is_chief else tempfile.mkdtemp(prefix="worker-checkpoint-")
+    prefix = tf.train.Checkpoint(model=model).write(os.path.join(target, "ckpt"))
+    if not cluster.is_chief:
+        tf.io.gfile.rmtree(target)
+        return None
     copy = type(model).from_config(model.get_config())
-    status = tf.train.Checkpoint(model=copy).read(prefix)
-    copy(dict(sample_features()))
-    status.assert_existing_objects_matched()
+    copy(dict(sample_features()))  # variables first: restoring on creation would rebuild the shards
+    tf.train.Checkpoint(model=copy).read(prefix).assert_existing_objects_matched().expect_partial()  # no optimizer
     _LOG.info("restored a local copy of the model from %s for export", prefix)
     return copy

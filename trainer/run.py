@@ -99,12 +99,10 @@ def run_fn(fn_args) -> Dict[str, Any]:
     metrics = {k: float(v[-1]) for k, v in history.history.items()}
     _LOG.info("final metrics: %s", metrics)
 
-    exported = {}
-    if cluster.is_chief:
-        sample = lambda: next(iter(make_dataset(fn_args.eval_files, tft_output, model.feature_names, 2,  # noqa: E731
-                                                accessor, shuffle=False)))[0]
-        exported = export_models(distribute.exportable(model, _checkpoint_dir(fn_args), sample), tft_output,
-                                 fn_args.serving_model_dir)
+    sample = lambda: next(iter(make_dataset(fn_args.eval_files, tft_output, model.feature_names, 2,  # noqa: E731
+                                            accessor, shuffle=False)))[0]
+    to_export = distribute.exportable(model, cluster, _checkpoint_dir(fn_args), sample)
+    exported = export_models(to_export, tft_output, fn_args.serving_model_dir) if cluster.is_chief else {}
     distribute.wait_for_chief(cluster, strategy)
     summary = {"config": config.to_dict(), "r_information_bits": {str(k): v for k, v in r_scores.items()},
                "steps": {"train": train_steps, "eval": eval_steps}, "metrics": metrics, "exported": exported,
