@@ -201,7 +201,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--model-config", default="{}", help="JSON overrides of trainer.config.JACConfig")
     p.add_argument("--output-dir", help="serving/, run/ and logs/ go here (default: a new temporary directory)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the chief")
-    p.add_argument("--task-args", help=argparse.SUPPRESS)  # internal: run one task
+    p.add_argument("--task-args", metavar="FN_ARGS_JSON",
+                   help="run one task of run_fn with this process's TF_CONFIG (what each pod of a cluster runs)")
     a = p.parse_args(argv)
     if a.task_args:
         return _task_main(a.task_args)
