@@ -71,6 +71,19 @@ def test_bad_tf_config_is_named(tf_config, message):
         distribute.Cluster.from_tf_config(tf_config)
 
 
+def test_the_chief_waits_for_the_servers_and_names_those_that_never_answer():
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    up, down = (f"127.0.0.1:{s.getsockname()[1]}" for s in (listening, silent))
+    cluster = distribute.Cluster.from_tf_config(_tf_config({"chief": ["h:1"], "worker": [up], "ps": [down]}, "chief"))
+    with listening, silent, pytest.raises(TimeoutError, match=rf"ps 0 \({down}\)") as error:
+        distribute.wait_for_servers(cluster, timeout=1.0, poll=0.1)
+    assert "worker" not in str(error.value)
+
+
 def test_only_embedding_tables_are_partitioned():
     partitioner = distribute.TablePartitioner(num_shards=2, min_shard_bytes=1000)
     assert partitioner(tf.TensorShape([512, 512]), tf.float32) == [1, 1]  # a dense kernel stays whole

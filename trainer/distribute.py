@@ -15,10 +15,9 @@ The TFX Trainer on Kubeflow or Vertex AI Training starts every replica with the 
 
 Exports are the same whatever the mode: in a cluster, :func:`exportable` writes a checkpoint of the trained
 model (the ps tasks write their shards) and restores it into a local copy with plain variables, tables whole
-again, which the chief exports. The
-checkpoint uses TensorFlow's default per-device files: TF 2.16 fails to merge row-partitioned variables saved
-with a checkpoint sharding callback ("Duplicate tensor keyed by ...", tensorflow/tensorflow#73836), so none
-is used.
+again, which the chief exports. The checkpoint uses TensorFlow's default per-device files: TF 2.16 fails to
+merge row-partitioned variables saved with a checkpoint sharding callback ("Duplicate tensor keyed by ...",
+tensorflow/tensorflow#73836), so none is used.
 """
 
 from __future__ import annotations
@@ -246,20 +245,22 @@ def shard_report(model: keras.Model) -> Dict[str, List[Dict[str, object]]]:
             for name, shards in sharded_variables(model).items()}
 
 
-def exportable(model: keras.Model, cluster: Cluster, checkpoint_dir: str,
+def exportable(model: keras.Model, cluster: Cluster, checkpoint_dir: Optional[str],
                sample_features: Callable[[], Mapping[str, tf.Tensor]]) -> Optional[keras.Model]:
     """The model the chief exports: ``model`` itself in one process; in a cluster a local copy with plain
     (whole, unmirrored) variables, restored from a checkpoint of the trained model. ``None`` on other tasks.
 
     The checkpoint is written to ``checkpoint_dir`` (each ps task writes its shards there: it must be storage
-    every task reaches). Under multi-worker training every worker takes part in writing it (mirrored metric
-    variables are summed across workers on save), the others into a temporary directory. The copy is
+    every task reaches; ``None``: a new local temporary directory, enough for a cluster on one machine).
+    Under multi-worker training every worker takes part in writing it (mirrored metric variables are summed
+    across workers on save), the others into a temporary directory. The copy is
     ``type(model).from_config(model.get_config())`` built on ``sample_features()``; restoring raises if any
     of its variables finds no value.
     """
     if cluster.mode == SINGLE:
         return model
-    target = checkpoint_dir if cluster.is_chief else tempfile.mkdtemp(prefix="worker-checkpoint-")
+    target = (checkpoint_dir or tempfile.mkdtemp(prefix="checkpoint-")) if cluster.is_chief \
+        else tempfile.mkdtemp(prefix="worker-checkpoint-")
     prefix = tf.train.Checkpoint(model=model).write(os.path.join(target, "ckpt"))
     if not cluster.is_chief:
         tf.io.gfile.rmtree(target)

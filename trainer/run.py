@@ -7,7 +7,6 @@ import functools
 import json
 import logging
 import os
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 import tensorflow as tf
@@ -56,7 +55,7 @@ def _transform_output_dir(fn_args) -> str:
     return getattr(fn_args, "transform_output", None) or fn_args.transform_graph_path
 
 
-def run_fn(fn_args) -> Dict[str, Any]:
+def run_fn(fn_args) -> Optional[Dict[str, Any]]:
     """Trains and exports. Returns a summary (config, chosen r, steps, final metrics, throughput, export dirs).
 
     Reads ``fn_args.train_files`` / ``eval_files`` (transformed examples), ``transform_output``,
@@ -71,7 +70,7 @@ def run_fn(fn_args) -> Dict[str, Any]:
     """
     cluster = distribute.Cluster.from_environment()
     if cluster.is_server:
-        distribute.serve(cluster)
+        return distribute.serve(cluster)  # blocks until the process is stopped
     custom = getattr(fn_args, "custom_config", None) or {}
     config = JACConfig.from_dict(custom.get(MODEL_CONFIG_KEY, {}))
     strategy = distribute.strategy_for(cluster, config.embedding_min_shard_bytes)  # before any other TF op
@@ -131,6 +130,7 @@ def _dataset(strategy, cluster, tft_output, feature_names, accessor, files, batc
         seed=seed, input_context=ctx))
 
 
-def _checkpoint_dir(fn_args) -> str:
-    """Where the chief checkpoints a sharded model before export: reachable by every task (the ModelRun dir)."""
-    return os.path.join(getattr(fn_args, "model_run_dir", None) or tempfile.mkdtemp(), "checkpoint")
+def _checkpoint_dir(fn_args) -> Optional[str]:
+    """Where a cluster checkpoints the trained model before export: the ModelRun dir, which every task reaches."""
+    run_dir = getattr(fn_args, "model_run_dir", None)
+    return os.path.join(run_dir, "checkpoint") if run_dir else None
