@@ -16,6 +16,9 @@ Layout of one impression (one ``tf.train.Example``)::
     creative     the exposed creative: id, 4 categorical attributes, a dense content embedding
     candidates   every candidate creative of the ad, in a fixed order, with the same attributes
     logging      the logging policy's propensity of the exposed creative, and its index among the candidates
+    auction      ad_bid: the ad's cost-per-click bid (ads are ranked by eCPM = pctr_ad x bid; a click earns
+                 the bid). Known at serving time (the router's optional per-ad column) but never a model
+                 input: it moves which ad wins, not whether a user clicks
     label        click in {0, 1}
     truth        true click probability of the exposed creative and of every candidate (never a model input)
 
@@ -109,6 +112,8 @@ NUM_CANDIDATES = "num_candidates"
 PROPENSITY = "propensity"
 EXPOSED_INDEX = "exposed_index"
 
+AD_BID = "ad_bid"
+
 CLICK = "click"
 LABEL = CLICK
 
@@ -145,6 +150,7 @@ _G_SEQUENCE = "sequence"
 _G_CREATIVE = "creative"
 _G_CANDIDATES = "candidates"
 _G_LOGGING = "logging"
+_G_AUCTION = "auction"
 _G_LABEL = "label"
 _G_TRUTH = "truth"
 
@@ -192,6 +198,7 @@ FEATURES: Tuple[Feature, ...] = (
     _int_scalar(NUM_CANDIDATES, _G_CANDIDATES),
     Feature(PROPENSITY, FLOAT, SCALAR, _G_LOGGING),
     _int_scalar(EXPOSED_INDEX, _G_LOGGING),
+    Feature(AD_BID, FLOAT, SCALAR, _G_AUCTION),
     _int_scalar(CLICK, _G_LABEL, 2),
     Feature(TRUTH_CTR, FLOAT, SCALAR, _G_TRUTH),
     Feature(TRUTH_CAND_CTRS, FLOAT, VARLEN, _G_TRUTH),
@@ -212,6 +219,7 @@ SEQUENCE_FEATURES = _group(_G_SEQUENCE)
 CREATIVE_FEATURES = _group(_G_CREATIVE)
 CANDIDATE_FEATURES = _group(_G_CANDIDATES)
 LOGGING_FEATURES = _group(_G_LOGGING)
+AUCTION_FEATURES = _group(_G_AUCTION)
 TRUTH_FEATURES = _group(_G_TRUTH)
 
 # CR's simple user features: a subset of the user group, no user id (CR scores M x N rows per request).
@@ -230,10 +238,12 @@ CANDIDATE_OF = {
     CREATIVE_EMBEDDING: CAND_EMBEDDINGS,
 }
 
-# Columns no model may read: the label, the truth, the logging metadata, request bookkeeping and the
-# candidate lists (offline evaluation only). A test checks that model inputs exclude all of them.
+# Columns no model may read: the label, the truth, the logging metadata, the auction's bid, request
+# bookkeeping and the candidate lists (offline evaluation only). A test checks that model inputs exclude all
+# of them.
 NON_MODEL_FEATURES = (
-    (LABEL,) + TRUTH_FEATURES + LOGGING_FEATURES + (REQUEST_ID, DAY, SLOT) + CANDIDATE_FEATURES
+    (LABEL,) + TRUTH_FEATURES + LOGGING_FEATURES + AUCTION_FEATURES + (REQUEST_ID, DAY, SLOT)
+    + CANDIDATE_FEATURES
 )
 
 # ------------------------------------------------------------------------------------ serving contract

@@ -20,7 +20,7 @@ setup(
     python_requires=">=3.10,<3.11",
     py_modules=["features"],
     packages=find_packages(include=[
-        "simulator*", "trainer*", "transform*", "tfx_pipeline*", "serving*", "creative_metrics*"]),
+        "simulator*", "trainer*", "transform*", "tfx_pipeline*", "serving*", "creative_metrics*", "experiments*"]),
     package_data={"serving": ["config/*"]},
     install_requires=_pins(),
     extras_require={"test": ["pytest==8.0.0"]},
@@ -28,5 +28,6 @@ setup(
         "adcr-simulate=simulator.cli:main",
         "adcr-pipeline=tfx_pipeline.local_runner:main",
         "adcr-serve=serving.demo:main",
+        "adcr-experiment=experiments.run:main",
     ]},
 )

@@ -8,14 +8,19 @@ One run on one machine. Model servers (TF Serving when ``tensorflow_model_server
 local stand-in) serve ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
 production networks, ~30 ms each on one thread): with ``--layout split`` (default, Peri-CR's production
 layout) one server per model, each optionally pinned to its own CPUs; with ``shared`` one server for both.
-The router runs as its own process. A load generator keeps ``--concurrency`` requests of M ads x N
-creatives in flight and records p50 / p99 latency and throughput for each mode; "AR alone" and "CR alone"
-send the same model inputs the router sends, straight to the model's server through the gRPC client
+The router runs as its own process, serving JSON over HTTP and its binary form (a ``PredictRequest``)
+over gRPC and over HTTP (rows ``.../grpc``, ``.../http-pb``). A load generator keeps ``--concurrency``
+requests of M ads x N creatives in flight and records p50 / p99 latency and throughput for each mode;
+"AR alone" and "CR alone" send the same model inputs the router sends, straight to the model's server through the gRPC client
 (encode + RPC + decode); "AR+CR" sends both at once the same way, which is the floor for ``peri`` on this
 machine (what two models running at the same time cost each other). Goals (Yang et al., AAAI 2024, Table 1):
 
 * ``peri`` costs the slower model, not the sum: router scoring stage p50 <= 1.05 x max(AR alone, CR alone);
-* ``pre`` (serial CR then AR) / ``peri`` >= 1.15 in end-to-end p50.
+* ``pre`` (serial CR then AR) / ``peri`` >= 1.15 in end-to-end p50;
+* the router's own cost (end to end minus the scoring stage) at M = 1,000 x N = 10: p50 <= 5 ms and
+  p99 <= 10 ms for the JSON column form, less for the binary form; ``peri`` / ``no-cr`` <= 1.02;
+* at ``--concurrency 4`` the router is not what saturates first (see the CPU-busy line: CPU-seconds
+  per second of each process during the load).
 
 The breakdown shows where ``peri``'s time goes, from the router's per-stage timing and the models'
 in-process cost (same SavedModels, same thread count, loaded in this process).
@@ -42,12 +47,17 @@ from serving import backend as B  # noqa: E402
 from serving import runtime  # noqa: E402
 from serving import testing as T  # noqa: E402
 from serving.clients import GrpcServingClient  # noqa: E402
-from serving.router import RouterClient, parse_request  # noqa: E402
+from serving.router import RouterClient, RouterGrpcClient, parse_request  # noqa: E402
 from serving.router import core as C  # noqa: E402
 from serving.router import request as R  # noqa: E402
+from serving.router import tensors as RT  # noqa: E402
 from serving.sample_requests import random_request  # noqa: E402
 
 ROUTER_MODES = (R.NO_CR, R.POST, R.PRE, R.PERI)
+# The same modes in the binary form (a PredictRequest of named tensors): over gRPC, and POSTed over HTTP.
+GRPC, HTTP_PB = "grpc", "http-pb"
+BINARY_ROWS = {f"{mode}/{transport}": (mode, transport) for transport in (GRPC, HTTP_PB)
+               for mode in (R.NO_CR, R.PERI)}
 AR_ALONE, CR_ALONE, BOTH = "AR alone", "CR alone", "AR+CR"
 STAGES = ("parse", "validate", "ar_encode", "cr_encode", "ar_rpc", "cr_rpc", "ar_decode", "cr_decode",
           "scoring", "select", "total")
@@ -98,9 +108,9 @@ def run_interleaved(senders, payloads, concurrency: int, n: int, warmup: int):
 
 
 def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: float, cpus=None):
-    port = B.free_port()
+    port, grpc_port = B.free_port(), B.free_port()
     cmd = [sys.executable, "-m", "serving.router", "--ar-address", ar_address, "--cr-address", cr_address,
-           "--port", str(port),
+           "--port", str(port), "--grpc-port", str(grpc_port),
            "--ar-timeout-ms", str(timeout_ms), "--cr-timeout-ms", str(timeout_ms),
            "--max-ads", "5000", "--max-total-creatives", "100000", "--log-level", "WARNING"]
     proc = B.spawn(cmd, os.path.join(log_dir, "router.log"), cpus)
@@ -109,12 +119,19 @@ def _start_router(ar_address: str, cr_address: str, log_dir: str, timeout_ms: fl
     while True:
         try:
             client.healthz()
-            return proc, client
+            return proc, client, RouterGrpcClient(f"127.0.0.1:{grpc_port}", timeout=120)
         except Exception:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError("router did not start; see " + os.path.join(log_dir, "router.log"))
             time.sleep(0.2)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _in_process_model_ms(root: str, versions, ar_inputs, cr_inputs, calls: int = 15):
@@ -194,7 +211,10 @@ def main(argv=None) -> int:
     bodies = {mode: [json.dumps({**r, R.MODE: mode}).encode() for r in requests] for mode in ROUTER_MODES}
     parsed = [parse_request(r, R.RequestLimits(max_ads=args.ads, max_total_creatives=10 ** 6))
               for r in requests]
+    protos = {row: [RT.request_to_proto({**r, R.MODE: mode}) for r in requests]
+              for row, (mode, _) in BINARY_ROWS.items()}
     body_mb = len(bodies[R.PERI][0]) / 1e6
+    proto_mb = protos[f"{R.PERI}/{GRPC}"][0].ByteSize() / 1e6
     ar_payloads = [C.ar_inputs(p) for p in parsed]
     cr_payloads = [C.cr_inputs(p) for p in parsed]
 
@@ -212,8 +232,8 @@ def main(argv=None) -> int:
         shared_cpus = backend.servers[args.router_beside].cpus if args.pin_cpus else None
         if shared_cpus:
             os.sched_setaffinity(0, shared_cpus)
-        router_proc, router = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME], tmp,
-                                            args.timeout_ms, shared_cpus)
+        router_proc, router, router_grpc = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME],
+                                                         tmp, args.timeout_ms, shared_cpus)
         clients = {m: GrpcServingClient(a) for m, a in addresses.items()}
 
         def alone(model):
@@ -222,16 +242,19 @@ def main(argv=None) -> int:
                                                     timeout=args.timeout_ms / 1e3).result()
             return send
 
-        def via_router(mode):
+        def via_router(rank):
             def send(body):
-                r = router.rank(body)
+                r = rank(body)
                 if r["degraded"]:
                     raise RuntimeError(f"degraded response: {r['degraded_reason']}")
                 return r["timing_ms"]
             return send
 
-        senders = {name: via_router(name) for name in ROUTER_MODES}
-        payloads = dict(bodies)
+        senders = {name: via_router(router.rank) for name in ROUTER_MODES}
+        senders.update({name: via_router(router_grpc.rank if transport == GRPC else
+                                         lambda proto: router.rank(proto, binary=True))
+                        for name, (_, transport) in BINARY_ROWS.items()})
+        payloads = {**bodies, **protos}
         def both(inputs):  # AR and CR sent at once, straight to the servers: the machine's floor for peri
             ar_in, cr_in = inputs
             timeout = args.timeout_ms / 1e3
@@ -242,12 +265,16 @@ def main(argv=None) -> int:
         senders[AR_ALONE], payloads[AR_ALONE] = alone(F.AR_MODEL_NAME), ar_payloads
         senders[CR_ALONE], payloads[CR_ALONE] = alone(F.CR_MODEL_NAME), cr_payloads
         senders[BOTH], payloads[BOTH] = both, list(zip(ar_payloads, cr_payloads))
+        pids = {"router": router_proc.pid, "load generator": os.getpid(),
+                **{f"{'+'.join(s_.models)} server": s_.process.pid for s_ in backend.processes}}
         load_before = os.getloadavg()[0]
+        cpu_before = {k: _cpu_seconds(v) for k, v in pids.items()}
         t0 = time.perf_counter()
         rows = run_interleaved(senders, payloads, args.concurrency, args.requests, args.warmup)
         elapsed = time.perf_counter() - t0
+        cpu_busy = {k: (_cpu_seconds(v) - cpu_before[k]) / elapsed for k, v in pids.items()}
         load_after = os.getloadavg()[0]
-        for c in clients.values():
+        for c in (*clients.values(), router_grpc):
             c.close()
     finally:
         if router_proc is not None:
@@ -266,15 +293,17 @@ def main(argv=None) -> int:
               if args.layout == B.SPLIT else "one server for both models")
     print(f"backend: {backend.kind} ({'TensorFlow Serving' if backend.kind == B.TF_SERVING else 'local stand-in, not TF Serving'}), "
           f"{layout}, TF intra-op threads {args.intra_op_threads}; {models_note}")
-    print(f"router: separate process, HTTP/JSON, {args.request_form} form ({body_mb:.2f} MB per request)")
+    print(f"router: separate process, HTTP/JSON, {args.request_form} form ({body_mb:.2f} MB per request); "
+          f"rows '/{GRPC}' and '/{HTTP_PB}': the binary form ({proto_mb:.2f} MB PredictRequest) over gRPC "
+          f"and POSTed over HTTP")
     print(f"machine load average {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs); "
           f"rows interleaved, {elapsed:.0f} s; req/s = concurrency / mean latency")
-    print(f"\n{'row':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "
+    print(f"\n{'row':<13} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}   router stage p50 (ms): "
           + " ".join(f"{s:>9}" for s in STAGES))
     stage_p50 = {}
     for name, (lat, outs) in rows.items():
-        line = f"{name:<10} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
-        if name in ROUTER_MODES:
+        line = f"{name:<13} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
+        if name in ROUTER_MODES or name in BINARY_ROWS:
             stage_p50[name] = {s: float(np.median([o.get(s, 0.0) for o in outs])) for s in STAGES}
             line += "                          " + " ".join(
                 f"{stage_p50[name][s]:>9.1f}" if any(s in o for o in outs) else f"{'-':>9}" for s in STAGES)
@@ -310,12 +339,28 @@ def main(argv=None) -> int:
           f"other here\n  (shared caches and memory bandwidth); peri scoring over that floor = "
           f"{peri_scoring / both50:.3f} (the router's own cost of going parallel)")
 
+    print("\nRouter overhead = end to end - the scoring stage (goal at M=1,000 x N=10: p50 <= 5 ms, "
+          "p99 <= 10 ms; lower for the binary form)")
+    print(f"  {'row':<13} {'e2e p50':>8} {'scoring p50':>12} {'difference':>11}   per request: {'p50':>6} {'p99':>6}")
+    for name in (*ROUTER_MODES, *BINARY_ROWS):
+        lat, outs = rows[name]
+        per_request = lat - np.array([o["scoring"] for o in outs])
+        print(f"  {name:<13} {p(lat, 50):>8.1f} {stage_p50[name]['scoring']:>12.1f} "
+              f"{p(lat, 50) - stage_p50[name]['scoring']:>11.1f}                {p(per_request, 50):>6.1f} "
+              f"{p(per_request, 99):>6.1f}")
+    for transport in (GRPC, HTTP_PB):
+        ratio = p(rows[f"{R.PERI}/{transport}"][0], 50) / p(rows[f"{R.NO_CR}/{transport}"][0], 50)
+        print(f"  peri / no-cr end-to-end p50, binary form over {transport}: {ratio:.3f}")
+    print("\nCPU busy during the load (CPU-seconds per second; the pinned CPUs: "
+          + ("none" if not shared_cpus else f"router and load generator share {shared_cpus} with "
+             f"{args.router_beside}") + "): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu_busy.items()))
+
     s = stage_p50[R.PERI]
     http = peri50 - s["total"]
     print(f"\nWhere peri's time goes (p50, ms; end-to-end {peri50:.1f})")
     print(f"  client <-> router HTTP (body {body_mb:.2f} MB) and response JSON   {http:7.1f}")
-    print(f"  router JSON parse                                             {s['parse']:7.1f}")
-    print(f"  validation into columns                                       {s['validate']:7.1f}")
+    print(f"  router JSON parse (bytes -> typed columns)                    {s['parse']:7.1f}")
+    print(f"  value checks (validation into the request's columns)          {s['validate']:7.1f}")
     print(f"  serialization: tensors -> TensorProto, AR + CR                {s['ar_encode'] + s['cr_encode']:7.1f}")
     print(f"  AR call (sent while CR is being encoded)                      {s['ar_rpc']:7.1f}"
           f"   = model {model_ms[F.AR_MODEL_NAME]:.1f} (in-process) + network/server {s['ar_rpc'] - model_ms[F.AR_MODEL_NAME]:.1f}")

@@ -6,7 +6,8 @@ each chunk's first row as ``offset``, so row 57 is reported as row 57 whichever 
 
 * :func:`columns` -- named equal-length, non-empty, numeric 1-D arrays (``None`` entries are skipped).
 * :func:`chunks` -- those columns in slices of ``chunk_size`` rows, with each slice's offset.
-* :func:`ids`, :func:`binary`, :func:`positive_counts`, :func:`weights`, :func:`finite` -- one field each.
+* :func:`ids`, :func:`binary`, :func:`positive_counts`, :func:`weights`, :func:`finite`,
+  :func:`probabilities`, :func:`propensities` -- one field each.
 * :func:`reject_first` -- the one "first bad row" error every check above raises.
 """
 
@@ -29,6 +30,8 @@ __all__ = [
     "positive_counts",
     "weights",
     "finite",
+    "probabilities",
+    "propensities",
 ]
 
 # Rows validated and reduced at a time by the array front-ends: bounds the temporaries to O(chunk)
@@ -121,3 +124,17 @@ def finite(name: str, arr: np.ndarray, offset: int = 0) -> np.ndarray:
     check_no_nan(name, arr, offset)
     reject_first(~np.isfinite(arr), name, arr, "must be finite", offset)
     return arr.astype(np.float64)
+
+
+def probabilities(name: str, arr: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Probabilities in [0, 1] (predicted or true CTRs) as float64."""
+    arr = finite(name, arr, offset)
+    reject_first((arr < 0) | (arr > 1), name, arr, "must be probabilities in [0, 1]", offset)
+    return arr
+
+
+def propensities(name: str, arr: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Logging propensities in (0, 1] as float64: an exposed creative had a positive chance of being shown."""
+    arr = finite(name, arr, offset)
+    reject_first((arr <= 0) | (arr > 1), name, arr, "must be in (0, 1]", offset)
+    return arr

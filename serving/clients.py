@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import json
 import threading
 import time
 from concurrent import futures
@@ -35,7 +36,7 @@ import numpy as np
 
 import features as F
 from serving import protocol as P
-from serving.json_http import ThreadLocalSession
+from serving.json_http import KeepAliveClient
 from serving.protocol import ServingError
 
 _CHANNEL_OPTIONS = [
@@ -285,7 +286,7 @@ class RestServingClient(ServingClient):
 
     def __init__(self, base_url: str, max_workers: int = 8):
         self.base_url = base_url.rstrip("/")
-        self._http = ThreadLocalSession()
+        self._http = KeepAliveClient()
         self._pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rest-client")
         self._signatures: Dict[tuple, P.SignatureInfo] = {}
         self._lock = threading.Lock()
@@ -297,21 +298,19 @@ class RestServingClient(ServingClient):
         return url + suffix
 
     def _call(self, method: str, url: str, timeout: Optional[float], body: Optional[bytes] = None):
-        import requests
-
         try:
             r = self._http.request(method, url, body, timeout)
-        except requests.Timeout as e:
-            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{url}: {e}") from None
-        except requests.ConnectionError as e:
-            raise ServingError(grpc.StatusCode.UNAVAILABLE, f"{url}: {e}") from None
+        except TimeoutError as e:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, str(e)) from None
+        except ConnectionError as e:
+            raise ServingError(grpc.StatusCode.UNAVAILABLE, str(e)) from None
         try:
-            payload = r.json()
+            payload = json.loads(r.body)  # not orjson: TF Serving writes NaN and Infinity literally
         except ValueError:
             payload = None
-        if r.status_code != 200:
+        if r.status != 200:
             message = payload.get("error") if isinstance(payload, dict) else None
-            raise ServingError.from_http(r.status_code, message or r.text[:500])
+            raise ServingError.from_http(r.status, message or r.text[:500])
         if payload is None:
             raise ServingError(grpc.StatusCode.INTERNAL, f"{url}: response is not JSON")
         return payload
@@ -333,8 +332,6 @@ class RestServingClient(ServingClient):
         return info
 
     def _predict(self, model, inputs, signature, version, timeout) -> PredictResult:
-        import json
-
         t0 = time.perf_counter()
         body = json.dumps({"signature_name": signature,
                            "inputs": {k: P.to_json_value(np.asarray(v), k) for k, v in inputs.items()}})
@@ -398,6 +395,7 @@ class RestServingClient(ServingClient):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
 
 
 def make_client(protocol: str, address: str) -> ServingClient:

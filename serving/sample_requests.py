@@ -3,7 +3,7 @@ from logged impressions.
 
 :func:`random_request` draws every feature from its ``features`` domain. :func:`requests_from_world` draws
 requests as the simulator's traffic does (a user by activity, M candidate ads by popularity, each ad's
-creatives active that day) and returns each beside its ground truth, which the router never sees.
+creatives active that day, their bids) and returns each beside its ground truth, which the router never sees.
 :func:`requests_from_tfrecords` groups logged impressions (``tf.Example`` TFRecords, e.g. the eval split)
 by ``request_id`` and then by ``ad_id``; each ad's candidate creatives come from its ``cand_*`` lists.
 """
@@ -107,57 +107,22 @@ def requests_from_world(world, num_requests: int, *, seed: int = 0, day: Optiona
 
     ``world``: a :class:`simulator.World` (``simulator.load_world("<data_dir>/world.npz")``). Each request
     has a user drawn by activity, the world's M (``ads_per_request``) distinct candidate ads drawn by
-    popularity, and every creative active on ``day`` (default: the last, evaluation day) for each ad; the
-    behaviour sequence and ad history are the world's saved state. Ids are index + 1, as in the logs.
-    ``slots``: the ``slots`` field (at most the world's page positions; default: the world's L).
+    popularity with their bids, and every creative active on ``day`` (default: the last logged day, the
+    evaluation day) for each ad; the behaviour sequence and ad history are the world's saved state
+    (:mod:`simulator.live`). Ids are index + 1, as in the logs. ``slots``: the ``slots`` field (at most the
+    world's page positions; default: the world's L).
     """
-    from simulator import traffic
+    from simulator import live
 
     positions = world.config.slots
     slots = positions if slots is None else slots
     if not 1 <= slots <= positions:
         raise ValueError(f"slots: the world models {positions} page positions, got {slots}")
-    day = world.num_days - 1 if day is None else day
-    if not 0 <= day < world.num_days:
-        raise ValueError(f"day: must be in [0, {world.num_days}), got {day}")
-    view = world.day_view(day)
-    rng = np.random.default_rng([seed, 7])
-    users = traffic.draw_users(world, rng, num_requests)
-    candidate_ads = traffic.draw_candidate_ads(world, rng, num_requests)
-    seq_ads, seq_len = world.sequences(users)
-    seq_ptr = np.concatenate([[0], np.cumsum(seq_len)])
-    out = []
-    for r, (u, ads) in enumerate(zip(users, candidate_ads)):
-        counts = view.count[ads]
-        creatives = np.concatenate([view.creatives[view.ptr[a]:view.ptr[a + 1]] for a in ads])
-        creative_ad = np.repeat(ads, counts)
-        true_ctr = np.stack([world.true_ctr(np.full(len(creatives), u), creative_ad, creatives,
-                                            np.full(len(creatives), position))
-                             for position in range(positions)], axis=1)
-        seq = seq_ads[seq_ptr[r]:seq_ptr[r + 1]]
-        request = {
-            R.USER: {F.USER_ID: int(u) + 1,
-                     **{n: int(world.user_attrs[n][u]) for n in F.USER_FEATURES if n != F.USER_ID}},
-            R.SEQUENCE: {F.SEQ_AD_IDS: (seq + 1).tolist(), F.SEQ_AD_CATEGORIES: world.ad_category[seq].tolist()},
-            R.ADS: {F.AD_ID: (ads + 1).tolist(),
-                    F.AD_ADVERTISER_ID: world.ad_advertiser[ads].tolist(),  # stored as ids already
-                    F.AD_CATEGORY: world.ad_category[ads].tolist(),
-                    F.AD_BRAND_ID: world.ad_brand[ads].tolist(),
-                    F.AD_PRICE_BUCKET: world.ad_price[ads].tolist(),
-                    F.AD_HIST_CTR: [round(float(v), 6) for v in view.hist_ctr[ads]],
-                    F.AD_HIST_IMPS: view.hist_imps[ads].tolist(),
-                    R.NUM_CREATIVES: counts.tolist()},
-            R.CREATIVES: {F.CREATIVE_ID: (creatives + 1).tolist(),
-                          F.CREATIVE_STYLE: world.creative_style[creatives].tolist(),
-                          F.CREATIVE_COLOR_TONE: world.creative_tone[creatives].tolist(),
-                          F.CREATIVE_PRICE_TAG: world.creative_price_tag[creatives].tolist(),
-                          F.CREATIVE_TEXT_LENGTH: world.creative_text_length[creatives].tolist(),
-                          F.CREATIVE_EMBEDDING: np.round(world.creative_embedding[creatives], 6).tolist()},
-            R.SLOTS: slots,
-            R.REQUEST_ID: f"{request_id_prefix}-{r + 1}",
-        }
-        out.append(SimulatedRequest(request, true_ctr, np.concatenate([[0], np.cumsum(counts)])))
-    return out
+    day = world.config.num_days - 1 if day is None else day
+    batch = live.draw_requests(world, day, np.random.default_rng([seed, 7]), num_requests)
+    return [SimulatedRequest(batch.request(r, f"{request_id_prefix}-{r + 1}", slots), batch.true_ctr_table(r),
+                             np.concatenate([[0], np.cumsum(batch.counts(r))]))
+            for r in range(num_requests)]
 
 
 def _tfrecord_files(path: str) -> List[str]:

@@ -14,6 +14,8 @@ Modules, each importing only those above it:
 * :mod:`simulator.world` -- the entities, the click model and the day-by-day state (``World``);
 * :mod:`simulator.traffic` -- requests, the logging ad ranker and creative policy, the bias calibration;
 * :mod:`simulator.build` -- drawing a calibrated ``World`` from a config;
+* :mod:`simulator.live` -- live requests of a day with their truth, and the log of what a ranker showed
+  (the demo's requests and the online experiments);
 * :mod:`simulator.tfrecord`, :mod:`simulator.generate` -- encoding and writing the log;
   :mod:`simulator.truth` -- reading it back and true policy values; :mod:`simulator.cli` -- the command.
 """

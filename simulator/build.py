@@ -2,8 +2,8 @@
 
 The entities and the click model are described in :mod:`simulator.world`. Everything is drawn from
 ``config.seed`` alone, in a fixed order (users, ads, creative tracks, creatives, interaction tables,
-behaviour sequences), so one config always gives the same world; the global bias is then calibrated on
-simulated logged traffic (:func:`simulator.traffic.calibrate_bias`).
+behaviour sequences; the bids from a stream of their own), so one config always gives the same world; the
+global bias is then calibrated on simulated logged traffic (:func:`simulator.traffic.calibrate_bias`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def build_world(config: SimulatorConfig, calibrate: bool = True) -> World:
     """
     config = config.validate().resolved()
     rng = np.random.default_rng([config.seed, 0])
-    num_users, num_ads, num_days = config.num_users, config.num_ads, config.num_days
+    num_users, num_ads = config.num_users, config.num_ads
+    num_days = config.num_days + config.live_days  # the creative tracks cover the live days too
 
     # ---- users: observable features with mild dependencies (OS on device, member level on income...)
     attrs = {}
@@ -84,6 +85,8 @@ def build_world(config: SimulatorConfig, calibrate: bool = True) -> World:
     mean_extra = config.mean_creatives - config.min_creatives
     extra = rng.geometric(1.0 / (mean_extra + 1.0), num_ads) - 1
     num_tracks = np.minimum(config.min_creatives + extra, config.max_creatives).astype(np.int64)
+    # Large advertisers make more creatives and better ads: q_a grows with the (standardised) log count.
+    quality = quality + config.creative_count_quality * _standardised(np.log(num_tracks))
 
     # ---- creative tracks: open/close days and daily replacement of the creative they hold
     track_ad, track_k = ragged_positions(num_tracks)
@@ -144,15 +147,33 @@ def build_world(config: SimulatorConfig, calibrate: bool = True) -> World:
         config=config, user_attrs=attrs, user_interest=interest, user_propensity=propensity,
         user_traffic_cdf=traffic_cdf, ad_advertiser=advertiser + 1, ad_category=category, ad_brand=brand,
         ad_price=price, ad_quality=quality, ad_popularity_cdf=popularity, ad_num_tracks=num_tracks,
-        track_ad=track_ad, track_day_creative=track_day_creative, creative_ad=creative_ad, creative_style=style,
-        creative_tone=tone, creative_price_tag=price_tag, creative_text_length=text_length,
-        creative_quality=creative_quality, creative_embedding=embedding, creative_estimate=estimate,
-        bias=0.0, gender_style=gender_style, age_style=age_style, income_price_tag=income_tag,
-        category_style=category_style, position=position, seq_ptr=seq_ptr, seq_ads=seq_ads,
-        ad_imps=np.zeros(num_ads), ad_clicks=np.zeros(num_ads))
+        ad_bid=_draw_bids(config, price), track_ad=track_ad, track_day_creative=track_day_creative,
+        creative_ad=creative_ad, creative_style=style, creative_tone=tone, creative_price_tag=price_tag,
+        creative_text_length=text_length, creative_quality=creative_quality, creative_embedding=embedding,
+        creative_estimate=estimate, bias=0.0, gender_style=gender_style, age_style=age_style,
+        income_price_tag=income_tag, category_style=category_style, position=position,
+        affinity_mean=float(interest.mean()), affinity_std=float(interest.std()),
+        seq_ptr=seq_ptr, seq_ads=seq_ads, ad_imps=np.zeros(num_ads), ad_clicks=np.zeros(num_ads))
     if calibrate:
         world.bias = calibrate_bias(world)
     return world
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std``; zeros when ``x`` is constant."""
+    std = x.std()
+    return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+
+
+def _draw_bids(config: SimulatorConfig, price: np.ndarray) -> np.ndarray:
+    """[A] CPC bids, log-normal with mean ``bid_mean``, half their log-spread from the price bucket.
+
+    Drawn from their own stream (``[seed, 3]``) so the bids never change any other entity of the world.
+    """
+    rng = np.random.default_rng([config.seed, 3])
+    noise = 0.5 * _standardised(price.astype(np.float64)) + np.sqrt(0.75) * rng.standard_normal(len(price))
+    sigma = config.bid_std
+    return config.bid_mean * np.exp(sigma * noise - 0.5 * sigma ** 2)
 
 
 def _draw_ads_by_interest(rng, interest, users, category, rank, config) -> np.ndarray:

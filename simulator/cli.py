@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from simulator.config import LOGGING_POLICIES, SimulatorConfig
 from simulator.generate import OutputExistsError, format_summary, simulate
 
 _DEFAULT = SimulatorConfig()
+
+# The world's effects and live days: (flag, SimulatorConfig option, type, help).
+_WORLD_FLAGS = (
+    ("--relevance-style-scale", "relevance_style_scale", float, "ad relevance x creative style effect; 0 removes it"),
+    ("--creative-count-quality", "creative_count_quality", float,
+     "ad quality per std of the log creative count; 0 removes it"),
+    ("--bid-mean", "bid_mean", float, "mean CPC bid, the revenue of a click"),
+    ("--bid-std", "bid_std", float, "log-normal spread of the bids; 0: every ad bids --bid-mean"),
+    ("--live-days", "live_days", int, "days of the world after the logged ones, for online experiments"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exploration rate of epsilon_greedy (default %(default)s)")
     p.add_argument("--target-ctr", type=float, default=_DEFAULT.target_ctr,
                    help="logged CTR the global bias is calibrated to (default %(default)s)")
+    for flag, option, kind, text in _WORLD_FLAGS:
+        p.add_argument(flag, type=kind, default=getattr(_DEFAULT, option), help=f"{text} (default %(default)s)")
     p.add_argument("--seed", type=int, default=_DEFAULT.seed, help="random seed (default %(default)s)")
     p.add_argument("--shards", type=int, default=_DEFAULT.train_shards,
                    help="files of the train split (default %(default)s)")
@@ -63,7 +75,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         mean_creatives=args.mean_creatives, max_creatives=args.max_creatives, creative_churn=args.churn,
         ads_per_request=args.ads_per_request, slots=args.slots, logging_policy=args.policy,
         epsilon=args.epsilon, target_ctr=args.target_ctr, seed=args.seed, train_shards=args.shards,
-        eval_shards=args.eval_shards, chunk_size=args.chunk_size, write_world=not args.no_world)
+        eval_shards=args.eval_shards, chunk_size=args.chunk_size, write_world=not args.no_world,
+        **{option: getattr(args, option) for _, option, _, _ in _WORLD_FLAGS})
 
 
 # SimulatorConfig option -> the flag that sets it, to name the flag in error messages.
@@ -74,7 +87,25 @@ _FLAG_OF = {
     "ads_per_request": "--ads-per-request", "slots": "--slots", "logging_policy": "--policy",
     "epsilon": "--epsilon", "target_ctr": "--target-ctr", "seed": "--seed", "train_shards": "--shards",
     "eval_shards": "--eval-shards", "chunk_size": "--chunk-size", "out_dir": "--out",
+    **{option: flag for flag, option, _, _ in _WORLD_FLAGS},
 }
+
+
+def command_for(config: SimulatorConfig, out_dir: str) -> List[str]:
+    """The ``python -m simulator.cli`` arguments that write ``config``'s log to ``out_dir`` (options left at
+    their defaults are not spelled out). Raises ``ValueError`` for an option the command line cannot set."""
+    args = ["--out", out_dir]
+    for option, value in config.to_dict().items():
+        if value == getattr(_DEFAULT, option):
+            continue
+        if option == "write_world":
+            args.append("--no-world")
+            continue
+        flag = _FLAG_OF.get(option)
+        if flag is None:
+            raise ValueError(f"SimulatorConfig.{option}: the command line has no flag for it")
+        args += [flag, str(value)]
+    return args
 
 
 def _with_flag(message: str) -> str:

@@ -13,7 +13,7 @@ LOGGING_POLICIES = (UNIFORM, EPSILON_GREEDY)
 
 @dataclasses.dataclass(frozen=True)
 class SimulatorConfig:
-    """Everything that determines the simulated log. Same config (seed included) -> identical bytes.
+    r"""Everything that determines the simulated log. Same config (seed included) -> identical bytes.
 
     Sizes left as ``None`` scale with ``num_impressions`` (see :meth:`resolved`) so that any run keeps the
     sparsity of a real creative log: a creative is shown only a handful of times (~6 in the production log of
@@ -49,6 +49,19 @@ class SimulatorConfig:
       max_seq_len: longest behaviour sequence kept per user (newest last).
       user_propensity_std, ad_quality_std, interest_scale, creative_quality_std, personal_scale,
       category_style_scale, position_decay: scales of the click-model terms (see ``simulator.world``).
+      relevance_style_scale: :math:`\gamma`, the ad relevance x creative style effect: how much a user's
+        affinity to the ad changes which creative style wins (product-only shots for high-affinity users,
+        lifestyle and promotion creatives for low-affinity ones). 0: the best creative of an ad does not
+        depend on the user's affinity to it.
+      creative_count_quality: :math:`\kappa`, ad quality gained per standard deviation of the log number of
+        creative tracks (large advertisers make more creatives and better ads: the condition under which
+        sCTR is biased and NSCTR is not). 0: an ad's CTR does not depend on its number of creatives.
+      bid_mean: mean cost-per-click bid of an ad (currency units; revenue per click).
+      bid_std: :math:`\sigma_b`, spread of the log-normal CPC bids (partly tied to the price bucket). The
+        logging ad ranker and the router rank by eCPM = pCTR x bid. 0: every ad bids ``bid_mean``, so eCPM
+        ranks as pCTR does and RPM is proportional to CTR.
+      live_days: days of the world beyond the logged ``num_days`` (creative tracks keep opening, closing and
+        churning): the days an online experiment (``experiments``) serves after the training log.
       train_shards: files of the training split.
       eval_shards: files of the evaluation split.
       chunk_size: impressions generated and encoded at a time (bounds memory; part of the RNG stream).
@@ -86,6 +99,11 @@ class SimulatorConfig:
     personal_scale: float = 0.2
     category_style_scale: float = 0.15
     position_decay: float = 0.3
+    relevance_style_scale: float = 0.15
+    creative_count_quality: float = 0.2
+    bid_mean: float = 1.0
+    bid_std: float = 0.5
+    live_days: int = 0
     train_shards: int = 4
     eval_shards: int = 1
     chunk_size: int = 32_768
@@ -159,8 +177,10 @@ class SimulatorConfig:
         positive_int("max_seq_len")
         for option in ("estimate_noise", "ranker_noise", "user_propensity_std", "ad_quality_std",
                        "interest_scale", "creative_quality_std", "personal_scale", "category_style_scale",
-                       "position_decay"):
+                       "position_decay", "relevance_style_scale", "creative_count_quality", "bid_std"):
             finite(option, 0.0, math.inf, False, True)
+        finite("bid_mean", 0.0, math.inf, True, True)
+        positive_int("live_days", 0)
         positive_int("train_shards")
         positive_int("eval_shards")
         positive_int("chunk_size", self.slots)

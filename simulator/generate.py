@@ -59,6 +59,8 @@ class _SplitStats:
         self.requests = 0
         self.clicks = 0
         self.truth_logged = 0.0
+        self.revenue = 0.0
+        self.expected_revenue = 0.0
         self.truth_oracle = 0.0
         self.truth_random = 0.0
         self.candidates = 0
@@ -67,7 +69,8 @@ class _SplitStats:
         self.greedy = 0
         self.creative_imps = np.zeros(num_creatives, np.int64)
 
-    def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray, day: int) -> None:
+    def add(self, batch: traffic.ImpressionBatch, clicks: np.ndarray, truth: np.ndarray, day: int,
+            bids: np.ndarray) -> None:
         ptr = batch.cand_ptr
         cand_ctr = sigmoid(batch.cand_logit)
         best = np.maximum.reduceat(cand_ctr, ptr[:-1])
@@ -77,6 +80,8 @@ class _SplitStats:
         self.requests += len(np.unique(batch.request))
         self.clicks += int(clicks.sum())
         self.truth_logged += float(truth.sum())
+        self.revenue += float(np.dot(clicks, bids))  # a click earns the ad's bid
+        self.expected_revenue += float(np.dot(truth, bids))
         self.truth_oracle += float(best.sum())
         self.truth_random += float((np.add.reduceat(cand_ctr, ptr[:-1]) / batch.num_candidates).sum())
         self.candidates += int(batch.num_candidates.sum())
@@ -121,6 +126,8 @@ class _SplitStats:
             "expected_ctr_logged": self.truth_logged / n,
             "expected_ctr_oracle": self.truth_oracle / n,
             "expected_ctr_random": self.truth_random / n,
+            "rpm": 1000.0 * self.revenue / max(self.requests, 1),
+            "expected_rpm": 1000.0 * self.expected_revenue / max(self.requests, 1),
             "mean_candidates": self.candidates / n,
             "creatives_exposed": exposed,
             "mean_impressions_per_creative": self.impressions / max(exposed, 1),
@@ -217,7 +224,7 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
                 columns = traffic.to_columns(world, view, batch, clicks, next_request_id)
                 buffer, bounds = encode_tfrecords(columns)
                 writers[split].write(buffer, bounds)
-                stats[split].add(batch, clicks, truth, day)
+                stats[split].add(batch, clicks, truth, day, world.ad_bid[batch.ad])
                 day_users.append(batch.user)
                 day_ads.append(batch.ad)
                 day_clicks.append(clicks)
@@ -239,7 +246,7 @@ def _generate(config: SimulatorConfig, out_dir: str, progress: bool, started: fl
 def _summary(config: SimulatorConfig, world: World, stats: Dict[str, _SplitStats], elapsed: float) -> dict:
     total = stats[F.TRAIN_SPLIT].merged(stats[F.EVAL_SPLIT])
     overall = total.summary()
-    active_per_day = [(world.track_day_creative[:, d] >= 0).sum() / world.num_ads for d in range(world.num_days)]
+    active_per_day = [(world.track_day_creative[:, d] >= 0).sum() / world.num_ads for d in range(config.num_days)]
     summary = {
         "seed": config.seed,
         "options": config.to_dict(),
@@ -250,6 +257,7 @@ def _summary(config: SimulatorConfig, world: World, stats: Dict[str, _SplitStats
             "creatives": world.num_creatives,
             "days": config.num_days,
             "train_days": config.num_days - 1,
+            "live_days": config.live_days,
             "mean_active_creatives_per_ad": float(np.mean(active_per_day)),
             "max_creatives_per_ad": int(world.ad_num_tracks.max()),
         },
@@ -280,6 +288,7 @@ def format_summary(summary: dict) -> str:
         f"{1 + o['within_ad_spread_by_ad']:.2f}x per ad",
         f"expected CTR: logged {o['expected_ctr_logged']:.4f}, oracle {o['expected_ctr_oracle']:.4f}, "
         f"random {o['expected_ctr_random']:.4f}",
+        f"RPM {o['rpm']:.2f} (expected {o['expected_rpm']:.2f}; a click earns the ad's bid)",
         f"{summary['seconds']:.1f} s ({summary['impressions_per_second']:,.0f} impressions/s)",
     ]
     return "\n".join(lines)

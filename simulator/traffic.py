@@ -1,10 +1,12 @@
 r"""Logged traffic: requests, the logging ad ranker, the logging creative policy and the clicks.
 
 One request: a user (drawn by activity), :math:`M` distinct candidate ads (Zipf-like popularity), a
-logging ad ranker that shows the top :math:`L` by a noisy true ad logit
+logging ad ranker that shows the top :math:`L` by a noisy log-eCPM (for CTRs of a few percent
+:math:`\log(p\, b) \approx \mathrm{logit}\, p + \log b`, and the user's terms are common to the row)
 
 .. math::
-    \mathrm{score}_a = q_a + \alpha\, z_u[k_a] + \overline{(q_c + H[k_a, s_c])}_{c \in a} + \mathcal{N}(0, \sigma_r^2),
+    \mathrm{score}_a = q_a + \alpha\, z_u[k_a] + \overline{(q_c + H[k_a, s_c])}_{c \in a} + \log b_a
+        + \mathcal{N}(0, \sigma_r^2),
 
 and, for each shown ad with :math:`N` active creatives, a logged creative from the logging policy:
 
@@ -106,10 +108,11 @@ def draw_impressions(world: World, view: DayView, rng: np.random.Generator, num_
     users = draw_users(world, rng, num_requests)
     ads = draw_candidate_ads(world, rng, num_requests)
 
-    # The logging ad ranker: noisy true ad-level logit; the user's propensity is common to the row.
+    # The logging ad ranker: noisy log-eCPM (true ad-level logit + log bid); the user's propensity is
+    # common to the row.
     score = (world.ad_quality[ads]
              + cfg.interest_scale * world.user_interest[users[:, None], world.ad_category[ads]]
-             + view.ad_creative_mean[ads]
+             + view.ad_creative_mean[ads] + np.log(world.ad_bid[ads])
              + rng.normal(0.0, cfg.ranker_noise, (num_requests, m)))
     top = np.argsort(-score, axis=1, kind="stable")[:, :num_slots]
     shown = np.take_along_axis(ads, top, axis=1)
@@ -185,6 +188,7 @@ def to_columns(world: World, view: DayView, batch: ImpressionBatch, clicks: np.n
         F.NUM_CANDIDATES: (count, None),
         F.PROPENSITY: (batch.propensity, None),
         F.EXPOSED_INDEX: (batch.exposed_index, None),
+        F.AD_BID: (world.ad_bid[ad].astype(np.float32), None),
         F.CLICK: (clicks.astype(np.int64), None),
         F.TRUTH_CTR: (cand_ctr[batch.cand_ptr[:-1] + batch.exposed_index].astype(np.float32), None),
         F.TRUTH_CAND_CTRS: (cand_ctr.astype(np.float32), count),

@@ -37,6 +37,7 @@ Ground-truth click model. User :math:`u` sees creative :math:`c` of ad :math:`a`
       + q_c
       + G[g_u, s_c] + A[\mathrm{age}_u, s_c] + I[\mathrm{income}_u, \mathrm{tag}_c]
       + H[k_a, s_c]
+      + \gamma\, \rho_{ua}\, R[s_c]
       + \pi_l
 
 with
@@ -45,21 +46,36 @@ with
   ranker's selection and the logging policy) equals ``target_ctr`` (2.4 % by default, the CTR of the
   production log of Yang et al., AAAI 2024), see :func:`simulator.traffic.calibrate_bias`;
 * :math:`\beta_u = w^{act}_{activity} + w^{dev}_{device} + w^{age}_{age} + \mathcal{N}(0, \sigma_u^2)`
-  the user propensity; :math:`q_a = w^{price}_{price} + \mathcal{N}(0, \sigma_a^2)` the ad quality;
+  the user propensity;
+* :math:`q_a = w^{price}_{price} + \mathcal{N}(0, \sigma_a^2) + \kappa\, \nu_a` the ad quality, with
+  :math:`\nu_a` the standardised :math:`\log N_a` (``N_a`` creative tracks): large advertisers make more
+  creatives and better ads, so an ad's CTR grows with its number of creatives (``creative_count_quality``
+  :math:`= \kappa`; the condition under which sCTR is biased and NSCTR is not);
 * :math:`\alpha\, z_u[k_a]` the user-interest x ad-category affinity;
 * :math:`q_c = w^{tone}_{t_c} + w^{text}_{x_c} + w^{tag}_{\mathrm{tag}_c} + r_c`,
   :math:`r_c \sim \mathcal{N}(0, \sigma_c^2)` the creative quality;
 * :math:`G, A, I` the *personalised* creative effects: user segment (gender, age, income) x creative
   style / price tag (Yang et al., AAAI 2024, Fig. 1: the best creative differs by gender);
 * :math:`H` the ad-category x creative-style effect;
+* :math:`\gamma\, \rho_{ua}\, R[s_c]` the ad relevance x creative interaction: :math:`\rho_{ua} =
+  (z_u[k_a] - \bar z) / s_z` is the user's standardised affinity to the ad's category and
+  :math:`R` (:data:`RELEVANCE_STYLE_SLOPE`) a fixed slope per style, positive for product-only shots and
+  comparisons, negative for lifestyle and price-promotion creatives: the best creative of an ad depends on
+  how relevant the ad is to the user (``relevance_style_scale`` :math:`= \gamma`), so a CR that knows
+  pctr_ad (JAC's quantized pctr input) can pick better creatives than one that does not;
 * :math:`\pi_l = -\delta \log(1 + l)` the position effect of page slot :math:`l`.
 
+Bids. Each ad has a cost-per-click bid :math:`b_a = \bar b\, \exp(\sigma_b \epsilon_a - \sigma_b^2/2)`,
+:math:`\epsilon_a = 0.5\, \tilde p_a + \sqrt{0.75}\, \mathcal{N}(0, 1)` (:math:`\tilde p_a` the
+standardised price bucket: dearer products pay more per click), so :math:`E[b_a] \approx \bar b` (``bid_mean``)
+and ``bid_std`` :math:`= \sigma_b`. Ads are ranked by eCPM :math:`= p \cdot b_a`; a click earns the ad's bid
+(first-price CPC), so RPM :math:`= 1000 \sum \text{clicks} \cdot b / \text{requests}`.
+
 All arrays are NumPy; every function is vectorised over impressions. A :class:`World` is drawn by
-:func:`simulator.build.build_world`; its logged traffic comes from :mod:`simulator.traffic`. To build
-requests from a world (as the serving demo does), combine the public pieces:
-:func:`simulator.traffic.draw_users`, :func:`simulator.traffic.draw_candidate_ads`, :meth:`World.day_view`
-(each ad's candidate creatives that day), :meth:`World.sequences` and :meth:`World.true_ctr`. Arrays are
-indexed by entity *index*; the logged id of an entity is ``index + 1``.
+:func:`simulator.build.build_world`; its logged traffic comes from :mod:`simulator.traffic`, and live
+requests (a serving system's view, with their truth) from :mod:`simulator.live`. The world covers
+``num_days + live_days`` days (:attr:`World.num_days`): the log holds the first ``num_days``, the live days
+are for online experiments. Arrays are indexed by entity *index*; the logged id of an entity is ``index + 1``.
 """
 
 from __future__ import annotations
@@ -77,9 +93,17 @@ from simulator.config import SimulatorConfig
 # Observable user features, in the order of features.USER_FEATURES (user_id excluded).
 USER_ATTRIBUTES = tuple(name for name in F.USER_FEATURES if name != F.USER_ID)
 
+# R[s] of the ad relevance x creative term, in the order of features.CREATIVE_STYLES ("product_only",
+# "usage_scene", "price_promotion", "model_shot", "lifestyle", "comparison"): for users who like the ad's
+# category a plain product shot or a comparison works best, for the others a lifestyle scene or a promotion
+# (mean 0, so the term moves no ad's mean CTR).
+RELEVANCE_STYLE_SLOPE = np.array([1.0, 0.25, -1.0, 0.0, -0.75, 0.5])
+
 # world.npz keys written before the creative "slots" were renamed "tracks"; read under the new names.
 _LEGACY_KEYS = {"ad_num_slots": "ad_num_tracks", "slot_ad": "track_ad", "slot_day_creative": "track_day_creative"}
 _LEGACY_OPTIONS = {"late_slot_rate": "late_track_rate"}
+# Effects a world.npz written before they existed was built without: loading it sets them to 0.
+_ABSENT_EFFECTS = {"relevance_style_scale": 0.0, "creative_count_quality": 0.0, "bid_std": 0.0}
 
 
 @dataclasses.dataclass
@@ -117,6 +141,7 @@ class World:
     ad_quality: np.ndarray  # [A]
     ad_popularity_cdf: np.ndarray  # [A]
     ad_num_tracks: np.ndarray  # [A] creative tracks of each ad
+    ad_bid: np.ndarray  # [A] cost-per-click bid b_a
     # creative tracks and creatives
     track_ad: np.ndarray  # [S] the ad owning each track (tracks grouped by ad)
     track_day_creative: np.ndarray  # [S, D] creative index, or -1 while the track is closed
@@ -135,6 +160,8 @@ class World:
     income_price_tag: np.ndarray  # [5, 2]
     category_style: np.ndarray  # [K, styles]
     position: np.ndarray  # [L]
+    affinity_mean: float  # z-bar and s_z: the standardisation of the user x ad-category affinity rho_ua
+    affinity_std: float
     # state
     seq_ptr: np.ndarray  # [U + 1]
     seq_ads: np.ndarray  # [T] ad index, newest last within a user
@@ -164,15 +191,24 @@ class World:
                 + self.config.interest_scale * self.user_interest[users, self.ad_category[ads]]
                 + self.position[slots])
 
+    def relevance(self, users: np.ndarray, ads: np.ndarray) -> np.ndarray:
+        """:math:`\\rho_{ua}`: the users' standardised affinity to the ads' categories, one per row."""
+        affinity = self.user_interest[users, self.ad_category[ads]]
+        return (affinity - self.affinity_mean) / self.affinity_std
+
     def creative_logit(self, users: np.ndarray, ads: np.ndarray, creatives: np.ndarray) -> np.ndarray:
         """The creative-dependent part of the logit, one per (user, ad, creative) row."""
         style = self.creative_style[creatives]
-        return (self.creative_quality[creatives]
-                + self.gender_style[self.user_attrs[F.USER_GENDER][users], style]
-                + self.age_style[self.user_attrs[F.USER_AGE_BUCKET][users], style]
-                + self.income_price_tag[self.user_attrs[F.USER_INCOME_BUCKET][users],
-                                        self.creative_price_tag[creatives]]
-                + self.category_style[self.ad_category[ads], style])
+        logit = (self.creative_quality[creatives]
+                 + self.gender_style[self.user_attrs[F.USER_GENDER][users], style]
+                 + self.age_style[self.user_attrs[F.USER_AGE_BUCKET][users], style]
+                 + self.income_price_tag[self.user_attrs[F.USER_INCOME_BUCKET][users],
+                                         self.creative_price_tag[creatives]]
+                 + self.category_style[self.ad_category[ads], style])
+        gamma = self.config.relevance_style_scale
+        if gamma:
+            logit = logit + gamma * self.relevance(users, ads) * RELEVANCE_STYLE_SLOPE[style]
+        return logit
 
     def true_ctr(self, users, ads, creatives, slots) -> np.ndarray:
         """Ground-truth click probability of each (user, ad, creative, page slot) row (entity indices)."""
@@ -233,13 +269,18 @@ class World:
             for key in data.files:
                 if key == "config_json":
                     options = json.loads(str(data[key]))
-                    kwargs["config"] = SimulatorConfig(**{_LEGACY_OPTIONS.get(k, k): v for k, v in options.items()})
+                    options = {**_ABSENT_EFFECTS, **{_LEGACY_OPTIONS.get(k, k): v for k, v in options.items()}}
+                    kwargs["config"] = SimulatorConfig(**options)
                 elif key.startswith("user_attrs/"):
                     kwargs["user_attrs"][key.split("/", 1)[1]] = data[key]
-                elif key == "bias":
+                elif key in ("bias", "affinity_mean", "affinity_std"):
                     kwargs[key] = float(data[key])
                 else:
                     kwargs[_LEGACY_KEYS.get(key, key)] = data[key]
+        # Worlds saved before bids and the relevance term: one bid for all, and rho unused (gamma = 0).
+        kwargs.setdefault("ad_bid", np.full(len(kwargs["ad_category"]), kwargs["config"].bid_mean))
+        kwargs.setdefault("affinity_mean", 0.0)
+        kwargs.setdefault("affinity_std", 1.0)
         return cls(**kwargs)
 
 

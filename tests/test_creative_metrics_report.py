@@ -2,8 +2,6 @@
 
 import math
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from creative_metrics import candidate_buckets as CB
 from creative_metrics import ground_truth as GT
 from creative_metrics import replay as E
 from creative_metrics import report as R
+from creative_metrics.report import headless
 
 
 def _slice_metrics(ad, exposed, clicks, selected, cands, truth_rows, selected_index):
@@ -181,30 +180,17 @@ def test_write_report_replaces_the_file_atomically(data, tmp_path):
         R.write_report(42, str(out))
 
 
-def _chromium():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs a headless Chromium (apt-get install chromium)")
+@pytest.mark.skipif(headless.chromium() is None, reason="needs a headless Chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(data, tmp_path):
     from matplotlib import image
 
     html_path = tmp_path / "report.html"
     R.write_report(data, str(html_path))
-    flags = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run(flags + ["--dump-dom", html_path.as_uri()], capture_output=True, text=True,
-                         timeout=180, check=True).stdout
+    dom = headless.dump_dom(html_path.as_uri(), str(tmp_path / "profile"))
     nsctr = data["models"]["candidate"]["slices"][0]["metrics"]["nsctr"]
     assert "Headline metrics" in dom and f"{nsctr:.5f}" in dom and dom.count("<svg") == 3
-    png = tmp_path / "report.png"
-    subprocess.run(flags + [f"--screenshot={png}", "--window-size=1280,2400", html_path.as_uri()],
-                   capture_output=True, timeout=180, check=True)
-    pixels = image.imread(str(png))[..., :3]
+    png = headless.screenshot(html_path.as_uri(), str(tmp_path / "report.png"), str(tmp_path / "profile"))
+    pixels = image.imread(png)[..., :3]
     assert pixels.shape[:2] == (2400, 1280)
     # The candidate's bars (#1f6feb) were drawn: the inline SVG plots rendered.
     blue = np.all(np.abs(pixels - np.array([0x1F, 0x6F, 0xEB]) / 255) < 0.02, axis=-1)

@@ -1,4 +1,5 @@
-"""TFMA metrics (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR) through real TFMA evaluations.
+"""TFMA metrics (NSCTR, SCTR, CalibratedSCTR, IPW, SNIPW, DoublyRobust, GAUC, TruePolicyCTR) through real TFMA
+evaluations.
 
 The evaluated "models" are materialized predictions: each model's outputs are stored as columns of the
 examples and mapped with ``ModelSpec.prediction_keys`` -- the same predictions dict a multi-output eval
@@ -21,6 +22,7 @@ tfma = pytest.importorskip("tensorflow_model_analysis")
 import features as F  # noqa: E402
 from creative_metrics import ground_truth as GT  # noqa: E402
 from creative_metrics import group_auc as G  # noqa: E402
+from creative_metrics import off_policy as O  # noqa: E402
 from creative_metrics import replay as E  # noqa: E402
 from creative_metrics import report as R  # noqa: E402
 from creative_metrics import tfma_metrics as M  # noqa: E402
@@ -56,6 +58,7 @@ def _make_log(seed=7):
     log = {
         F.AD_ID: ads[a], F.USER_ID: user, F.USER_GENDER: user % 3, F.NUM_CANDIDATES: k,
         F.EXPOSED_INDEX: exposed_idx, F.CREATIVE_ID: ads[a] * 100 + exposed_idx, F.CLICK: click,
+        F.PROPENSITY: (1.0 / k).astype(np.float32),
         F.TRUTH_CAND_CTRS: [truth[i].astype(np.float32) for i in a],
         F.TRUTH_CTR: np.array([truth[i][e] for i, e in zip(a, exposed_idx)], dtype=np.float32),
     }
@@ -142,6 +145,9 @@ def evaluation(data_path, tmp_path_factory):
             tfma.MetricConfig(class_name="SCTR", module=MODULE),
             tfma.MetricConfig(class_name="CalibratedSCTR", module=MODULE),
             tfma.MetricConfig(class_name="TruePolicyCTR", module=MODULE),
+            tfma.MetricConfig(class_name="IPW", module=MODULE),
+            tfma.MetricConfig(class_name="SNIPW", module=MODULE),
+            tfma.MetricConfig(class_name="DoublyRobust", module=MODULE),
             # Config kwargs reach the metric: matching on candidate indices must equal matching on ids.
             tfma.MetricConfig(class_name="NSCTR", module=MODULE, config=json.dumps({
                 "name": "nsctr_by_index", "exposed_creative_key": F.EXPOSED_INDEX,
@@ -162,6 +168,8 @@ def _reference(log, prefix, rows):
     truth = GT.true_policy_value([log[F.TRUTH_CAND_CTRS][i] for i in np.flatnonzero(rows)],
                                  log[_column(prefix, F.SELECTED_INDEX)][rows],
                                  logged_ctr=log[F.TRUTH_CTR][rows])
+    mu = log[F.PROPENSITY][rows].astype(np.float64)
+    ipw, dr = O.ipw_estimate(*args, mu), O.dr_estimate(*args, mu)
     gauc_args = (log[F.USER_ID][rows], log[F.CLICK][rows],
                  log[_column(prefix, F.PCTR_AD)][rows].astype(np.float64))
     return {
@@ -173,6 +181,9 @@ def _reference(log, prefix, rows):
         "true_ctr_selected": truth.selected, "true_ctr_random": truth.random,
         "true_ctr_oracle": truth.oracle, "true_ctr_logged": truth.logged, "lift_share": truth.lift_share,
         "true_ctr_impressions": truth.impressions,
+        "ipw": ipw.value, "ipw_mean_weight": ipw.mean_weight, "ipw_effective_sample_size": ipw.effective_sample_size,
+        "snipw": O.snipw(*args, mu), "snipw_matched_impressions": ipw.matched_impressions,
+        "dr": dr.value, "dr_direct": dr.direct,
         f"{F.PCTR_AD}/gauc": G.gauc_bucketed_estimate(*gauc_args).value,
         "_exact_gauc": G.gauc(*gauc_args),
     }
@@ -419,7 +430,7 @@ def test_metric_configs_build_every_metric():
 
     configs = M.metric_configs(nsctr_threshold=_nsctr_threshold())
     names = [metric_specs.metric_instance(c).name for c in configs]
-    assert names == ["nsctr", "sctr", "calibrated_sctr", "gauc", "true_policy_ctr"]
+    assert names == ["nsctr", "sctr", "calibrated_sctr", "ipw", "snipw", "dr", "gauc", "true_policy_ctr"]
     # The one builder gates the overall slice only, never every slice.
     assert not configs[0].HasField("threshold")
     (gate,) = configs[0].per_slice_thresholds
@@ -427,4 +438,6 @@ def test_metric_configs_build_every_metric():
     assert gate.threshold.change_threshold.absolute.value == -0.002
     assert not any(c.per_slice_thresholds for c in configs[1:])
     assert [c.class_name for c in M.metric_configs(include_gauc=False, include_truth=False)] == [
-        "NSCTR", "SCTR", "CalibratedSCTR"]
+        "NSCTR", "SCTR", "CalibratedSCTR", "IPW", "SNIPW", "DoublyRobust"]
+    assert [c.class_name for c in M.metric_configs(include_gauc=False, include_truth=False,
+                                                   include_off_policy=False)] == ["NSCTR", "SCTR", "CalibratedSCTR"]

@@ -203,3 +203,10 @@ class TestPairPusher:
     def test_model_without_online_models_is_refused(self, tmp_path):
         with pytest.raises(FileNotFoundError, match="neither"):
             _push(tmp_path, _trainer_output(tmp_path, names=()), True, str(tmp_path / "s"), "a")
+
+
+def test_the_experiments_find_an_ablations_model_where_it_is_pushed():
+    from experiments.profiles import ablation_model
+
+    for name in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+        assert ablation_model(name) == pair_pusher.single_model_name(name)

@@ -42,6 +42,12 @@ def _digest(out_dir):
     (dict(train_shards=0), "train_shards"),
     (dict(seed=-1), "seed"),
     (dict(num_impressions=2.5), "num_impressions"),
+    (dict(relevance_style_scale=-0.1), "relevance_style_scale"),
+    (dict(creative_count_quality=float("inf")), "creative_count_quality"),
+    (dict(bid_std=-1.0), "bid_std"),
+    (dict(bid_mean=0.0), "bid_mean"),
+    (dict(live_days=-1), "live_days"),
+    (dict(live_days=1.5), "live_days"),
 ])
 def test_validate_names_the_bad_option(kwargs, option):
     with pytest.raises(ValueError, match=rf"SimulatorConfig\.{option}: must"):
@@ -72,6 +78,11 @@ def test_defaults_are_valid_and_scale_with_impressions():
     (["--target-ctr", "1.5"], "--target-ctr"),
     (["--target-ctr", "-0.1"], "--target-ctr"),
     (["--shards", "0"], "--shards"),
+    (["--bid-mean", "0"], "--bid-mean"),
+    (["--bid-std", "-0.5"], "--bid-std"),
+    (["--relevance-style-scale", "-1"], "--relevance-style-scale"),
+    (["--creative-count-quality", "nan"], "--creative-count-quality"),
+    (["--live-days", "-2"], "--live-days"),
 ])
 def test_cli_rejects_bad_options_before_writing(tmp_path, capsys, argv, flag):
     out = tmp_path / "out"
@@ -162,3 +173,13 @@ def test_interrupted_forced_run_keeps_existing_data(tmp_path, monkeypatch):
         simulate(SimulatorConfig(seed=2, **SMALL), str(out), progress=False, force=True)
     assert _digest(out) == before
     assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_command_for_a_config_round_trips_through_the_parser():
+    config = SimulatorConfig(num_impressions=12_345, num_days=3, live_days=2, bid_std=0.0, seed=8,
+                             relevance_style_scale=0.3, logging_policy="epsilon_greedy", write_world=False)
+    argv = cli.command_for(config, "/tmp/x")
+    assert argv[:2] == ["--out", "/tmp/x"] and "--chunk-size" not in argv  # defaults are not spelled out
+    assert cli.config_from_args(cli.build_parser().parse_args(argv)) == config
+    with pytest.raises(ValueError, match="SimulatorConfig.ranker_noise: the command line has no flag"):
+        cli.command_for(SimulatorConfig(ranker_noise=0.1), "/tmp/x")

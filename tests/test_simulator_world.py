@@ -2,6 +2,7 @@
 
 import ast
 import glob
+import json
 import os
 
 import numpy as np
@@ -11,7 +12,7 @@ import features as F
 from simulator import SimulatorConfig, build_world, load_world
 from simulator import traffic
 from simulator.arrays import offsets, ragged_positions, segment_argmax, sigmoid
-from simulator.world import _append_sequences
+from simulator.world import RELEVANCE_STYLE_SLOPE, _append_sequences
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,12 @@ def test_click_model_formula_by_hand(world):
     age = world.user_attrs[F.USER_AGE_BUCKET][u]
     inc = world.user_attrs[F.USER_INCOME_BUCKET][u]
     k, s, tag = world.ad_category[a], world.creative_style[c], world.creative_price_tag[c]
+    rho = (world.user_interest[u, k] - world.user_interest.mean()) / world.user_interest.std()
     logit = (world.bias + world.user_propensity[u] + world.ad_quality[a]
              + world.config.interest_scale * world.user_interest[u, k]
              + world.creative_quality[c] + world.gender_style[g, s] + world.age_style[age, s]
              + world.income_price_tag[inc, tag] + world.category_style[k, s]
+             + world.config.relevance_style_scale * rho * RELEVANCE_STYLE_SLOPE[s]
              + -world.config.position_decay * np.log(1 + slot))
     assert world.true_ctr([u], [a], [c], [slot])[0] == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-9)
     # Lower page slots are clicked less, all else equal.
@@ -145,6 +148,28 @@ def test_world_saved_before_the_track_rename_still_loads(world, tmp_path):
     assert loaded.config == world.config
     np.testing.assert_array_equal(loaded.track_day_creative, world.track_day_creative)
     np.testing.assert_array_equal(loaded.ad_num_tracks, world.ad_num_tracks)
+
+
+def test_world_saved_before_bids_and_the_relevance_term_loads_without_them(world, tmp_path):
+    """A world.npz from before the bids and the relevance x creative term: one bid for every ad, no term."""
+    path = str(tmp_path / "world.npz")
+    world.save(path)
+    new_options = ("relevance_style_scale", "creative_count_quality", "bid_mean", "bid_std", "live_days")
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k not in ("ad_bid", "affinity_mean", "affinity_std")}
+    options = {k: v for k, v in json.loads(str(arrays["config_json"])).items() if k not in new_options}
+    arrays["config_json"] = np.array(json.dumps(options))
+    old = str(tmp_path / "old.npz")
+    np.savez_compressed(old, **arrays)
+    loaded = load_world(old)
+    assert loaded.config.relevance_style_scale == 0.0 and loaded.config.bid_std == 0.0
+    np.testing.assert_array_equal(loaded.ad_bid, np.full(world.num_ads, loaded.config.bid_mean))
+    users, ads = np.arange(5), np.arange(5)
+    creatives = [int(world.track_day_creative[np.flatnonzero(world.track_ad == a)[0], 0]) for a in ads]
+    gamma = world.config.relevance_style_scale
+    without_term = (world.creative_logit(users, ads, creatives)
+                    - gamma * world.relevance(users, ads) * RELEVANCE_STYLE_SLOPE[world.creative_style[creatives]])
+    np.testing.assert_allclose(loaded.creative_logit(users, ads, creatives), without_term, rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ arrays

@@ -23,7 +23,7 @@ _ESTIMATE_MARKERS = {"NSCTR": "o", "sCTR": "x", "calibrated sCTR": "^"}
 _REFERENCE_LINE = dict(color="#57606a", linewidth=0.8)
 
 
-def _svg(fig, salt: str) -> str:
+def inline_svg(fig, salt: str) -> str:
     import matplotlib
 
     buf = io.StringIO()
@@ -35,7 +35,7 @@ def _svg(fig, salt: str) -> str:
     return text[text.index("<svg"):]
 
 
-def _figure(width=6.4, height=3.6):
+def figure(width=6.4, height=3.6):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)
@@ -62,7 +62,7 @@ def lift_by_bucket(models: Models) -> Optional[str]:
     buckets = []
     for _, _, _, values in series:
         buckets += [b for b in values if b not in buckets]
-    fig, ax = _figure()
+    fig, ax = figure()
     width = 0.8 / len(series)
     for i, (label, color, hatch, values) in enumerate(series):
         xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(buckets))]
@@ -73,7 +73,7 @@ def lift_by_bucket(models: Models) -> Optional[str]:
     ax.set_xticks(range(len(buckets)), [f"{b} candidates" for b in buckets])
     ax.set_ylabel("lift over random (%)")
     ax.legend(fontsize=7, frameon=False, loc="best")
-    return _svg(fig, "lift")
+    return inline_svg(fig, "lift")
 
 
 def estimates_vs_truth(models: Models) -> Optional[str]:
@@ -91,7 +91,7 @@ def estimates_vs_truth(models: Models) -> Optional[str]:
                     points[label][1].append(est)
     if not any(xs for xs, _ in points.values()):
         return None
-    fig, ax = _figure(5.2, 4.2)
+    fig, ax = figure(5.2, 4.2)
     every = [v for xs, ys in points.values() for v in xs + ys]
     lo, hi = min(every), max(every)
     pad = (hi - lo) * 0.08 or hi * 0.1 or 0.01
@@ -107,7 +107,7 @@ def estimates_vs_truth(models: Models) -> Optional[str]:
     ax.set_xlabel("true CTR of the selected creatives")
     ax.set_ylabel("estimate from clicks")
     ax.legend(fontsize=7, frameon=False, loc="upper left")
-    return _svg(fig, "truth")
+    return inline_svg(fig, "truth")
 
 
 def rebin(buckets: Sequence[Mapping[str, float]], max_bins: int = 15) -> List[Tuple[float, float, float]]:
@@ -132,7 +132,7 @@ def calibration(models: Models) -> Optional[str]:
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
         return None
-    fig, ax = _figure(5.2, 4.2)
+    fig, ax = figure(5.2, 4.2)
     every = [v for pts in curves.values() for p in pts for v in p[:2] if v > 0]
     lo, hi = (min(every), max(every)) if every else (1e-3, 1.0)
     log = lo > 0 and hi / lo > 20
@@ -150,4 +150,4 @@ def calibration(models: Models) -> Optional[str]:
     ax.set_xlabel(f"mean {F.PCTR_AD} (bins of similar weight)")
     ax.set_ylabel("observed CTR")
     ax.legend(fontsize=7, frameon=False, loc="upper left")
-    return _svg(fig, "calibration")
+    return inline_svg(fig, "calibration")

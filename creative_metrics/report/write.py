@@ -12,7 +12,7 @@ from creative_metrics.report.page import render_report
 __all__ = ["write_report", "write_report_from_eval_dir"]
 
 
-def _write_atomically(text: str, out_path: str) -> str:
+def write_atomically(text: str, out_path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -61,7 +61,7 @@ def write_report(source: Any, out_path: str, *, baseline: Any = None, blessed: O
             f"source must be report data, an eval directory or an EvalResult, got {type(source)}")
     if title:
         data["title"] = title
-    return _write_atomically(render_report(data), out_path)
+    return write_atomically(render_report(data), out_path)
 
 
 def write_report_from_eval_dir(eval_dir: str, out_path: str, *, baseline_eval_dir: Optional[str] = None,

@@ -1,11 +1,12 @@
-"""TFMA metrics for creative ranking: NSCTR, SCTR, CalibratedSCTR, GAUC and TruePolicyCTR.
+"""TFMA metrics for creative ranking: NSCTR, SCTR, CalibratedSCTR, IPW, SNIPW, DoublyRobust, GAUC, TruePolicyCTR.
 
 Each metric is a ``tfma.metrics.Metric`` whose ``beam.CombineFn`` keeps only per-ad (or per-user)
 counters -- the accumulators of :mod:`creative_metrics.replay` and :mod:`creative_metrics.group_auc` --
 so its state grows with ads, not impressions, and merges across Beam workers. They read, per impression:
 
 * features: ``features.AD_ID``, ``features.CREATIVE_ID`` (exposed creative), ``features.USER_ID``,
-  ``features.NUM_CANDIDATES``, ``features.TRUTH_CAND_CTRS``, ``features.TRUTH_CTR``;
+  ``features.NUM_CANDIDATES``, ``features.PROPENSITY`` (the off-policy estimators),
+  ``features.TRUTH_CAND_CTRS``, ``features.TRUTH_CTR``;
 * label: ``features.CLICK`` (the ModelSpec's ``label_key``; read from the features if no label is set);
 * predictions: a dict with ``features.SELECTED_CREATIVE_ID`` / ``features.SELECTED_INDEX`` (the CR
   model's top-1 candidate) and ``features.PCTR_AD`` (AR's pCTR). Leave ``ModelSpec.prediction_key``
@@ -24,6 +25,10 @@ NSCTR            ``nsctr``, ``nsctr_coverage`` (share of impressions whose ad ha
                  ``nsctr_impressions``, ``nsctr_logged_ctr`` (logged CTR of the covered ads)
 SCTR             ``sctr``, ``sctr_matched_impressions``
 CalibratedSCTR   ``calibrated_sctr``, ``calibrated_sctr_exposure`` (sum of ``n`` over matches)
+IPW              ``ipw``, ``ipw_mean_weight`` (about 1 when the propensities are right),
+                 ``ipw_effective_sample_size``
+SNIPW            ``snipw``, ``snipw_matched_impressions``
+DoublyRobust     ``dr``, ``dr_direct`` (the reward model's term alone)
 GAUC             ``gauc``, ``gauc_coverage``, ``gauc_max_abs_error`` (bound of the bucketing error)
 TruePolicyCTR    ``true_ctr_selected``, ``true_ctr_random``, ``true_ctr_oracle``, ``true_ctr_logged``,
                  ``lift_share``, ``true_ctr_impressions``
@@ -32,7 +37,8 @@ TruePolicyCTR    ``true_ctr_selected``, ``true_ctr_random``, ``true_ctr_oracle``
 The auxiliary counts let a report merge slices that partition the ads (e.g. ``num_candidates``, a
 property of the ad) into buckets exactly; see :mod:`creative_metrics.report`.
 
-Modules: ``replay_metrics`` (NSCTR, SCTR, CalibratedSCTR: one factory), ``gauc_metric``,
+Modules: ``replay_metrics`` (NSCTR, SCTR, CalibratedSCTR: one factory), ``off_policy_metrics`` (IPW, SNIPW,
+DoublyRobust: one factory), ``gauc_metric``,
 ``true_policy_metric``; ``buffered`` (the combiner base they share), ``extracts`` (reading one impression),
 ``names`` (metric and key names). This package registers the metrics and builds their configs.
 """
@@ -47,14 +53,15 @@ from tensorflow_model_analysis.proto import config_pb2
 
 import features as F
 from creative_metrics.tfma_metrics.gauc_metric import GAUC
-from creative_metrics.tfma_metrics.names import (CALIBRATED_SCTR_NAME, GAUC_NAME, LIFT_SHARE, NSCTR_NAME,
-                                                 SCTR_NAME, TRUE_CTR_IMPRESSIONS, TRUE_CTR_LOGGED,
-                                                 TRUE_CTR_ORACLE, TRUE_CTR_RANDOM, TRUE_CTR_SELECTED,
-                                                 TRUE_POLICY_CTR_NAME)
+from creative_metrics.tfma_metrics.names import (CALIBRATED_SCTR_NAME, DR_NAME, GAUC_NAME, IPW_NAME, LIFT_SHARE,
+                                                 NSCTR_NAME, SCTR_NAME, SNIPW_NAME, TRUE_CTR_IMPRESSIONS,
+                                                 TRUE_CTR_LOGGED, TRUE_CTR_ORACLE, TRUE_CTR_RANDOM,
+                                                 TRUE_CTR_SELECTED, TRUE_POLICY_CTR_NAME)
+from creative_metrics.tfma_metrics.off_policy_metrics import IPW, SNIPW, DoublyRobust
 from creative_metrics.tfma_metrics.replay_metrics import NSCTR, SCTR, CalibratedSCTR
 from creative_metrics.tfma_metrics.true_policy_metric import TruePolicyCTR
 
-for _cls in (NSCTR, SCTR, CalibratedSCTR, GAUC, TruePolicyCTR):
+for _cls in (NSCTR, SCTR, CalibratedSCTR, IPW, SNIPW, DoublyRobust, GAUC, TruePolicyCTR):
     metric_types.register_metric(_cls)
 
 
@@ -78,7 +85,7 @@ def metric_config(class_name: str, threshold: Optional[config_pb2.MetricThreshol
 
 def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = None,
                    include_gauc: bool = True, gauc_prediction_key: str = F.PCTR_AD,
-                   include_truth: bool = True) -> List[config_pb2.MetricConfig]:
+                   include_truth: bool = True, include_off_policy: bool = True) -> List[config_pb2.MetricConfig]:
     """The ``tfma.MetricConfig`` list of the metrics here, ready for a ``tfma.MetricsSpec``.
 
     Args:
@@ -86,9 +93,13 @@ def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = No
       include_gauc: add :class:`GAUC` (leave it out to place it in a spec of AR's output instead).
       gauc_prediction_key: prediction output GAUC scores.
       include_truth: add :class:`TruePolicyCTR` (needs the simulator's truth columns).
+      include_off_policy: add :class:`IPW`, :class:`SNIPW` and :class:`DoublyRobust` (need the logged
+        propensity, ``features.PROPENSITY``).
     """
     configs = [metric_config("NSCTR", nsctr_threshold), metric_config("SCTR"),
                metric_config("CalibratedSCTR")]
+    if include_off_policy:
+        configs += [metric_config("IPW"), metric_config("SNIPW"), metric_config("DoublyRobust")]
     if include_gauc:
         configs.append(metric_config("GAUC", prediction_key=gauc_prediction_key))
     if include_truth:
@@ -97,9 +108,10 @@ def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = No
 
 
 __all__ = [
-    "NSCTR", "SCTR", "CalibratedSCTR", "GAUC", "TruePolicyCTR", "metric_config", "metric_configs",
-    "overall_slice_only",
-    "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "GAUC_NAME", "TRUE_POLICY_CTR_NAME",
+    "NSCTR", "SCTR", "CalibratedSCTR", "IPW", "SNIPW", "DoublyRobust", "GAUC", "TruePolicyCTR",
+    "metric_config", "metric_configs", "overall_slice_only",
+    "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "IPW_NAME", "SNIPW_NAME", "DR_NAME", "GAUC_NAME",
+    "TRUE_POLICY_CTR_NAME",
     "TRUE_CTR_SELECTED", "TRUE_CTR_RANDOM", "TRUE_CTR_ORACLE", "TRUE_CTR_LOGGED", "LIFT_SHARE",
     "TRUE_CTR_IMPRESSIONS",
 ]

@@ -21,3 +21,11 @@ TRUE_CTR_ORACLE = "true_ctr_oracle"
 TRUE_CTR_LOGGED = "true_ctr_logged"
 LIFT_SHARE = "lift_share"
 TRUE_CTR_IMPRESSIONS = "true_ctr_impressions"
+
+# Off-policy estimators (creative_metrics.off_policy) and their auxiliary key suffixes.
+IPW_NAME = "ipw"
+SNIPW_NAME = "snipw"
+DR_NAME = "dr"
+MEAN_WEIGHT = "_mean_weight"
+EFFECTIVE_SAMPLE_SIZE = "_effective_sample_size"
+DIRECT = "_direct"

@@ -15,8 +15,9 @@ Both calls use the models' ``predict_raw`` signature; user features and the beha
 once (batch 1) for the models to broadcast, unless ``tile_user_features`` (needed when TF Serving
 batches across requests).
 
-Scores: ads are ranked by ``pctr_ad`` (ties keep request order) and the top ``slots`` returned; each ad
-shows the creative with the highest ``pctr_c`` (ties: the first listed).
+Scores: ads are ranked by ``pctr_ad`` — or, when the request gives every ad a bid (``features.AD_BID``), by
+eCPM = ``pctr_ad`` x bid (ties keep request order) — and the top ``slots`` returned, each with its ``ecpm``
+(null without bids); each ad shows the creative with the highest ``pctr_c`` (ties: the first listed).
 
 Failures. AR failed or late (``ar_timeout_ms``) → :class:`BackendError` (HTTP 503): there is no ranking
 without it. CR failed or late (``cr_timeout_ms``) → every ad gets its *fallback creative*: the one with
@@ -46,6 +47,7 @@ SOURCE_CR = "cr"
 SOURCE_FALLBACK_HIST = "fallback:hist_ctr"
 SOURCE_FALLBACK_FIRST = "fallback:first"
 SOURCE_RANDOM = "random"
+ECPM = "ecpm"  # response field: pctr_ad x bid of each returned ad (null when the request has no bids)
 
 
 class BackendError(Exception):
@@ -138,16 +140,20 @@ def cr_inputs(req: RankRequest, ads: Optional[np.ndarray] = None,
 
     The ad's features and its ``ad_hist_ctr`` (CR's online stand-in for ``pctr_ad``) repeat per creative.
     """
-    rows = _creative_rows(req, ads)
-    ad_index = req.ad_of_creative()[rows]
+    if ads is None:  # all ads (peri, pre): the creative columns as they are, no gather
+        rows, ads, n_rows = None, slice(None), req.num_creatives
+    else:  # the given ads in their order (post: the top L), each ad's creatives in turn
+        ads = np.asarray(ads, dtype=np.int64)
+        rows = _creative_rows(req, ads)
+        n_rows = rows.size
     out = {}
     for n in F.CR_SERVING_INPUTS:
         if n in F.CR_USER_FEATURES:
-            out[n] = _user_rows(req.user[n], rows.size, tile_user, _np_dtype(n))
+            out[n] = _user_rows(req.user[n], n_rows, tile_user, _np_dtype(n))
         elif n in F.CREATIVE_FEATURES:
-            out[n] = req.creatives[n][rows]
+            out[n] = req.creatives[n] if rows is None else req.creatives[n][rows]
         else:
-            out[n] = req.ads[n][ad_index]
+            out[n] = np.repeat(req.ads[n][ads], req.counts[ads])
     return out
 
 
@@ -190,9 +196,15 @@ def random_creatives(req: RankRequest, ads: np.ndarray, base_seed: int) -> np.nd
     return req.offsets[ads] + rng.integers(0, req.counts[ads])
 
 
-def top_ads(pctr_ad: np.ndarray, slots: int) -> np.ndarray:
-    """Indices of the ``slots`` highest ``pctr_ad`` (ties keep request order)."""
-    return np.argsort(-pctr_ad.astype(np.float64), kind="stable")[:slots]
+def ecpm(pctr_ad: np.ndarray, bids: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """[M] float64 eCPM = ``pctr_ad`` x bid, or ``None`` without bids."""
+    return None if bids is None else pctr_ad.astype(np.float64) * bids.astype(np.float64)
+
+
+def top_ads(pctr_ad: np.ndarray, slots: int, bids: Optional[np.ndarray] = None) -> np.ndarray:
+    """Indices of the ``slots`` highest ``pctr_ad``, or eCPM with ``bids`` (ties keep request order)."""
+    key = pctr_ad.astype(np.float64) if bids is None else ecpm(pctr_ad, bids)
+    return np.argsort(-key, kind="stable")[:slots]
 
 
 # ---------------------------------------------------------------------------------------- the router
@@ -256,7 +268,7 @@ class PeriCRRouter:
             timing[f"{prefix}_encode_ms"] = (time.perf_counter() - t0) * 1e3
 
     @staticmethod
-    def _scores(call, error, output: str, rows: int, what: str, prefix: str, timing):
+    def _scores(call, error, output: str, rows: int, what: str, prefix: str, timing, timeout_ms: float):
         """(result, None) once ``result.outputs[output]`` is checked to be finite float32 [rows], else
         (None, the error). ``prefix`` ("ar" / "cr") names the call's entries in ``timing``."""
         if call is None:
@@ -265,6 +277,11 @@ class PeriCRRouter:
             result = call.result()
         except ServingError as e:
             return None, e
+        if result.rpc_ms > timeout_ms:
+            # gRPC may still deliver a response that lands in the poll cycle its deadline expired in: the
+            # router's deadline is what callers were promised, so a late answer is a late answer.
+            return None, ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      f"answered after {result.rpc_ms:.1f} ms, past the {timeout_ms:g} ms deadline")
         scores = np.asarray(result.outputs.get(output), dtype=np.float32).reshape(-1)
         if scores.shape != (rows,) or not np.isfinite(scores).all():
             return None, ServingError(grpc.StatusCode.INTERNAL, f"{prefix.upper()} returned {output} of "
@@ -275,7 +292,8 @@ class PeriCRRouter:
         return result, None
 
     def _ar_result(self, call, error, req: RankRequest, timing) -> PredictResult:
-        result, error = self._scores(call, error, F.PCTR_AD, req.num_ads, "ads", "ar", timing)
+        result, error = self._scores(call, error, F.PCTR_AD, req.num_ads, "ads", "ar", timing,
+                                     self.config.ar_timeout_ms)
         if result is None:
             raise BackendError(f"ad ranker ({self.config.ar_model}) failed: {error.code.name}: "
                                f"{error.message}")
@@ -283,7 +301,8 @@ class PeriCRRouter:
 
     def _cr_result(self, call, error, rows: int, timing):
         """(result or None, reason or None)."""
-        result, error = self._scores(call, error, F.PCTR_C, rows, "creatives", "cr", timing)
+        result, error = self._scores(call, error, F.PCTR_C, rows, "creatives", "cr", timing,
+                                     self.config.cr_timeout_ms)
         if result is not None:
             return result, None
         reason = (f"creative ranker ({self.config.cr_model}) failed: {error.code.name}: "
@@ -292,31 +311,37 @@ class PeriCRRouter:
         return None, reason
 
     # -- ranking
-    def rank(self, request: Any) -> Dict[str, Any]:
+    def rank(self, request: Any, timing: Optional[Dict[str, float]] = None) -> Dict[str, Any]:
         """Ranks one request (a decoded JSON object or a :class:`RankRequest`).
+
+        ``timing``: stages already spent on this request (``<stage>_ms``, e.g. the ``parse_ms`` and
+        ``validate_ms`` of :func:`serving.router.json_body.decode_json_body`), reported with the rest.
 
         Returns::
 
             {"request_id": ..., "mode": "peri", "degraded": false, "degraded_reason": null,
-             "ads": [{"rank": 1, "ad_id": int, "pctr_ad": float, "creative_id": int,
+             "ads": [{"rank": 1, "ad_id": int, "pctr_ad": float, "ecpm": float | null, "creative_id": int,
                       "pctr_c": float | null, "creative_source": "cr" | "fallback:hist_ctr" |
-                      "fallback:first" | "random"}, ...],          # top-L, by pctr_ad
+                      "fallback:first" | "random"}, ...],          # top-L, by pctr_ad (eCPM with bids)
              "model_versions": {"ar": int | null, "cr": int | null},
-             "timing_ms": {"validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
+             "timing_ms": {"parse": .., "validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
                            "cr_encode": .., "cr_rpc": .., "cr_decode": .., "scoring": ..,
                            "select": .., "total": ..}}
+
+        (``parse``: the HTTP or gRPC API's bytes → typed columns, given in ``timing``; ``validate``: the
+        value checks.)
 
         ``scoring`` is the wall time from the first model request to the last decoded response.
         """
         t_start = time.perf_counter()
-        timing: Dict[str, float] = {}
+        timing = dict(timing or {})
         if isinstance(request, RankRequest):
             req = request
         else:
             req = parse_request(request, self.config.limits, self.config.default_slots,
                                 self.config.default_mode)
+            timing["validate_ms"] = (time.perf_counter() - t_start) * 1e3
         t_valid = time.perf_counter()
-        timing["validate_ms"] = (t_valid - t_start) * 1e3
         slots = min(req.slots, req.num_ads)
         cr_result = None
         reason = None
@@ -341,7 +366,9 @@ class PeriCRRouter:
             ar_call, ar_err = self._timed_start(self._start_ar, timing, "ar", req)
             ar_result = self._ar_result(ar_call, ar_err, req, timing)
         pctr_ad = ar_result.outputs[F.PCTR_AD]
-        top = top_ads(pctr_ad, slots)
+        bids = req.ads.get(F.AD_BID)
+        ad_ecpm = ecpm(pctr_ad, bids)
+        top = top_ads(pctr_ad, slots, bids)
         if req.mode == POST:
             cr_ads = top
             cr_call, cr_err = self._timed_start(self._start_cr, timing, "cr", req, cr_ads)
@@ -367,6 +394,7 @@ class PeriCRRouter:
                 "rank": k + 1,
                 F.AD_ID: int(req.ads[F.AD_ID][a]),
                 F.PCTR_AD: float(pctr_ad[a]),
+                ECPM: None if ad_ecpm is None else float(ad_ecpm[a]),
                 F.CREATIVE_ID: int(req.creatives[F.CREATIVE_ID][row]),
                 F.PCTR_C: None if scores is None else float(scores[row]),
                 "creative_source": sources[k],

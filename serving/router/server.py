@@ -6,6 +6,11 @@
 ``GET /readyz``             both models are AVAILABLE on their servers (else 503)
 =========================  ==================================================================
 
+The request is JSON (:mod:`serving.router.request`), or with ``Content-Type: application/x-protobuf`` the
+binary form — a serialized TF Serving ``PredictRequest`` of named tensors (:mod:`serving.router.tensors`),
+answered with a serialized ``PredictResponse``. With ``--grpc-port`` the router also answers the same
+messages over gRPC, as TF Serving's ``PredictionService/Predict`` (model ``router``).
+
 Errors are ``{"error": "<message>"}``: 400 for malformed JSON or an invalid request (the message names
 the field), 411 without ``Content-Length``, 413 for a body over ``max_body_bytes``, 404 for an unknown
 path, 405 for a wrong method, 503 when the ad ranker fails. Creative-ranker failures are not errors: the
@@ -32,6 +37,9 @@ import orjson
 from serving import runtime
 from serving.json_http import JsonRequestHandler
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
+from serving.router import tensors as T
+from serving.router.columns import timed_validate
+from serving.router.json_body import decode_json_body
 from serving.router.request import MODES, RequestError, RequestLimits
 
 log = logging.getLogger("serving.router")
@@ -107,15 +115,16 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
                                         f"{max_body_bytes} bytes")
             t0 = time.perf_counter()
             raw = self.rfile.read(length)
+            binary = self.headers.get("Content-Type", "").split(";")[0].strip() == T.PROTOBUF
+            c = router.config
+            timing = {}
             try:
-                # orjson: strict RFC 8259 (NaN / Infinity rejected), several times faster than json
-                # on the thousands of numbers of a large request.
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                return self._error(400, f"malformed JSON: {e}")
-            t_parsed = time.perf_counter()
-            try:
-                response = router.rank(obj)
+                if binary:
+                    req = timed_validate(lambda: T.columns_from_proto(T.parse_request_proto(raw), c.limits,
+                                                                      c.default_slots, c.default_mode), timing)
+                else:
+                    req = decode_json_body(raw, c.limits, c.default_slots, c.default_mode, timing)
+                response = router.rank(req, timing)
             except RequestError as e:
                 return self._error(e.status, str(e))
             except BackendError as e:
@@ -123,9 +132,9 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
             except Exception as e:  # a bug: answer 500 with a message rather than drop the connection
                 log.exception("rank failed")
                 return self._error(500, f"internal error: {type(e).__name__}: {e}")
-            timing = response["timing_ms"]
-            timing["parse"] = round((t_parsed - t0) * 1e3, 3)
-            timing["total"] = round((time.perf_counter() - t0) * 1e3, 3)
+            response["timing_ms"]["total"] = round((time.perf_counter() - t0) * 1e3, 3)
+            if binary:
+                return self.send_body(200, T.response_to_proto(response).SerializeToString(), T.PROTOBUF)
             self._send(200, response)
 
         def do_PUT(self):
@@ -137,26 +146,41 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
 
 
 class RouterServer:
-    """The router's HTTP server on a background thread (``port=0`` picks a free port)."""
+    """The router's HTTP server on a background thread (``port=0`` picks a free port), and with
+    ``grpc_port`` (0: a free one) its gRPC API (:mod:`serving.router.grpc_api`) beside it."""
 
     def __init__(self, router: PeriCRRouter, host: str = "127.0.0.1", port: int = 0,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, grpc_port: Optional[int] = None):
         self.router = router
         self._httpd = http.server.ThreadingHTTPServer((host, port), _make_handler(router, max_body_bytes))
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]
         self._thread: Optional[threading.Thread] = None
+        self._grpc = None
+        self.grpc_port: Optional[int] = None
+        if grpc_port is not None:
+            from serving.router.grpc_api import make_grpc_server  # imports TensorFlow: only when asked
+
+            self._grpc, self.grpc_port = make_grpc_server(router, host, grpc_port, max_body_bytes)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def grpc_address(self) -> Optional[str]:
+        return None if self.grpc_port is None else f"{self.host}:{self.grpc_port}"
+
     def start(self) -> "RouterServer":
+        if self._grpc is not None:
+            self._grpc.start()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="router-http", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        if self._grpc is not None:
+            self._grpc.stop(grace=1.0).wait(5.0)
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
@@ -206,6 +230,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cr-address", default=None, help="gRPC host:port serving CR (default: AR's)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--grpc-port", type=int, default=None,
+                        help="also serve PredictionService/Predict (the binary form) on this port")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--log-level", default="INFO")
     add_config_arguments(parser)
@@ -217,9 +243,10 @@ def main(argv=None) -> int:
         parser.error(str(e))
     with PeriCRRouter(config) as router:
         runtime.run_until_signalled(
-            lambda: RouterServer(router, args.host, args.port, args.max_body_bytes).start(),
-            lambda server: f"router ready: {server.url}{RANK_PATH} (AR {config.ar_address}, "
-                           f"CR {config.cr_address or config.ar_address})")
+            lambda: RouterServer(router, args.host, args.port, args.max_body_bytes, args.grpc_port).start(),
+            lambda server: f"router ready: {server.url}{RANK_PATH}"
+                           + (f", gRPC {server.grpc_address}" if server.grpc_address else "")
+                           + f" (AR {config.ar_address}, CR {config.cr_address or config.ar_address})")
     return 0
 
 

@@ -1,0 +1,156 @@
+"""What an experiment runs: the models trained through the pipeline, the arms served, the world and the sizes.
+
+An **arm** is (router mode, the AR and CR model it serves, a label), plus the paper rows it fills::
+
+    Arm("jac-peri", PERI, ar=ModelRef("jac", "ar"), cr=ModelRef("jac", "cr"), rows=(("table1", "Peri-CR+"),))
+
+A :class:`ModelRef` names a model of a :class:`Training` (the latest version under that training's serving
+root: ``ar``, ``cr``, or an ablation's ``ar-only`` / ``cr-only``, see ``tfx_pipeline.pair_pusher``) or any
+model base path. Adding an arm is adding an entry to a :class:`Profile`'s ``arms`` (and, for a new model, one
+to its ``trainings``); :mod:`experiments.profiles` holds the named profiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import features as F
+from serving.router.request import MODES
+from simulator import SimulatorConfig
+
+HTTP = "http"  # the reference path: real router over HTTP in front of model server processes
+IN_PROCESS = "in-process"  # the same router core and SavedModels in this process (sweeps)
+PATHS = (HTTP, IN_PROCESS)
+
+# The tables of results.json; a row is named as in the paper (Yang et al., AAAI 2024).
+TABLES = ("table1", "table2", "table3", "table4")
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """A model trained through the real pipeline (``python -m tfx_pipeline.local_runner``) on a seed's log.
+
+    Attributes:
+      name: the training's name (its output directory and what :class:`ModelRef` refers to).
+      model_config: ``trainer.config.JACConfig`` overrides (``{"variant": "cr"}`` for the CR ablation); the
+        profile's ``model_config`` is applied first, the seed last.
+      offline_rows: ``(table, paper row)`` pairs its Evaluator metrics fill (tables 3 and 4).
+    """
+
+    name: str
+    model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    offline_rows: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A served model: ``<serving root of training>/<served_as>`` (latest version), or a model base ``path``."""
+
+    training: Optional[str] = None
+    served_as: str = F.AR_MODEL_NAME
+    path: Optional[str] = None
+
+    def __post_init__(self):
+        if (self.training is None) == (self.path is None):
+            raise ValueError("ModelRef: give exactly one of training and path")
+
+    def base_path(self, serving_roots: Mapping[str, str]) -> str:
+        """The model base path (a directory of integer versions), given each training's serving root."""
+        if self.path is not None:
+            return os.path.abspath(self.path)
+        if self.training not in serving_roots:
+            raise ValueError(f"ModelRef: no training named {self.training!r} (trained: {sorted(serving_roots)})")
+        return os.path.join(serving_roots[self.training], self.served_as)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One arm of the A/B test: a router mode in front of an AR and a CR model.
+
+    Attributes:
+      label: the arm's name in the results.
+      mode: the router mode (``peri``, ``pre``, ``post``, ``no-cr``; :mod:`serving.router.core`).
+      ar, cr: the models it serves (``no-cr`` still needs a CR model for the router's readiness).
+      rows: ``(table, paper row)`` pairs its online metrics fill (tables 1 and 2).
+    """
+
+    label: str
+    mode: str
+    ar: ModelRef
+    cr: ModelRef
+    rows: Tuple[Tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"Arm {self.label!r}: mode must be one of {MODES}, got {self.mode!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A named experiment: the world, what is trained, the arms, the traffic and the statistics.
+
+    Attributes:
+      name: the profile's name (``--profile``).
+      simulator: ``SimulatorConfig`` options of every seed's world (the seed is set per seed); ``num_days``
+        logged days train the models, ``live_days`` more are served to the arms.
+      seeds: world and training seeds; every metric is a mean over them with a 95% CI.
+      trainings, arms: what is trained and served; ``control``: the arm lifts are relative to.
+      requests_per_day: live requests per day, over all arms (each user's requests go to one arm).
+      train_steps, eval_steps, model_config: the pipeline runs' sizes and shared model overrides.
+      path: :data:`HTTP` (reference) or :data:`IN_PROCESS`.
+      bootstrap_replicates: resamples of users for each confidence interval.
+      check_requests: requests ranked over both paths to check they answer identically (0: no check).
+      noop_requests: requests timed with no-op models, for the harness's own throughput (0: not timed).
+      salt: the hash salt of the arm assignment.
+    """
+
+    name: str
+    simulator: Mapping[str, Any]
+    seeds: Tuple[int, ...]
+    trainings: Tuple[Training, ...]
+    arms: Tuple[Arm, ...]
+    control: str
+    requests_per_day: int
+    train_steps: int
+    eval_steps: int
+    model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    path: str = HTTP
+    bootstrap_replicates: int = 1000
+    check_requests: int = 20
+    noop_requests: int = 300
+    salt: str = "ab"
+
+    def __post_init__(self):
+        labels = [a.label for a in self.arms]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"Profile {self.name!r}: arm labels must be unique, got {labels}")
+        if self.control not in labels:
+            raise ValueError(f"Profile {self.name!r}: control {self.control!r} is not an arm ({labels})")
+        trained = {t.name for t in self.trainings}
+        for arm in self.arms:
+            for ref in (arm.ar, arm.cr):
+                if ref.training is not None and ref.training not in trained:
+                    raise ValueError(f"Profile {self.name!r}: arm {arm.label!r} serves a model of training "
+                                     f"{ref.training!r}, which the profile does not train ({sorted(trained)})")
+        for table, _ in [row for arm in self.arms for row in arm.rows] + \
+                [row for t in self.trainings for row in t.offline_rows]:
+            if table not in TABLES:
+                raise ValueError(f"Profile {self.name!r}: unknown table {table!r} (tables: {TABLES})")
+        if self.path not in PATHS:
+            raise ValueError(f"Profile {self.name!r}: path must be one of {PATHS}, got {self.path!r}")
+        if not self.seeds:
+            raise ValueError(f"Profile {self.name!r}: needs at least one seed")
+        if self.world_config(self.seeds[0]).live_days < 1:
+            raise ValueError(f"Profile {self.name!r}: simulator.live_days must be >= 1 (the days served)")
+
+    def world_config(self, seed: int) -> SimulatorConfig:
+        """The seed's simulator config (validated)."""
+        return SimulatorConfig(**{**self.simulator, "seed": seed}).validate()
+
+    def model_config_of(self, training: Training, seed: int) -> Dict[str, Any]:
+        return {**self.model_config, **training.model_config, "seed": seed}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,197 @@
+"""``results.json`` rendered: a Markdown page (``results.md``) and a self-contained HTML report (``report.html``).
+
+Both show the four tables in the paper's form (rows no profile entry fills say what they wait for), the arms
+with the requests each used, the harness's checks and the commands. The HTML page inlines its stylesheet
+(the evaluation report's) and its plots (SVG drawn by matplotlib): the lift of each arm over the control with
+its 95% CI, realised and expected CTR and RPM, and the router's response time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List, Mapping, Optional
+
+from creative_metrics.report.formats import escape
+from creative_metrics.report.plots import figure, inline_svg
+from creative_metrics.report.style import CSS
+from creative_metrics.report.write import write_atomically
+from experiments.config import TABLES
+
+LABELS = {
+    "ctr": "CTR", "expected_ctr": "expected CTR", "rpm": "RPM", "expected_rpm": "expected RPM",
+    "rt_p50_ms": "RT p50 ms", "rt_p99_ms": "RT p99 ms", "ctr_lift": "CTR lift", "expected_ctr_lift": "exp. CTR lift",
+    "rpm_lift": "RPM lift", "expected_rpm_lift": "exp. RPM lift", "sctr": "sCTR", "nsctr": "NSCTR",
+    "calibrated_sctr": "cal. sCTR", "ipw": "IPW", "snipw": "SNIPW", "dr": "DR", "true_ctr": "true CTR",
+    "lift_share": "lift share", "auc": "AUC", "gauc": "GAUC",
+}
+_COLORS = {"ctr_lift": "#cf222e", "expected_ctr_lift": "#1f6feb", "rpm_lift": "#d29922",
+           "expected_rpm_lift": "#116329"}
+
+
+def _format(name: str, value: Optional[float]) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if name.endswith("_lift") or name == "lift_share":
+        return f"{value:+.2%}" if name.endswith("_lift") else f"{value:.1%}"
+    if name.endswith("_ms"):
+        return f"{value:.1f}"
+    if "rpm" in name:
+        return f"{value:.2f}"
+    if name in ("auc", "gauc"):
+        return f"{value:.4f}"
+    return f"{value:.5f}"
+
+
+def cell(name: str, metric: Optional[Mapping[str, Any]]) -> str:
+    """``mean [ci_low, ci_high]`` of one metric (``-`` when absent; no interval when there is none)."""
+    if not metric:
+        return "-"
+    text = _format(name, metric["mean"])
+    if metric.get("ci_low") is not None:
+        text += f" [{_format(name, metric['ci_low'])}, {_format(name, metric['ci_high'])}]"
+    return text
+
+
+def _count(row: Mapping[str, Any]) -> str:
+    if "requests" in row:
+        return f"{row['requests']:,} req, {row['users']:,} users"
+    return f"{row['eval_impressions']:,.0f} imp" if row.get("eval_impressions") else "-"
+
+
+def table_rows(table: Mapping[str, Any]) -> List[List[str]]:
+    """The table as text cells: row, source, each column, the volume behind it (pending rows say why)."""
+    out = []
+    for name, row in table["rows"].items():
+        if row is None:
+            out.append([name, "pending: " + table["pending"][name]] + [""] * (len(table["columns"]) + 1))
+            continue
+        ref = table["lift_reference"].get(name)
+        source = table["sources"][name] + (f" (lifts vs {ref})" if ref else "")
+        out.append([name, source] + [cell(c, row.get(c)) for c in table["columns"]] + [_count(row)])
+    return out
+
+
+def _header(table: Mapping[str, Any]) -> List[str]:
+    return ["row", "source"] + [LABELS.get(c, c) for c in table["columns"]] + ["volume"]
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    lines = [f"# Online and offline results: profile `{results['profile']}`", "",
+             f"Seeds {results['seeds']}, path `{results['path']}`, control arm `{results['control']}`. "
+             f"{results['statistics']}", ""]
+    for t in TABLES:
+        table = results[t]
+        lines += [f"## {table['title']}", "", "| " + " | ".join(_header(table)) + " |",
+                  "|" + "---|" * len(_header(table))]
+        lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(table)]
+        lines.append("")
+    lines += ["## Fidelity study", "", results["fidelity"]["pending"], "", "## Arms", "",
+              "| arm | mode | requests | users | impressions | failed | degraded | CTR | expected CTR | RPM |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, arm in results["arms"].items():
+        m = arm["metrics"]
+        lines.append(f"| {label} | {arm['mode']} | {arm['requests']:,} | {arm['users']:,} | {arm['impressions']:,} "
+                     f"| {arm['failed']} | {arm['degraded']} | {cell('ctr', m['ctr'])} | "
+                     f"{cell('expected_ctr', m['expected_ctr'])} | {cell('rpm', m['rpm'])} |")
+    lines += ["", "## Harness", "", "```json", json.dumps(results["harness"], indent=1), "```", "",
+              "## World", "", "```json", json.dumps(results["world"]["knobs"]), "```", "", "## Commands", "",
+              "```"] + results["commands"] + ["```", ""]
+    return "\n".join(lines)
+
+
+def lift_plot(results: Mapping[str, Any]) -> Optional[str]:
+    """Each arm's lifts over the control with 95% CIs (SVG), or ``None`` with a single arm."""
+    arms = [(label, a) for label, a in results["arms"].items() if label != results["control"]]
+    if not arms:
+        return None
+    fig, ax = figure(6.8, 3.6)
+    names = list(_COLORS)
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        for i, (_, arm) in enumerate(arms):
+            m = arm["metrics"].get(name)
+            if not m:
+                continue
+            x = i + (k - (len(names) - 1) / 2) * width
+            err = [[m["mean"] - m["ci_low"]], [m["ci_high"] - m["mean"]]] if m.get("ci_low") is not None else None
+            ax.bar(x, m["mean"], width, color=_COLORS[name], label=LABELS[name] if i == 0 else None,
+                   yerr=err, capsize=2, error_kw={"linewidth": 0.8})
+    ax.axhline(0, color="#57606a", linewidth=0.8)
+    ax.set_xticks(range(len(arms)), [label for label, _ in arms])
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    ax.set_ylabel(f"lift over {results['control']}")
+    ax.legend(fontsize=8, frameon=False)
+    return inline_svg(fig, "lifts")
+
+
+def latency_plot(results: Mapping[str, Any]) -> str:
+    """The router's response time p50 / p99 of each arm (SVG)."""
+    fig, ax = figure(5.2, 3.6)
+    labels = list(results["arms"])
+    for k, (name, color) in enumerate((("rt_p50_ms", "#1f6feb"), ("rt_p99_ms", "#cf222e"))):
+        values = [results["arms"][a]["metrics"][name]["mean"] for a in labels]
+        ax.bar([i + (k - 0.5) * 0.38 for i in range(len(labels))], values, 0.38, color=color, label=LABELS[name])
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("router response time (ms)")
+    ax.legend(fontsize=8, frameon=False)
+    return inline_svg(fig, "latency")
+
+
+def _html_table(header: List[str], rows: List[List[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td{" class=name" if j == 1 else ""}>{escape(c)}</td>'
+                                    for j, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(results: Mapping[str, Any]) -> str:
+    sections = [f"<h1>Online and offline results: profile {escape(results['profile'])}</h1>",
+                f'<p class="sub">Seeds {escape(results["seeds"])}, path {escape(results["path"])}, control arm '
+                f'{escape(results["control"])}.</p><p class="note">{escape(results["statistics"])}</p>']
+    figures = [("Lifts over the control arm (95% CI)", lift_plot(results)),
+               ("Router response time", latency_plot(results))]
+    sections.append('<div class="grid">' + "".join(f'<div class="card"><h3>{escape(t)}</h3>{svg}</div>'
+                                                   for t, svg in figures if svg) + "</div>")
+    for t in TABLES:
+        table = results[t]
+        sections += [f"<h2>{escape(table['title'])}</h2>", _html_table(_header(table), table_rows(table))]
+    sections += ["<h2>Fidelity study</h2>", f'<p class="note">{escape(results["fidelity"]["pending"])}</p>',
+                 "<h2>Harness</h2>", f"<pre>{escape(json.dumps(results['harness'], indent=1))}</pre>",
+                 "<h2>World</h2>", f"<pre>{escape(json.dumps(results['world'], indent=1))}</pre>",
+                 "<h2>Commands</h2>", "<pre>" + escape("\n".join(results["commands"])) + "</pre>"]
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Experiment results</title>"
+            f"<style>{CSS}</style></head><body><main>{''.join(sections)}</main></body></html>")
+
+
+def write(results: Mapping[str, Any], out_dir: str) -> Dict[str, str]:
+    """Writes ``results.json``, ``results.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+    import os
+
+    paths = {name: os.path.join(out_dir, name) for name in ("results.json", "results.md", "report.html")}
+    results = _finite(results)
+    write_atomically(json.dumps(results, indent=1, allow_nan=False, default=_json_default), paths["results.json"])
+    write_atomically(render_markdown(results), paths["results.md"])
+    write_atomically(render_html(results), paths["report.html"])
+    return paths
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")

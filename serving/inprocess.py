@@ -1,0 +1,128 @@
+"""Serving clients that answer in this process: the served SavedModels loaded here, or no model at all.
+
+Both implement :class:`serving.clients.ServingClient`, so :class:`serving.router.PeriCRRouter` runs its
+real code in front of them::
+
+    ar = InProcessServingClient({"ar": "<serving root>/ar"})      # the latest version, loaded here
+    router = PeriCRRouter(RouterConfig(), ar_client=ar, cr_client=InProcessServingClient({"cr": ...}))
+
+* :class:`InProcessServingClient` loads the latest version of each model base path as the stand-in model
+  server does (:func:`serving.standin.servable.load_servable`: the SavedModel, its SignatureDefs, its
+  warm-up requests) and runs Predict on it directly: no gRPC, no second process. The experiment harness
+  uses it for large sweeps; a test checks it answers exactly as the served models do.
+* :class:`NoopServingClient` returns constant scores of the right shape at once: what is left of a request's
+  cost is the caller's own (request building, the router's parsing and selection) — how the harness
+  measures that it is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent import futures
+from typing import Dict, List, Mapping, Optional
+
+import grpc
+import numpy as np
+
+import features as F
+from serving import protocol as P
+from serving.clients import PredictCall, PredictResult, ServingClient
+from serving.protocol import ServingError
+
+# The output each model's raw signature returns, by model name.
+OUTPUT_OF = {F.AR_MODEL_NAME: F.PCTR_AD, F.CR_MODEL_NAME: F.PCTR_C}
+# The input whose length is a request's batch (user features may come with batch 1).
+_ROWS_OF = {F.AR_MODEL_NAME: F.AD_ID, F.CR_MODEL_NAME: F.CREATIVE_ID}
+
+
+class _DoneCall(PredictCall):
+    """A Predict already answered (or failed) when it was started."""
+
+    def __init__(self, result: Optional[PredictResult] = None, error: Optional[ServingError] = None):
+        future: futures.Future = futures.Future()
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+        super().__init__(future)
+
+    def result(self, timeout: Optional[float] = None) -> PredictResult:
+        return self._future.result()
+
+
+class _LocalClient(ServingClient):
+    """Predict answered synchronously by :meth:`_outputs`; the models are always AVAILABLE."""
+
+    def _versions(self) -> Mapping[str, int]:
+        raise NotImplementedError
+
+    def _outputs(self, model: str, inputs: Mapping[str, np.ndarray], signature: str) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _version(self, model: str, version: Optional[int]) -> int:
+        versions = self._versions()
+        if model not in versions or version not in (None, versions[model]):
+            raise ServingError(grpc.StatusCode.NOT_FOUND,
+                               f"Servable not found for request: {'Latest' if version is None else version}"
+                               f"({model})")
+        return versions[model]
+
+    def start_predict(self, model: str, inputs: Mapping[str, np.ndarray], signature: str = F.SERVING_SIGNATURE,
+                      version: Optional[int] = None, timeout: Optional[float] = None) -> PredictCall:
+        t0 = time.perf_counter()
+        try:
+            served = self._version(model, version)
+            outputs = self._outputs(model, inputs, signature)
+        except ServingError as e:
+            return _DoneCall(error=e)
+        rpc_ms = (time.perf_counter() - t0) * 1e3
+        return _DoneCall(PredictResult(outputs, model, served, signature, 0.0, rpc_ms, 0.0))
+
+    def status(self, model: str, version: Optional[int] = None,
+               timeout: Optional[float] = 10.0) -> List[P.VersionStatus]:
+        return [P.VersionStatus(self._version(model, version), "AVAILABLE")]
+
+
+class InProcessServingClient(_LocalClient):
+    """The latest version of each ``{model name: model base path}``, loaded and run in this process."""
+
+    def __init__(self, model_base_paths: Mapping[str, str]):
+        import os
+
+        from serving.standin.servable import load_servable
+        from serving.testing import latest_version
+
+        self.servables = {}
+        for name, base in model_base_paths.items():
+            version = latest_version(base)
+            if version is None:
+                raise FileNotFoundError(f"{name}: no model version under {base}")
+            self.servables[name] = load_servable(name, version, os.path.join(base, str(version)))
+
+    def _versions(self) -> Mapping[str, int]:
+        return {name: s.version for name, s in self.servables.items()}
+
+    def _outputs(self, model, inputs, signature):
+        return self.servables[model].predict(signature, inputs)
+
+    def metadata(self, model: str, version: Optional[int] = None, timeout: Optional[float] = 10.0):
+        served = self._version(model, version)
+        return P.ModelMetadata(model, served, self.servables[model].signatures)
+
+
+class NoopServingClient(_LocalClient):
+    """Every model of ``models`` answers ``score`` for every row at once (no model runs)."""
+
+    def __init__(self, models=(F.AR_MODEL_NAME, F.CR_MODEL_NAME), score: float = 0.02, version: int = 1):
+        self.score = np.float32(score)
+        self._served = dict.fromkeys(models, version)
+
+    def _versions(self) -> Mapping[str, int]:
+        return self._served
+
+    def _outputs(self, model, inputs, signature):
+        rows = len(inputs[_ROWS_OF[model]])
+        return {OUTPUT_OF[model]: np.full(rows, self.score, np.float32)}
+
+    def metadata(self, model: str, version: Optional[int] = None, timeout: Optional[float] = 10.0):
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "the no-op client has no signatures")
