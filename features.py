@@ -279,18 +279,120 @@ TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 
 
-def raw_feature_spec(names=None) -> dict:
-    """``tf.io.parse_example`` spec for ``names`` (default: every feature)."""
+# ------------------------------------------------------------------- GenCO: combinations of elements
+# A second log, of multi-component creatives (Gu et al., 2025, GenCO): an ad's creative is a combination of
+# one *element* per *component*; each ad has, per component, a pool of candidate elements (or lacks the
+# component). One row per impression (one ad shown to one user)::
+#
+#     ids          request_id, day
+#     user         user_id, gender, age bucket
+#     ad           ad_id, ad_category
+#     pools        per component c: genco_<c>_ids, genco_<c>_styles (the pool, in a fixed order; empty when the
+#                  ad lacks c)
+#     exposed      per component: genco_<c>_exposed, the index of the exposed element in the pool (-1: lacks c)
+#     logging      per component genco_<c>_propensity (1 when it lacks c); genco_propensity, their product
+#     label        click
+#     truth        genco_truth_ctr (the exposed combination), genco_truth_oracle_ctr (the best combination),
+#                  and what the true CTR of *any* combination of the pools needs: genco_truth_base_logit,
+#                  genco_<c>_truth_logits (per candidate) and genco_truth_pair_logits (see
+#                  simulator.combinations.truth)
+#
+# Models read the pools padded (or truncated) to GENCO_MAX_CANDIDATES per component, GENCO_PAD marking the
+# padding (never an element id or a style).
+GENCO_COMPONENTS = ("title", "image", "marketing", "highlight", "attribute", "structure_attribute")
+GENCO_MAX_CANDIDATES = 15
+GENCO_PAD = -1
+# Observable style of an element (a stand-in for its content: layout, tone, wording).
+GENCO_NUM_STYLES = 4
+# Component pairs whose element styles interact in the simulator's truth; fixes the layout of
+# GENCO_TRUTH_PAIR_LOGITS (pair-major, then the first element's style, then the second's).
+GENCO_PAIRS = (("title", "image"), ("image", "marketing"), ("title", "highlight"), ("image", "attribute"),
+               ("attribute", "structure_attribute"))
+# Ad-category groups (ad_category % 5) of the figure of component importance by category.
+GENCO_CATEGORY_GROUPS = ("phone", "computer", "wine", "clothing", "bedding")
+
+
+def genco_name(component: str, field: str) -> str:
+    """Column of ``field`` for ``component``: ``genco_name("image", "ids") == "genco_image_ids"``."""
+    if component not in GENCO_COMPONENTS:
+        raise ValueError(f"unknown GenCO component {component!r}; expected one of {GENCO_COMPONENTS}")
+    return f"genco_{component}_{field}"
+
+
+def _per_component(field: str) -> Dict[str, str]:
+    return {c: genco_name(c, field) for c in GENCO_COMPONENTS}
+
+
+GENCO_CAND_IDS = _per_component("ids")
+GENCO_CAND_STYLES = _per_component("styles")
+GENCO_EXPOSED = _per_component("exposed")
+GENCO_COMPONENT_PROPENSITY = _per_component("propensity")
+GENCO_TRUTH_LOGITS = _per_component("truth_logits")
+GENCO_PROPENSITY = "genco_propensity"
+GENCO_TRUTH_CTR = "genco_truth_ctr"
+GENCO_TRUTH_ORACLE_CTR = "genco_truth_oracle_ctr"
+GENCO_TRUTH_BASE_LOGIT = "genco_truth_base_logit"
+GENCO_TRUTH_PAIR_LOGITS = "genco_truth_pair_logits"
+
+_G_GENCO_POOLS = "genco_pools"
+_G_GENCO_EXPOSED = "genco_exposed"
+_G_GENCO_LOGGING = "genco_logging"
+_G_GENCO_TRUTH = "genco_truth"
+
+GENCO_FEATURES: Tuple[Feature, ...] = (
+    (BY_NAME[REQUEST_ID], BY_NAME[DAY], BY_NAME[USER_ID], BY_NAME[USER_GENDER], BY_NAME[USER_AGE_BUCKET],
+     BY_NAME[AD_ID], BY_NAME[AD_CATEGORY])
+    + tuple(f for c in GENCO_COMPONENTS for f in (
+        Feature(GENCO_CAND_IDS[c], INT, VARLEN, _G_GENCO_POOLS),
+        Feature(GENCO_CAND_STYLES[c], INT, VARLEN, _G_GENCO_POOLS, domain=GENCO_NUM_STYLES)))
+    + tuple(Feature(GENCO_EXPOSED[c], INT, SCALAR, _G_GENCO_EXPOSED) for c in GENCO_COMPONENTS)
+    + tuple(Feature(GENCO_COMPONENT_PROPENSITY[c], FLOAT, SCALAR, _G_GENCO_LOGGING) for c in GENCO_COMPONENTS)
+    + (Feature(GENCO_PROPENSITY, FLOAT, SCALAR, _G_GENCO_LOGGING), BY_NAME[CLICK],
+       Feature(GENCO_TRUTH_CTR, FLOAT, SCALAR, _G_GENCO_TRUTH),
+       Feature(GENCO_TRUTH_ORACLE_CTR, FLOAT, SCALAR, _G_GENCO_TRUTH),
+       Feature(GENCO_TRUTH_BASE_LOGIT, FLOAT, SCALAR, _G_GENCO_TRUTH))
+    + tuple(Feature(GENCO_TRUTH_LOGITS[c], FLOAT, VARLEN, _G_GENCO_TRUTH) for c in GENCO_COMPONENTS)
+    + (Feature(GENCO_TRUTH_PAIR_LOGITS, FLOAT, FIXED, _G_GENCO_TRUTH,
+               length=len(GENCO_PAIRS) * GENCO_NUM_STYLES * GENCO_NUM_STYLES),)
+)
+GENCO_BY_NAME: Dict[str, Feature] = {f.name: f for f in GENCO_FEATURES}
+GENCO_TRUTH_FEATURES = tuple(f.name for f in GENCO_FEATURES if f.group == _G_GENCO_TRUTH)
+GENCO_LOGGING_FEATURES = tuple(f.name for f in GENCO_FEATURES if f.group == _G_GENCO_LOGGING)
+
+# The GenCO SavedModel's raw signature (features.RAW_SIGNATURE): one row per ad; the user features may have
+# batch 1 (broadcast). Each pool is a dense int64 [B, W] (W <= GENCO_MAX_CANDIDATES) of element ids and one of
+# their styles, right-padded with GENCO_PAD; a row of pads means the ad lacks the component.
+GENCO_USER_FEATURES = (USER_ID, USER_GENDER, USER_AGE_BUCKET)
+GENCO_AD_FEATURES = (AD_ID, AD_CATEGORY)
+GENCO_SERVING_INPUTS = (GENCO_USER_FEATURES + GENCO_AD_FEATURES
+                        + tuple(n for c in GENCO_COMPONENTS for n in (GENCO_CAND_IDS[c], GENCO_CAND_STYLES[c])))
+# Outputs: the chosen element of every component (index into the pool and id; -1 when the ad lacks it), the
+# reward model's CTR of the chosen combination; the evaluation model adds the reward model's CTR of the logged
+# combination and the multi-instance attention weight of each logged element.
+GENCO_CHOSEN_INDEX = _per_component("chosen_index")
+GENCO_CHOSEN_ID = _per_component("chosen_id")
+GENCO_SCORE = "genco_score"
+GENCO_LOGGED_PCTR = "genco_logged_pctr"
+GENCO_WEIGHT = _per_component("weight")
+GENCO_MODEL_NAME = "genco"
+
+
+def _parse_spec(f: Feature):
     import tensorflow as tf  # local import: the spec module itself needs no TF
 
-    out = {}
-    for name in names or BY_NAME:
-        f = BY_NAME[name]
-        dtype = tf.int64 if f.dtype == INT else tf.float32
-        if f.kind == SCALAR:
-            out[name] = tf.io.FixedLenFeature([], dtype)
-        elif f.kind == FIXED:
-            out[name] = tf.io.FixedLenFeature([f.length], dtype)
-        else:
-            out[name] = tf.io.VarLenFeature(dtype)
-    return out
+    dtype = tf.int64 if f.dtype == INT else tf.float32
+    if f.kind == SCALAR:
+        return tf.io.FixedLenFeature([], dtype)
+    if f.kind == FIXED:
+        return tf.io.FixedLenFeature([f.length], dtype)
+    return tf.io.VarLenFeature(dtype)
+
+
+def raw_feature_spec(names=None) -> dict:
+    """``tf.io.parse_example`` spec for ``names`` (default: every feature)."""
+    return {name: _parse_spec(BY_NAME[name]) for name in names or BY_NAME}
+
+
+def genco_raw_feature_spec(names=None) -> dict:
+    """``tf.io.parse_example`` spec of the GenCO log for ``names`` (default: every GenCO feature)."""
+    return {name: _parse_spec(GENCO_BY_NAME[name]) for name in names or GENCO_BY_NAME}

@@ -12,7 +12,8 @@ from typing import Optional, Tuple
 
 import features as F
 
-__all__ = ["NUM_CANDIDATES_BUCKET", "BUCKETS", "LABELS", "bucket_label", "label_order", "slice_sql"]
+__all__ = ["NUM_CANDIDATES_BUCKET", "BUCKETS", "LABELS", "SMALL_POOL_BUCKETS", "COMPONENT_BUCKETS", "bucket_label",
+           "label_order", "slice_sql"]
 
 # The slice column the SQL slice emits.
 NUM_CANDIDATES_BUCKET = "num_candidates_bucket"
@@ -21,6 +22,12 @@ NUM_CANDIDATES_BUCKET = "num_candidates_bucket"
 BUCKETS: Tuple[Tuple[Optional[int], Optional[int], str], ...] = (
     (None, 3, "<4"), (4, 8, "4-8"), (9, None, ">8"))
 LABELS = tuple(label for _, _, label in BUCKETS)
+# Gu et al., 2025, Table 4 buckets the small pools of title, image and marketing as <3, 3-5, >5 and the other
+# components' pools as BUCKETS (<4, 4-8, >8).
+SMALL_POOL_BUCKETS: Tuple[Tuple[Optional[int], Optional[int], str], ...] = (
+    (None, 2, "<3"), (3, 5, "3-5"), (6, None, ">5"))
+COMPONENT_BUCKETS = {c: SMALL_POOL_BUCKETS if c in ("title", "image", "marketing") else BUCKETS
+                     for c in F.GENCO_COMPONENTS}
 
 
 def _check_contiguous(buckets) -> None:
@@ -33,11 +40,12 @@ def _check_contiguous(buckets) -> None:
 
 
 _check_contiguous(BUCKETS)
+_check_contiguous(SMALL_POOL_BUCKETS)
 
 
-def bucket_label(num_candidates: int) -> str:
-    """The label of the bucket holding ``num_candidates``."""
-    for _, high, label in BUCKETS:
+def bucket_label(num_candidates: int, buckets=BUCKETS) -> str:
+    """The label of the bucket of ``buckets`` (default :data:`BUCKETS`) holding ``num_candidates``."""
+    for _, high, label in buckets:
         if high is None or num_candidates <= high:
             return label
     raise AssertionError("unreachable: the last bucket is open above")

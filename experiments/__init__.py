@@ -11,4 +11,8 @@ serves it behind the real router, runs the A/B test over the world's live days a
 * :mod:`experiments.stats` -- metrics with bootstrap CIs over users, lifts, means over seeds;
 * :mod:`experiments.results`, :mod:`experiments.report` -- ``results.json`` and its Markdown and HTML views;
 * :mod:`experiments.run` -- the command.
+
+GenCO (Gu et al., 2025), offline on the combination world (``python -m experiments.genco --profile small
+--out DIR``): :mod:`experiments.genco` (the command and its profiles), :mod:`experiments.genco_methods` (the
+methods of Tables 2-3), :mod:`experiments.genco_tables` (Tables 2-4 and Fig. 3 with intervals over seeds).
 """

@@ -3,9 +3,10 @@
 * :mod:`serving.tf_serving` — ``models.config`` generation and the ``tensorflow_model_server`` launcher
   (configs in ``serving/config/``, shell launcher ``serving/start_tf_serving.sh``).
 * :mod:`serving.clients` — typed gRPC and REST clients for TF Serving's Predict / metadata / status APIs.
-* :mod:`serving.standin` — ``ModelServerStandIn``, a small local stand-in that serves the same
-  pushed SavedModels through the same gRPC services and REST endpoints (for tests and the demo when the
-  ``tensorflow_model_server`` binary is absent; ``python -m serving.standin``). It is not TF Serving.
+* :mod:`serving.standin` — ``ModelServerStandIn``, a local stand-in that serves the same pushed
+  SavedModels the way TF Serving does (a Session per version; TF Serving's gRPC services, REST endpoints,
+  command line, config file, version policies and labels), for tests and the demo when the
+  ``tensorflow_model_server`` binary is absent (``python -m serving.standin``). It is not TF Serving.
 * :mod:`serving.backend` — starts TF Serving or the stand-in as a subprocess on free ports.
 * :mod:`serving.router` — the Peri-CR router: ranks M ads with AR and their M x N creatives with CR
   in parallel (or in the Pre-CR / Post-CR / no-CR orders, for comparison).

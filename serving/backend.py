@@ -1,4 +1,5 @@
-"""Starts model servers as subprocesses: ``tensorflow_model_server`` when it is on PATH, else the stand-in.
+"""Starts model servers as subprocesses: ``tensorflow_model_server`` when it is on PATH, else the stand-in,
+both with TF Serving's command line.
 
 Used by the demo and the benchmark::
 
@@ -25,7 +26,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
@@ -171,7 +171,8 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
                   log_dir: Optional[str] = None, cpus: Optional[Sequence[int]] = None) -> BackendProcess:
     """Starts TF Serving (``kind="tf-serving"``) or the stand-in (``"stand-in"``); ``"auto"`` picks.
 
-    Give either ``serving_root`` (serves ``ar`` and ``cr`` under it) or ``model_base_paths``.
+    Give either ``serving_root`` (serves ``ar`` and ``cr`` under it) or ``model_base_paths``. Both kinds
+    get TF Serving's command line (:func:`serving.tf_serving.model_server_command`) and a models.config.
     TF Serving binds every interface (it has no host flag); the stand-in binds ``host``.
     Ports 0 are replaced by free ones. The server's output goes to ``log_path`` in ``log_dir`` (default:
     a temporary directory, removed by ``stop()``). ``cpus`` pins the server to those CPU ids (Linux).
@@ -188,25 +189,15 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     log_dir = log_dir or owned_dir
     name = "-".join(sorted(paths))
     log_path = os.path.join(log_dir, f"{kind}-{name}-{grpc_port}.log")
-    if kind == TF_SERVING:
-        config = os.path.join(log_dir, f"models-{grpc_port}.config")
-        with open(config, "w") as fh:
-            fh.write(tf_serving.models_config_for_paths(paths))
-        cmd = tf_serving.model_server_command(
-            config, binary=tf_serving.find_model_server(), port=grpc_port, rest_port=rest_port,
-            enable_batching=enable_batching, poll_seconds=poll_seconds,
-            intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads)
-    else:
-        cmd = [sys.executable, "-m", "serving.standin", "--host", host, "--port", str(grpc_port),
-               "--rest-port", str(rest_port), "--file-system-poll-wait-seconds", str(poll_seconds)]
-        for m, p in paths.items():
-            cmd += ["--model-base-path", f"{m}={p}"]
-        if enable_batching:
-            cmd.append("--enable-batching")
-        if intra_op_threads:
-            cmd += ["--intra-op-threads", str(intra_op_threads)]
-        if inter_op_threads:
-            cmd += ["--inter-op-threads", str(inter_op_threads)]
+    # Both binaries get the same TF Serving flags and models.config (the stand-in only adds --host).
+    config = os.path.join(log_dir, f"models-{grpc_port}.config")
+    with open(config, "w") as fh:
+        fh.write(tf_serving.models_config_for_paths(paths))
+    cmd = tf_serving.model_server_command(
+        config, binary=tf_serving.find_model_server() if kind == TF_SERVING else tf_serving.STANDIN,
+        port=grpc_port, rest_port=rest_port, enable_batching=enable_batching, poll_seconds=poll_seconds,
+        intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads,
+        extra_args=() if kind == TF_SERVING else (f"--host={host}",))
     process = spawn(cmd, log_path, cpus)
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
                           owned_dir, cpus, sorted(paths))

@@ -12,9 +12,11 @@ gRPC uses the ``tensorflow_serving.apis`` stubs (``PredictionService.Predict`` /
 ``ModelService.GetModelStatus``) with ``TensorProto`` tensors (``tf.make_tensor_proto`` /
 ``tf.make_ndarray``). REST uses ``POST /v1/models/{name}[/versions/N]:predict`` with the columnar
 ``{"signature_name": ..., "inputs": {name: [...]}}`` body and ``GET /v1/models/{name}[/versions/N]
-[/metadata]``. Every failure raises :class:`serving.protocol.ServingError` with the gRPC status code
-(REST statuses mapped back: 404 → ``NOT_FOUND``, 400 → ``INVALID_ARGUMENT``, connection refused →
-``UNAVAILABLE``, timeout → ``DEADLINE_EXCEEDED``).
+[/metadata]``. Wherever a ``version`` is taken, a string is a version *label* (``"stable"``,
+``"canary"``): ``model_spec.version_label`` over gRPC, ``/labels/{label}`` over REST. Every failure raises
+:class:`serving.protocol.ServingError` with the gRPC status code (REST statuses mapped back: 404 →
+``NOT_FOUND``, 400 → ``INVALID_ARGUMENT``, connection refused → ``UNAVAILABLE``, timeout →
+``DEADLINE_EXCEEDED``).
 
 :meth:`ServingClient.start_predict` sends a request without waiting and returns a :class:`PredictCall`;
 its result also says how long encoding, the round trip and decoding took (the router's per-stage timing).
@@ -49,9 +51,9 @@ _CHANNEL_OPTIONS = [
 class PredictResult:
     """Outputs of one Predict and where its time went (milliseconds).
 
-    ``version`` is the version that answered (gRPC reports it; over REST it is the requested version,
-    or ``None``). ``encode_ms``: arrays → wire format; ``rpc_ms``: send → response received (network and
-    the server's own work); ``decode_ms``: wire format → arrays.
+    ``version`` is the version that answered (gRPC reports it; over REST it is the requested version
+    number, or ``None``). ``encode_ms``: arrays → wire format; ``rpc_ms``: send → response received (network
+    and the server's own work); ``decode_ms``: wire format → arrays.
     """
 
     outputs: Dict[str, np.ndarray]
@@ -92,7 +94,7 @@ class ServingClient(abc.ABC):
           model: model name (e.g. ``features.AR_MODEL_NAME``).
           inputs: input name → array (any shape the signature accepts).
           signature: signature name (TF Serving's default is ``serving_default``).
-          version: a specific version, or ``None`` for the one the server serves (latest).
+          version: a specific version, a version label (a string), or ``None`` for the latest.
           timeout: seconds (the gRPC deadline; the REST read timeout).
         """
         return self.start_predict(model, inputs, signature, version, timeout).result().outputs
@@ -212,9 +214,11 @@ class GrpcServingClient(ServingClient):
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     @staticmethod
-    def _spec(spec, model: str, version: Optional[int], signature: Optional[str] = None):
+    def _spec(spec, model: str, version, signature: Optional[str] = None):
         spec.name = model
-        if version is not None:
+        if isinstance(version, str):
+            spec.version_label = version
+        elif version is not None:
             spec.version.value = int(version)
         if signature is not None:
             spec.signature_name = signature
@@ -291,9 +295,11 @@ class RestServingClient(ServingClient):
         self._signatures: Dict[tuple, P.SignatureInfo] = {}
         self._lock = threading.Lock()
 
-    def _url(self, model: str, version: Optional[int], suffix: str = "") -> str:
+    def _url(self, model: str, version, suffix: str = "") -> str:
         url = f"{self.base_url}/v1/models/{model}"
-        if version is not None:
+        if isinstance(version, str):
+            url += f"/labels/{version}"
+        elif version is not None:
             url += f"/versions/{int(version)}"
         return url + suffix
 
@@ -356,8 +362,8 @@ class RestServingClient(ServingClient):
         except (KeyError, ValueError) as e:
             raise ServingError(grpc.StatusCode.INTERNAL, f"cannot decode outputs: {e}") from None
         decode_ms = (time.perf_counter() - t1) * 1e3
-        return PredictResult(arrays, model, version, signature, (sent - t0) * 1e3,
-                             (received - sent) * 1e3, decode_ms)
+        return PredictResult(arrays, model, None if isinstance(version, str) else version, signature,
+                             (sent - t0) * 1e3, (received - sent) * 1e3, decode_ms)
 
     def start_predict(self, model, inputs, signature=F.SERVING_SIGNATURE, version=None,
                       timeout=None) -> PredictCall:

@@ -7,8 +7,9 @@ real code in front of them::
     router = PeriCRRouter(RouterConfig(), ar_client=ar, cr_client=InProcessServingClient({"cr": ...}))
 
 * :class:`InProcessServingClient` loads the latest version of each model base path as the stand-in model
-  server does (:func:`serving.standin.servable.load_servable`: the SavedModel, its SignatureDefs, its
-  warm-up requests) and runs Predict on it directly: no gRPC, no second process. The experiment harness
+  server does (:func:`serving.standin.warmup.load_servable`: the SavedModel in a Session, its warm-up
+  requests) and runs Predict on it as the stand-in does (:func:`serving.standin.predict.run_predict`):
+  no gRPC, no second process. The experiment harness
   uses it for large sweeps; a test checks it answers exactly as the served models do.
 * :class:`NoopServingClient` returns constant scores of the right shape at once: what is left of a request's
   cost is the caller's own (request building, the router's parsing and selection) — how the harness
@@ -89,25 +90,30 @@ class InProcessServingClient(_LocalClient):
     def __init__(self, model_base_paths: Mapping[str, str]):
         import os
 
-        from serving.standin.servable import load_servable
-        from serving.testing import latest_version
+        from serving.standin.predict import Runtime
+        from serving.standin.versions import list_versions
+        from serving.standin.warmup import load_servable
 
+        self.runtime = Runtime()
         self.servables = {}
         for name, base in model_base_paths.items():
-            version = latest_version(base)
-            if version is None:
+            on_disk = list_versions(name, base) if os.path.isdir(base) else {}
+            if not on_disk:
                 raise FileNotFoundError(f"{name}: no model version under {base}")
-            self.servables[name] = load_servable(name, version, os.path.join(base, str(version)))
+            version = max(on_disk)
+            self.servables[name] = load_servable(name, version, os.path.join(base, on_disk[version]), self.runtime)
 
     def _versions(self) -> Mapping[str, int]:
         return {name: s.version for name, s in self.servables.items()}
 
     def _outputs(self, model, inputs, signature):
-        return self.servables[model].predict(signature, inputs)
+        from serving.standin.predict import run_predict
+
+        return run_predict(self.runtime, self.servables[model], signature, inputs)[1]
 
     def metadata(self, model: str, version: Optional[int] = None, timeout: Optional[float] = 10.0):
         served = self._version(model, version)
-        return P.ModelMetadata(model, served, self.servables[model].signatures)
+        return P.ModelMetadata(model, served, P.signatures_from_proto(self.servables[model].signature_defs))
 
 
 class NoopServingClient(_LocalClient):

@@ -134,8 +134,9 @@ def to_tensor_proto(value: Any):
 def from_tensor_proto(proto) -> np.ndarray:
     """``TensorProto`` → NumPy array (``DT_STRING`` → object array of bytes).
 
-    ``tensor_content`` of a numeric dtype is read in place (a read-only view; copy to modify) and
-    ``string_val`` with one value per element is read directly; anything else (the typed ``*_val``
+    ``tensor_content`` of a numeric dtype is read in place (a read-only view; copy to modify), and so are
+    ``float_val`` / ``double_val`` — how TF Serving returns scores — from the message's wire bytes;
+    ``string_val`` with one value per element is read directly; anything else (other typed ``*_val``
     fields, a broadcast value) goes through ``tf.make_ndarray``.
     """
     dtype = _NUMPY_OF_DT.get(proto.dtype)
@@ -145,6 +146,10 @@ def from_tensor_proto(proto) -> np.ndarray:
         if arr.size != int(np.prod(shape, dtype=np.int64)):
             raise ValueError(f"tensor_content holds {arr.size} values for shape {shape}")
         return arr.reshape(shape)
+    if proto.dtype in _PACKED_FIELD and (proto.float_val or proto.double_val):
+        arr = _packed_values(proto.SerializeToString(), _PACKED_FIELD[proto.dtype], dtype)
+        if arr is not None and arr.size == int(np.prod(shape, dtype=np.int64)):  # (else: one value fills all)
+            return arr.reshape(shape)
     if proto.dtype == _DT_STRING and len(proto.string_val) == int(np.prod(shape, dtype=np.int64)):
         out = np.empty(len(proto.string_val), dtype=object)
         out[:] = list(proto.string_val)
@@ -152,6 +157,42 @@ def from_tensor_proto(proto) -> np.ndarray:
     import tensorflow as tf
 
     return tf.make_ndarray(proto)
+
+
+# DT_FLOAT -> float_val, DT_DOUBLE -> double_val: TensorProto fields of packed fixed-width values.
+_PACKED_FIELD = {1: 5, 2: 6}
+
+
+def _varint(buf: bytes, i: int):
+    value = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+def _packed_values(buf: bytes, field: int, dtype) -> Optional[np.ndarray]:
+    """The values of packed fixed-width ``field`` in a serialized message (None if not packed): 10,000
+    scores in ~20 µs, where iterating the repeated field costs ~0.7 ms."""
+    i, chunks = 0, []
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = _varint(buf, i)
+        elif wire == 2:
+            length, i = _varint(buf, i)
+            if number == field:
+                chunks.append(buf[i:i + length])
+            i += length
+        elif wire in (1, 5) and number != field:
+            i += 8 if wire == 1 else 4
+        else:  # the field written unpacked, or a wire type a TensorProto does not use
+            return None
+    return np.frombuffer(b"".join(chunks), dtype=dtype.newbyteorder("<"))
 
 
 def dtype_name(dtype_enum: int) -> str:
@@ -313,16 +354,3 @@ def signatures_from_proto(signature_def_map: Mapping[str, Any]) -> Dict[str, Sig
             method_name=sig.method_name)
     return out
 
-
-def shape_compatible(expected: Optional[Tuple[Optional[int], ...]], actual: Tuple[int, ...]) -> bool:
-    if expected is None:
-        return True
-    if len(expected) != len(actual):
-        return False
-    return all(e is None or e == a for e, a in zip(expected, actual))
-
-
-def format_shape(shape: Optional[Tuple[Optional[int], ...]]) -> str:
-    if shape is None:
-        return "<unknown>"
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"

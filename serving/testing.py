@@ -217,12 +217,16 @@ def sample_inputs(kind: str, batch: int = 3, seed: int = 0, broadcast_user: bool
 
 
 def _write_warmup(export_dir: str, kind: str) -> None:
-    """Writes two PredictionLog records (one per signature) as TF Serving's warm-up file."""
+    """Writes two PredictionLog records (one per signature) as TF Serving's warm-up file.
+
+    Every input has the same 0th dimension: with ``--enable_batching`` TF Serving replays warm-up through
+    its batching session, which refuses broadcast (batch-1) user features and would fail the load.
+    """
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     names = F.AR_SERVING_INPUTS if kind == F.AR_MODEL_NAME else F.CR_SERVING_INPUTS
-    raw = sample_inputs(kind, batch=2)
+    raw = sample_inputs(kind, batch=2, broadcast_user=False)
     requests = []
     req = predict_pb2.PredictRequest()
     req.model_spec.name = kind
@@ -368,3 +372,19 @@ def push_version(root: str, version: int) -> None:
         copy_version(root, root, version)
     else:
         make_fake_models(root, version)
+
+
+def mutation(path: Sequence, value) -> Callable[[dict], dict]:
+    """A request mutator for bad-input tables: sets the field at ``path`` (keys and list indices) to ``value``,
+    to ``value(old)`` when ``value`` is callable, or deletes it when ``value`` is ``KeyError``."""
+    def apply(request: dict) -> dict:
+        obj = request
+        for key in path[:-1]:
+            obj = obj[key]
+        if value is KeyError:
+            del obj[path[-1]]
+        else:
+            obj[path[-1]] = value(obj[path[-1]]) if callable(value) else value
+        return request
+    return apply
+

@@ -1,14 +1,16 @@
-"""TensorFlow Serving for the AR and CR models: config files and the ``tensorflow_model_server`` launcher.
+"""TensorFlow Serving for the AR and CR models: config files and the model server command line.
 
 The serving root is the pipeline's push destination, in TF Serving's model base layout
 (``<root>/ar/<version>/``, ``<root>/cr/<version>/``). :func:`models_config` renders the
 ``model_config_list`` for it (the ``ModelServerConfig`` proto from ``tensorflow_serving.config``);
 :func:`model_server_command` builds the command line that serves it with the batching and Prometheus
-configs in ``serving/config/``.
+configs in ``serving/config/``. The flags are ``tensorflow_model_server``'s, which the local stand-in
+takes too: ``binary=STANDIN`` gives the same command for ``python -m serving.standin``.
 
 ::
 
     python -m serving.tf_serving --serving-root /srv/push            # exec tensorflow_model_server
+    python -m serving.tf_serving --serving-root /srv/push --standin  # the stand-in, same flags
     python -m serving.tf_serving --serving-root /models --print-command --write-config models.config
 """
 
@@ -19,7 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Union
 
 import features as F
 
@@ -28,6 +30,7 @@ MODELS_CONFIG_TEMPLATE = os.path.join(CONFIG_DIR, "models.config")
 BATCHING_CONFIG = os.path.join(CONFIG_DIR, "batching.config")
 MONITORING_CONFIG = os.path.join(CONFIG_DIR, "monitoring.config")
 BINARY = "tensorflow_model_server"
+STANDIN = (sys.executable, "-m", "serving.standin")  # the stand-in's "binary": TF Serving's flags
 DOCKER_IMAGE = "tensorflow/serving:2.16.1"
 
 
@@ -75,20 +78,23 @@ def write_models_config(serving_root: str, path: str, **kwargs) -> str:
     return path
 
 
-def model_server_command(model_config_file: str, *, binary: str = BINARY, port: int = 8500,
-                         rest_port: int = 8501, enable_batching: bool = False,
+def model_server_command(model_config_file: str, *, binary: Union[str, Sequence[str]] = BINARY,
+                         port: int = 8500, rest_port: int = 8501, enable_batching: bool = False,
                          batching_parameters_file: str = BATCHING_CONFIG,
                          monitoring_config_file: str = MONITORING_CONFIG, poll_seconds: float = 5,
+                         config_poll_seconds: Optional[int] = None,
                          intra_op_threads: Optional[int] = None, inter_op_threads: Optional[int] = None,
                          extra_args: Sequence[str] = ()) -> List[str]:
     """The ``tensorflow_model_server`` command line serving ``model_config_file``.
 
-    Batching is off by default: the router sends user features once (batch 1) for the model to
-    broadcast, which TF Serving's batching session rejects (it needs equal 0th dimensions); see
-    ``config/batching.config``.
+    ``binary`` is a path, or a command prefix such as :data:`STANDIN`. ``config_poll_seconds``: re-read
+    the config file this often (``--model_config_file_poll_wait_seconds``; labels and version policies
+    then change without a restart). Batching is off by default: the router sends user features once
+    (batch 1) for the model to broadcast, which TF Serving's batching session rejects (it needs equal 0th
+    dimensions); see ``config/batching.config``.
     """
     cmd = [
-        binary,
+        *([binary] if isinstance(binary, str) else binary),
         f"--port={int(port)}",
         f"--rest_api_port={int(rest_port)}",
         f"--model_config_file={model_config_file}",
@@ -98,6 +104,8 @@ def model_server_command(model_config_file: str, *, binary: str = BINARY, port: 
     ]
     if enable_batching:
         cmd.append(f"--batching_parameters_file={batching_parameters_file}")
+    if config_poll_seconds:
+        cmd.append(f"--model_config_file_poll_wait_seconds={int(config_poll_seconds)}")
     if intra_op_threads:
         cmd.append(f"--tensorflow_intra_op_parallelism={int(intra_op_threads)}")
     if inter_op_threads:
@@ -138,14 +146,16 @@ def main(argv=None) -> int:
                         help="write models.config here (default: a temporary file)")
     parser.add_argument("--print-command", action="store_true",
                         help="print the command instead of running it")
+    parser.add_argument("--standin", action="store_true",
+                        help="run the local stand-in (not TF Serving) with the same flags")
     args = parser.parse_args(argv)
     config_path = args.write_config or os.path.join(tempfile.mkdtemp(prefix="tfserving-"), "models.config")
     write_models_config(args.serving_root, config_path)
-    binary = find_model_server()
-    cmd = model_server_command(
-        config_path, binary=binary or BINARY, port=args.port, rest_port=args.rest_port,
-        enable_batching=args.enable_batching, poll_seconds=args.poll_seconds,
-        intra_op_threads=args.intra_op_threads, inter_op_threads=args.inter_op_threads)
+    binary = STANDIN if args.standin else find_model_server()
+    flags = dict(port=args.port, rest_port=args.rest_port, enable_batching=args.enable_batching,
+                 poll_seconds=args.poll_seconds, intra_op_threads=args.intra_op_threads,
+                 inter_op_threads=args.inter_op_threads)
+    cmd = model_server_command(config_path, binary=binary or BINARY, **flags)
     if args.print_command:
         print(" ".join(cmd))
         return 0
@@ -155,10 +165,11 @@ def main(argv=None) -> int:
         print(f"{BINARY} is not on PATH. Install TF Serving (see BUILD.md) or run the official image:\n  "
               + " ".join(docker_command(args.serving_root, docker_dir, args.port, args.rest_port,
                                         args.enable_batching))
-              + "\nFor a local try-out without it: python -m serving.standin --serving-root "
-              + args.serving_root, file=sys.stderr)
+              + "\nFor a local try-out without it, the stand-in (not TF Serving) takes the same flags:\n  "
+              + " ".join(model_server_command(config_path, binary=("python", "-m", "serving.standin"), **flags)),
+              file=sys.stderr)
         return 127
-    os.execv(binary, cmd)
+    os.execv(cmd[0], cmd)
     return 0  # not reached
 
 

@@ -65,3 +65,16 @@ def segment_argmax(values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
     rows, _ = ragged_positions(np.diff(ptr))
     order = np.lexsort((-np.asarray(values), rows))  # by row, then descending value (stable: first max wins)
     return order[ptr[:-1]] - ptr[:-1]
+
+
+def bias_for_target(logits: np.ndarray, target: float) -> float:
+    """The shift :math:`b` with :math:`\overline{\sigma(b + \text{logits})}` = ``target``, by bisection on [-30, 30]
+    (the mean is increasing in :math:`b`)."""
+    low, high = -30.0, 30.0
+    for _ in range(80):
+        mid = 0.5 * (low + high)
+        if sigmoid(mid + logits).mean() < target:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)

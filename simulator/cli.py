@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from simulator.config import LOGGING_POLICIES, SimulatorConfig
 from simulator.generate import OutputExistsError, format_summary, simulate
@@ -108,9 +108,11 @@ def command_for(config: SimulatorConfig, out_dir: str) -> List[str]:
     return args
 
 
-def _with_flag(message: str) -> str:
-    option = message.split(":", 1)[0].rsplit(".", 1)[-1]
-    flag = _FLAG_OF.get(option)
+def with_flag(message: str, flag_of: Optional[Dict[str, str]] = None) -> str:
+    """A config error (``"<Config>.<option>[index]: problem"``) prefixed with the flag that sets ``option``
+    (``flag_of``: option -> flag, default this CLI's)."""
+    option = message.split(":", 1)[0].rsplit(".", 1)[-1].split("[", 1)[0]
+    flag = (_FLAG_OF if flag_of is None else flag_of).get(option)
     return f"{flag} ({message})" if flag else message
 
 
@@ -121,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = config_from_args(args).validate()
         summary = simulate(config, args.out, progress=not args.quiet, force=args.force)
     except (ValueError, OutputExistsError) as e:
-        parser.exit(2, f"error: {_with_flag(str(e))}\n")
+        parser.exit(2, f"error: {with_flag(str(e))}\n")
     print(f"wrote {args.out}")
     print(format_summary(summary))
     return 0

@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict
+from typing import Callable, Dict
 
 import numpy as np
 
@@ -164,16 +164,26 @@ def simulate(config: SimulatorConfig, out_dir: str, progress: bool = True, force
     without ``force`` — both before anything is written.
     """
     config = config.validate().resolved()
+    started = time.perf_counter()
+    return write_dataset(out_dir, force, lambda tmp: _generate(config, tmp, progress, started))
+
+
+def write_dataset(out_dir: str, force: bool, generate: Callable[[str], dict]) -> dict:
+    """Runs ``generate(directory) -> summary`` into a temporary sibling of ``out_dir``, adds the list of split
+    files to the summary, writes it as ``summary.json`` and renames the directory onto ``out_dir``.
+
+    Raises :class:`OutputExistsError` for a non-empty ``out_dir`` without ``force`` before anything is
+    written; on any failure the temporary directory is removed and ``out_dir`` is left as it was.
+    """
     out_dir = os.path.abspath(out_dir)
     _check_target(out_dir, force)
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
-    started = time.perf_counter()
 
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
     os.chmod(tmp, _directory_mode())  # mkdtemp makes it private; the data is meant to be shared
     try:
-        summary = _generate(config, tmp, progress, started)
+        summary = generate(tmp)
         summary["files"] = {split: sorted(f"{split}/{name}" for name in os.listdir(os.path.join(tmp, split)))
                             for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)}
         with open(os.path.join(tmp, SUMMARY_FILE), "w") as f:

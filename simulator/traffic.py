@@ -30,7 +30,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 import features as F
-from simulator.arrays import offsets, ragged_positions, segment_argmax, sigmoid
+from simulator.arrays import bias_for_target, offsets, ragged_positions, segment_argmax, sigmoid
 from simulator.config import EPSILON_GREEDY
 from simulator.world import USER_ATTRIBUTES, DayView, World
 
@@ -214,11 +214,4 @@ def calibrate_bias(world: World) -> float:
         logits = batch.exposed_logit
     finally:
         world.bias = saved
-    low, high = -30.0, 30.0
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        if sigmoid(mid + logits).mean() < world.config.target_ctr:
-            low = mid
-        else:
-            high = mid
-    return 0.5 * (low + high)
+    return bias_for_target(logits, world.config.target_ctr)

@@ -21,9 +21,6 @@ from serving import tf_serving
 from serving.clients import GrpcServingClient, RestServingClient, make_client
 from serving.protocol import ServingError
 from serving.standin import ModelServerStandIn
-from serving.standin.metrics import GRPC as GRPC_ENTRYPOINT
-from serving.standin.metrics import REST as REST_ENTRYPOINT
-from serving.standin.metrics import RequestMetrics
 
 MODELS = (F.AR_MODEL_NAME, F.CR_MODEL_NAME)
 OUTPUT = {F.AR_MODEL_NAME: F.PCTR_AD, F.CR_MODEL_NAME: F.PCTR_C}
@@ -58,6 +55,8 @@ def client(request, server):
 
 
 def in_process(loaded, model, inputs, signature):
+    """The signature run in this process (a tf.function). The servers run the same graph in a Session,
+    as TF Serving does, where Grappler may reorder float arithmetic: compare to ~1 ulp (rtol 1e-6)."""
     fn = loaded[model].signatures[signature]
     return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
 
@@ -75,7 +74,7 @@ def test_raw_predict_equals_in_process(client, loaded, model, broadcast):
     want = in_process(loaded, model, inputs, F.RAW_SIGNATURE)
     assert set(got) == {OUTPUT[model]}
     assert got[OUTPUT[model]].dtype == np.float32 and got[OUTPUT[model]].shape == (7,)
-    np.testing.assert_array_equal(got[OUTPUT[model]], want[OUTPUT[model]])
+    np.testing.assert_allclose(got[OUTPUT[model]], want[OUTPUT[model]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -83,7 +82,7 @@ def test_examples_predict_equals_in_process_and_raw(client, loaded, model):
     inputs = T.sample_inputs(model, batch=4, seed=5, broadcast_user=False)
     got = client.predict(model, examples_input(inputs), timeout=30)  # serving_default
     want = in_process(loaded, model, examples_input(inputs), F.SERVING_SIGNATURE)
-    np.testing.assert_array_equal(got[OUTPUT[model]], want[OUTPUT[model]])
+    np.testing.assert_allclose(got[OUTPUT[model]], want[OUTPUT[model]], rtol=1e-6)
     raw = client.predict(model, inputs, signature=F.RAW_SIGNATURE)
     np.testing.assert_allclose(got[OUTPUT[model]], raw[OUTPUT[model]], rtol=1e-6)
 
@@ -177,8 +176,10 @@ def test_unknown_model_and_version_are_not_found(client):
 _AR_NAMES = ",".join(sorted(F.AR_SERVING_INPUTS))  # 19 inputs; ad_id is the 6th (arg[5])
 _AR_NAMES_BUT_AD_ID = ",".join(n for n in sorted(F.AR_SERVING_INPUTS) if n != F.AD_ID)
 
-# (case, change to valid AR inputs, message over gRPC, message over REST). gRPC carries the tensors as
-# sent; REST's JSON decoding names the input first.
+# (case, change to valid AR inputs, message over gRPC, message over REST or None if REST accepts it).
+# TF Serving's messages: gRPC checks the inputs against the signature, then the Session checks dtypes
+# ("Expects arg[i]": ad_id is the 6th feed); REST's JSON decoding reads only the signature's inputs (an
+# extra one is ignored) and types each value. Neither checks shapes against the TensorInfo.
 BAD_INPUTS = [
     ("missing", lambda x: {k: v for k, v in x.items() if k != F.AD_ID},
      f"input size does not match signature: 18!=19 len({{{_AR_NAMES_BUT_AD_ID}}}) != len({{{_AR_NAMES}}}). "
@@ -188,13 +189,10 @@ BAD_INPUTS = [
      f"input size does not match signature: 20!=19 len({{{','.join(sorted([*F.AR_SERVING_INPUTS, 'bogus']))}}}) "
      f"!= len({{{_AR_NAMES}}}). "
      "Sent extra: {bogus}. Missing but required: {}.",
-     f"input tensor alias not found in signature: bogus. Inputs expected to be in the set {{{_AR_NAMES}}}."),
+     None),
     ("float for int64", lambda x: dict(x, **{F.AD_ID: np.array([1.5, 2.5, 3.5], np.float32)}),
-     "Expects arg[5] to be int64 but float32 is provided (input 'ad_id')",
-     "input 'ad_id': JSON Value: 1.5 is not of expected type: int64"),
-    ("flat sequence", lambda x: dict(x, **{F.SEQ_AD_IDS: x[F.SEQ_AD_IDS].reshape(-1)}),
-     "input 'seq_ad_ids': shape [4] is not compatible with the signature's [?,?]",
-     "input 'seq_ad_ids': shape [4] is not compatible with the signature's [?,?]"),
+     "Expects arg[5] to be int64 but float is provided",
+     "JSON Value: 1.5 Type: Number is not of expected type: int64"),
 ]
 
 
@@ -202,17 +200,21 @@ BAD_INPUTS = [
 def test_bad_inputs_are_invalid_argument(client, case, mutate, grpc_message, rest_message):
     inputs = mutate(T.sample_inputs(F.AR_MODEL_NAME))
     message = grpc_message if isinstance(client, GrpcServingClient) else rest_message
+    if message is None:
+        assert client.predict(F.AR_MODEL_NAME, inputs, F.RAW_SIGNATURE)[F.PCTR_AD].shape == (3,)
+        return
     e = _raises(lambda: client.predict(F.AR_MODEL_NAME, inputs, F.RAW_SIGNATURE),
                 grpc.StatusCode.INVALID_ARGUMENT, message)
     assert e.message == message
 
 
 def test_unknown_signature_is_failed_precondition(client):
-    # REST carries it as HTTP 400, which maps back to INVALID_ARGUMENT.
-    code = grpc.StatusCode.FAILED_PRECONDITION if isinstance(client, GrpcServingClient) \
-        else grpc.StatusCode.INVALID_ARGUMENT
-    _raises(lambda: client.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME), "nope"),
-            code, 'Serving signature key "nope" not found.')
+    # REST looks the signature up itself (INVALID_ARGUMENT, HTTP 400), with its own message.
+    if isinstance(client, GrpcServingClient):
+        code, message = grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.'
+    else:
+        code, message = grpc.StatusCode.INVALID_ARGUMENT, 'Serving signature name: "nope" not found in signature def'
+    _raises(lambda: client.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME), "nope"), code, message)
 
 
 # ------------------------------------------------------------------------------------ REST formats
@@ -224,13 +226,13 @@ def test_rest_wire_formats_match_tf_serving(server, loaded):
     r = requests.post(url + ":predict", json={"signature_name": F.RAW_SIGNATURE,
                                               "inputs": {k: v.tolist() for k, v in x.items()}})
     assert r.status_code == 200
-    np.testing.assert_array_equal(np.float32(r.json()["outputs"]), want)
+    np.testing.assert_allclose(np.float32(r.json()["outputs"]), want, rtol=1e-6)
     # Row format: "instances" -> "predictions".
     rows = [{k: v[i].tolist() for k, v in x.items()} for i in range(2)]
     r = requests.post(url + "/versions/1:predict", json={"signature_name": F.RAW_SIGNATURE,
                                                          "instances": rows})
     assert r.status_code == 200
-    np.testing.assert_array_equal(np.float32(r.json()["predictions"]), want)
+    np.testing.assert_allclose(np.float32(r.json()["predictions"]), want, rtol=1e-6)
     # Binary strings as {"b64": ...} (serving_default takes serialized tf.Examples).
     import base64
     ex = [{"b64": base64.b64encode(e).decode()} for e in T.examples_from_inputs(x)]
@@ -249,12 +251,13 @@ def test_rest_wire_formats_match_tf_serving(server, loaded):
 
 @pytest.mark.parametrize("body, status, text", [
     (b"{not json", 400, "JSON Parse error"),
-    (b"[1, 2]", 400, "must be a JSON object"),
+    (b"[1, 2]", 400, "JSON Value: [\n    1,\n    2\n] Is not object"),
     (b"{}", 400, "Missing 'inputs' or 'instances' key"),
     (json.dumps({"inputs": {}, "instances": []}).encode(), 400, "only one of 'inputs' or 'instances'"),
     (json.dumps({"signature_name": F.RAW_SIGNATURE, "inputs": {F.AD_ID: [1]}}).encode(), 400,
      "Missing named input"),
-    (json.dumps({"signature_name": "nope", "inputs": {}}).encode(), 400, "Serving signature key"),
+    (json.dumps({"signature_name": "nope", "inputs": {}}).encode(), 400,
+     'Serving signature name: "nope" not found in signature def'),
 ])
 def test_rest_errors(server, body, status, text):
     r = requests.post(f"{server.rest_url}/v1/models/{F.AR_MODEL_NAME}:predict", data=body)
@@ -272,52 +275,6 @@ def test_rest_rejects_floats_for_int_inputs_and_unknown_paths(server):
     assert r.status_code == 404 and "Latest(nope)" in r.json()["error"]
     r = requests.get(f"{server.rest_url}/v2/whatever")
     assert r.status_code == 404 and "error" in r.json()
-
-
-def _prometheus_samples(rest_url):
-    """Prometheus text as {metric{labels}: value}."""
-    text = requests.get(rest_url + "/monitoring/prometheus/metrics").text
-    return {k: float(v) for k, v in (l.rsplit(" ", 1) for l in text.splitlines() if not l.startswith("#"))}
-
-
-def test_prometheus_metrics_label_each_request_with_its_entrypoint(serving_root):
-    """Defect 5: REST requests were labelled entrypoint="GRPC". TF Serving labels the latency of a call
-    on its REST port "REST" and one on its gRPC port "GRPC" (http_server.cc, prediction_service_impl.cc)."""
-    root, _ = serving_root
-    x = T.sample_inputs(F.AR_MODEL_NAME)
-    with ModelServerStandIn({F.AR_MODEL_NAME: os.path.join(root, F.AR_MODEL_NAME)}, poll_seconds=0) as s:
-        with GrpcServingClient(s.grpc_address) as g, RestServingClient(s.rest_url) as r:
-            g.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)
-            r.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)  # (and a GET .../metadata for its dtypes)
-            r.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE)
-        samples = _prometheus_samples(s.rest_url)
-    latency = ':tensorflow:serving:request_latency_count{{API="{}",entrypoint="{}",model_name="ar"}}'
-    assert samples[latency.format("predict", "GRPC")] == 1
-    assert samples[latency.format("predict", "REST")] == 2
-    assert samples[latency.format("metadata", "REST")] == 1
-    assert latency.format("metadata", "GRPC") not in samples
-    assert samples[':tensorflow:serving:request_count{API="predict",model_name="ar",status="OK"}'] == 3
-    assert samples[latency.replace("_count", "_sum").format("predict", "REST")] > 0  # microseconds
-
-
-def test_request_metrics_render_hand_computed():
-    m = RequestMetrics()
-    m.record("ar", "predict", GRPC_ENTRYPOINT, "OK", 0.0015)
-    m.record("ar", "predict", GRPC_ENTRYPOINT, "INVALID_ARGUMENT", 0.0025)
-    m.record("cr", "status", REST_ENTRYPOINT, "OK", 0.000_25)
-    assert m.render().splitlines() == [
-        "# TYPE :tensorflow:serving:request_count counter",
-        ':tensorflow:serving:request_count{API="predict",model_name="ar",status="INVALID_ARGUMENT"} 1',
-        ':tensorflow:serving:request_count{API="predict",model_name="ar",status="OK"} 1',
-        ':tensorflow:serving:request_count{API="status",model_name="cr",status="OK"} 1',
-        "# TYPE :tensorflow:serving:request_latency summary",
-        ':tensorflow:serving:request_latency_sum{API="predict",entrypoint="GRPC",model_name="ar"} 4000',
-        ':tensorflow:serving:request_latency_count{API="predict",entrypoint="GRPC",model_name="ar"} 2',
-        ':tensorflow:serving:request_latency_sum{API="status",entrypoint="REST",model_name="cr"} 250',
-        ':tensorflow:serving:request_latency_count{API="status",entrypoint="REST",model_name="cr"} 1',
-    ]
-    with pytest.raises(ValueError, match="entrypoint must be one of"):
-        m.record("ar", "predict", "rest", "OK", 0.001)
 
 
 @pytest.mark.parametrize("value", [
@@ -366,78 +323,6 @@ def test_connection_refused_is_unavailable(protocol):
         assert e.message.startswith("failed to connect to all addresses") and f"127.0.0.1:{port}" in e.message
     else:
         assert e.message.startswith(f"http://127.0.0.1:{port}/v1/models/{F.AR_MODEL_NAME}: ")
-
-
-# ------------------------------------------------------------------- versions: swap, failure, batching
-def test_new_version_is_loaded_then_old_retired(serving_root, tmp_path):
-    root = str(tmp_path)
-    T.prepare_serving_root(root, version=1)
-    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0) as s, \
-            GrpcServingClient(s.grpc_address) as c:
-        assert c.status(F.AR_MODEL_NAME)[0].version == 1
-        T.push_version(root, 2)
-        os.makedirs(os.path.join(root, F.AR_MODEL_NAME, "3"))  # no saved_model.pb yet: not a version
-        s.poll_once()
-        states = {st.version: st.state for st in c.status(F.AR_MODEL_NAME)}
-        assert states == {2: "AVAILABLE", 1: "END"}
-        x = T.sample_inputs(F.AR_MODEL_NAME)
-        assert c.start_predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 2
-        _raises(lambda: c.predict(F.AR_MODEL_NAME, x, F.RAW_SIGNATURE, version=1),
-                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({F.AR_MODEL_NAME}, 1)")
-
-
-def test_version_that_fails_to_load_keeps_the_old_one_serving(tmp_path):
-    root = str(tmp_path)
-    T.prepare_serving_root(root, version=1)
-    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                            max_load_retries=1) as s, GrpcServingClient(s.grpc_address) as c:
-        bad = os.path.join(root, F.CR_MODEL_NAME, "2")
-        os.makedirs(bad)
-        with open(os.path.join(bad, "saved_model.pb"), "wb") as fh:
-            fh.write(b"not a SavedModel")
-        for _ in range(3):  # first try, one retry, then no more attempts
-            s.poll_once()
-        states = {st.version: st for st in c.status(F.CR_MODEL_NAME)}
-        assert states[2].state == "END" and states[2].error_code != "OK"
-        assert "failed to load" in states[2].error_message
-        assert (states[1].state, states[1].error_code) == ("AVAILABLE", "OK")
-        x = T.sample_inputs(F.CR_MODEL_NAME)
-        assert c.start_predict(F.CR_MODEL_NAME, x, F.RAW_SIGNATURE).result().version == 1
-
-
-def test_warmup_records_run_before_a_version_is_served(tmp_path):
-    """A warm-up record that does not fit the model fails the load, so warm-up really runs first."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    root = str(tmp_path)
-    T.prepare_serving_root(root, version=1)
-    T.push_version(root, 2)
-    warmup = os.path.join(root, F.AR_MODEL_NAME, "2", T.WARMUP_FILE)
-    os.makedirs(os.path.dirname(warmup), exist_ok=True)
-    request = predict_pb2.PredictRequest()
-    request.model_spec.signature_name = F.RAW_SIGNATURE
-    request.inputs["not_an_input"].CopyFrom(tf.make_tensor_proto(np.zeros([1], np.int64)))
-    with tf.io.TFRecordWriter(warmup) as w:
-        w.write(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
-    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                            max_load_retries=0) as s, GrpcServingClient(s.grpc_address) as c:
-        ar = {st.version: st for st in c.status(F.AR_MODEL_NAME)}
-        assert ar[2].state == "END" and "not_an_input" in ar[2].error_message
-        assert c.status(F.CR_MODEL_NAME)[0].version == 2  # CR's warm-up file is fine
-
-
-def test_batching_check_rejects_broadcast_inputs_like_tf_serving(serving_root):
-    root, _ = serving_root
-    with ModelServerStandIn({m: os.path.join(root, m) for m in MODELS}, poll_seconds=0,
-                            enable_batching=True) as s, GrpcServingClient(s.grpc_address) as c:
-        _raises(lambda: c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=True),
-                                  F.RAW_SIGNATURE),
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "Batching session Run() input tensors must have equal 0th-dimension size")
-        out = c.predict(F.AR_MODEL_NAME, T.sample_inputs(F.AR_MODEL_NAME, broadcast_user=False),
-                        F.RAW_SIGNATURE)
-        assert out[F.PCTR_AD].shape == (3,)
 
 
 # ----------------------------------------------------------------------------- real TF Serving

@@ -74,17 +74,7 @@ def _valid():
     return random_request(3, 2, seed=1, seq_len=4)
 
 
-def _set(path, value):
-    def mutate(req):
-        obj = req
-        for key in path[:-1]:
-            obj = obj[key]
-        if value is KeyError:
-            del obj[path[-1]]
-        else:
-            obj[path[-1]] = value
-        return req
-    return mutate
+_set = T.mutation
 
 
 BAD_REQUESTS = [
@@ -882,15 +872,16 @@ def test_bad_binary_requests_name_the_input(name, edits, message):
 def test_response_round_trips_through_predict_response():
     response = {"request_id": 17, "mode": R.PERI, "degraded": True,
                 "degraded_reason": "creative ranker (cr) failed: UNAVAILABLE: gone",
-                "ads": [{"rank": 1, F.AD_ID: 9, F.PCTR_AD: 0.25, F.CREATIVE_ID: 900, F.PCTR_C: None,
+                "ads": [{"rank": 1, F.AD_ID: 9, F.PCTR_AD: 0.25, "ecpm": None, F.CREATIVE_ID: 900, F.PCTR_C: None,
                          "creative_source": C.SOURCE_FALLBACK_FIRST},
-                        {"rank": 2, F.AD_ID: 4, F.PCTR_AD: 0.125, F.CREATIVE_ID: 401, F.PCTR_C: None,
+                        {"rank": 2, F.AD_ID: 4, F.PCTR_AD: 0.125, "ecpm": None, F.CREATIVE_ID: 401, F.PCTR_C: None,
                          "creative_source": C.SOURCE_FALLBACK_HIST}],
-                "model_versions": {"ar": 3, "cr": None}, "timing_ms": {"parse": 0.5, "total": 12.25}}
+                "model_versions": {"ar": 3, "cr": None}, "version_label": None,
+                "timing_ms": {"parse": 0.5, "total": 12.25}}
     assert RT.response_from_proto(RT.response_to_proto(response)) == response
-    response.update(request_id="abc", degraded=False, degraded_reason=None,
-                    ads=[dict(response["ads"][0], pctr_c=0.5, creative_source=C.SOURCE_CR)])
-    assert RT.response_from_proto(RT.response_to_proto(response)) == response
+    response.update(request_id="abc", degraded=False, degraded_reason=None, version_label="canary",
+                    ads=[dict(response["ads"][0], pctr_c=0.5, ecpm=0.75, creative_source=C.SOURCE_CR)])
+    assert RT.response_from_proto(RT.response_to_proto(response)) == response  # eCPM in float64: exact
 
 
 @pytest.fixture(scope="module")
@@ -916,7 +907,7 @@ def test_binary_form_ranks_like_the_json_api(grpc_router, mode, transport):
         [{k: a[k] for k in ("rank", F.AD_ID, F.CREATIVE_ID, "creative_source")} for a in want["ads"]]
     np.testing.assert_allclose([a[F.PCTR_AD] for a in got["ads"]], [a[F.PCTR_AD] for a in want["ads"]], rtol=1e-6)
     assert [a[F.PCTR_C] is None for a in got["ads"]] == [mode == R.NO_CR] * 4
-    assert got["model_versions"] == want["model_versions"]
+    assert got["model_versions"] == want["model_versions"] and got["version_label"] is want["version_label"] is None
     assert {"parse", "validate", "scoring", "total"} <= set(got["timing_ms"])
 
 

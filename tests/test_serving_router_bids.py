@@ -100,3 +100,21 @@ def test_router_ranks_by_ecpm_when_bids_are_given(mode):
     assert [a[F.AD_ID] for a in by_ecpm] == [int(np.sort(ids)[3]), int(np.sort(ids)[0])]
     assert [a[C.ECPM] for a in by_ecpm] == pytest.approx([0.1, 0.04], rel=1e-6)
     assert [a[F.PCTR_AD] for a in by_ecpm] == pytest.approx([0.01, 0.04], rel=1e-6)
+
+
+def test_the_binary_form_carries_bids_in_and_ecpm_out():
+    from serving.router import tensors as T
+    from serving.router.columns import validate_columns
+
+    request = random_request(4, 3, seed=2, slots=2)
+    ids = np.sort([ad[F.AD_ID] for ad in request[R.ADS]])
+    rank = np.argsort(np.argsort([ad[F.AD_ID] for ad in request[R.ADS]]))
+    client = _ScoreByAdId([0.04, 0.03, 0.02, 0.01])
+    router = PeriCRRouter(RouterConfig(), ar_client=client, cr_client=client)
+    with_bids = _with_bids(copy.deepcopy(request), [10.0 if r == 3 else 1.0 for r in rank])
+    answer = router.rank(validate_columns(T.columns_from_proto(T.request_to_proto(with_bids))))
+    back = T.response_from_proto(T.response_to_proto(answer))
+    assert [a[F.AD_ID] for a in back["ads"]] == [int(ids[3]), int(ids[0])]
+    assert [a[C.ECPM] for a in back["ads"]] == pytest.approx([0.1, 0.04], rel=1e-6)
+    without = T.response_from_proto(T.response_to_proto(router.rank(request)))
+    assert [a[C.ECPM] for a in without["ads"]] == [None, None]

@@ -78,6 +78,9 @@ def test_model_server_command_flags():
         "tensorflow_intra_op_parallelism": "3"}
     off = tf_serving.model_server_command("/c/m.config")
     assert "--enable_batching=false" in off and not any("batching_parameters" in a for a in off)
+    standin = tf_serving.model_server_command("/c/m.config", binary=tf_serving.STANDIN, config_poll_seconds=5)
+    assert standin[:3] == list(tf_serving.STANDIN) and standin[3:-1] == off[1:]  # the same flags
+    assert standin[-1] == "--model_config_file_poll_wait_seconds=5"
 
 
 def test_start_script_without_binary_explains_and_exits_127(tmp_path):
@@ -86,7 +89,8 @@ def test_start_script_without_binary_explains_and_exits_127(tmp_path):
     r = subprocess.run(["bash", os.path.join(REPO, "serving", "start_tf_serving.sh"), str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode == 127
-    assert "tensorflow_model_server is not on PATH" in r.stderr and "python -m serving.standin --serving-root" in r.stderr
+    assert "tensorflow_model_server is not on PATH" in r.stderr
+    assert f"MODEL_SERVER=standin {os.path.join(REPO, 'serving', 'start_tf_serving.sh')} {tmp_path}" in r.stderr
 
 
 def test_start_script_runs_the_binary_with_rendered_config(tmp_path):
@@ -110,6 +114,29 @@ def test_start_script_runs_the_binary_with_rendered_config(tmp_path):
     config_text = text[text.index("model_config_list"):]
     entries = {c.name: c.base_path for c in _parse_models_config(config_text).model_config_list.config}
     assert entries == {F.AR_MODEL_NAME: f"{root}/{F.AR_MODEL_NAME}", F.CR_MODEL_NAME: f"{root}/{F.CR_MODEL_NAME}"}
+
+
+def test_start_script_serves_a_given_config_and_starts_either_binary_with_the_same_flags(tmp_path):
+    fake = tmp_path / "tensorflow_model_server"
+    record = tmp_path / "record.txt"
+    fake.write_text("#!/bin/bash\nprintf '%s\\n' \"$@\" > " + str(record) + "\n")
+    fake.chmod(0o755)
+    config = tmp_path / "canary.config"
+    config.write_text("model_config_list {}\n")
+    script = os.path.join(REPO, "serving", "start_tf_serving.sh")
+    env = dict(os.environ, TF_MODEL_SERVER=str(fake), MODEL_CONFIG_FILE=str(config), CONFIG_POLL_SECONDS="2")
+    r = subprocess.run(["bash", script, "-", "--max_num_load_retries=0"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    flags = record.read_text().split()
+    assert f"--model_config_file={config}" in flags and "--model_config_file_poll_wait_seconds=2" in flags
+    assert flags[-1] == "--max_num_load_retries=0"  # passed on
+    # The stand-in, same flags (--version: it prints and exits before serving).
+    env = dict(env, MODEL_SERVER="standin")
+    r = subprocess.run(["bash", script, "-", "--version"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("TensorFlow ModelServer: stand-in")
+    assert ("+ python -m serving.standin " + " ".join(flags[:-1]) + " --version") in r.stderr
 
 
 def test_backend_kind_resolution(monkeypatch):

@@ -21,11 +21,14 @@ import logging
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
+
+if TYPE_CHECKING:  # imported in run(): it pulls in TFMA
+    from tfx_pipeline import run_summary
 
 
 def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None) -> None:
@@ -58,7 +61,7 @@ def overall_metrics(evaluation_uri: str, model_name: Optional[str] = None) -> Di
 
 
 def run(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = None,
-        keras_progress: bool = True) -> "run_summary.RunSummary":
+        keras_progress: bool = True) -> run_summary.RunSummary:
     """Runs the pipeline once and returns its summary (raises if a component failed).
 
     With a ``console``, each component's start and end (and Keras's epoch lines, unless

@@ -124,7 +124,16 @@ class PairPusherExecutor(pusher_executor.Executor):
     """Standard Pusher semantics; pushes ``ar/`` and ``cr/`` of the model as one version pair.
 
     A model with only one of them (an ablation) is pushed as ``<name>-only`` (see the module docstring).
+    Subclasses publish other layouts by overriding :meth:`push` and :meth:`layout`.
     """
+
+    def push(self, model_path: str, base_directory: str, now: int) -> Tuple[Dict[str, str], int]:
+        """Publishes the model's online SavedModels; ``({online model: name pushed as}, version)``."""
+        return push_online_models(model_path, base_directory, now)
+
+    def layout(self, targets: Mapping[str, str]) -> str:
+        """The ``push_layout`` property recorded for ``targets``."""
+        return layout_of(targets)
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
@@ -141,9 +150,9 @@ class PairPusherExecutor(pusher_executor.Executor):
             raise NotImplementedError("PairPusherExecutor pushes to a filesystem destination only")
         base_directory = push_destination.filesystem.base_directory
 
-        targets, version = push_online_models(model_path, base_directory, int(time.time()))
+        targets, version = self.push(model_path, base_directory, int(time.time()))
         # Archive the whole model (nested SavedModels included) under the PushedModel artifact.
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=base_directory, pushed_version=str(version))
         model_push.set_string_custom_property("pushed_models", ",".join(targets.values()))
-        model_push.set_string_custom_property("push_layout", layout_of(targets))
+        model_push.set_string_custom_property("push_layout", self.layout(targets))

@@ -83,11 +83,7 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
         custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **vertex_training.trainer_custom_config(cfg)})
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    model_resolver = latest_blessed_model_resolver()
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -117,6 +113,15 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else cfg.beam_pipeline_args(),
     )
+
+
+def latest_blessed_model_resolver():
+    """The Resolver of the Evaluator's baseline: the latest blessed model of this pipeline."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
 
 
 def local_metadata_config(cfg: config_lib.PipelineConfig):

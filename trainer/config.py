@@ -27,8 +27,33 @@ VARIANTS = ("jac", "ar", "cr")
 MODEL_CONFIG_KEY = "model_config"
 
 
+class DictConfig:
+    """(De)serialisation of a dataclass config: ``from_dict`` / ``to_dict`` / ``to_json`` / ``replace``
+    (shared by :class:`JACConfig` and ``trainer.genco.config.GenCOConfig``)."""
+
+    @classmethod
+    def from_dict(cls, overrides: Optional[Mapping[str, Any]] = None):
+        """Defaults updated with ``overrides`` (unknown keys are an error; lists become tuples)."""
+        overrides = dict(overrides or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {unknown}; known fields are {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-friendly dict; ``type(c).from_dict(c.to_dict()) == c``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclasses.dataclass(frozen=True)
-class JACConfig:
+class JACConfig(DictConfig):
     """Every hyperparameter of the AR, CR and JAC models and of their training.
 
     Attributes:
@@ -148,30 +173,6 @@ class JACConfig:
             fail("eval_steps", f"must be positive or None, got {self.eval_steps!r}")
         if self.ar_embedding_dim * 2 % self.transformer_heads:
             fail("transformer_heads", "must divide the sequence item size 2 * ar_embedding_dim")
-
-    # -------------------------------------------------------------------------------- (de)serialisation
-    @classmethod
-    def from_dict(cls, overrides: Optional[Mapping[str, Any]] = None) -> "JACConfig":
-        """Defaults updated with ``overrides`` (unknown keys are an error; lists become tuples)."""
-        overrides = dict(overrides or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"JACConfig: unknown fields {unknown}; known fields are {sorted(known)}")
-        for key, value in overrides.items():
-            if isinstance(value, list):
-                overrides[key] = tuple(value)
-        return cls(**overrides)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """JSON-friendly dict; ``JACConfig.from_dict(c.to_dict()) == c``."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    def replace(self, **changes) -> "JACConfig":
-        return dataclasses.replace(self, **changes)
 
     @property
     def has_ar(self) -> bool:

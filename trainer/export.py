@@ -174,22 +174,27 @@ def _save(module: tf.Module, export_dir: str, signatures: Mapping[str, object]) 
 
 
 def _export_online(module: _OnlineModule, export_dir: str, warmup: bool, request_rows: int) -> str:
-    """Saves an online module with both signatures; warm-up: one user x ``request_rows`` rows, 4 x 4."""
+    """Saves an online module with both signatures; warm-up: ``request_rows`` rows, 4 x 4.
+
+    Every warm-up request gives all its inputs the same 0th dimension (user features repeated per row):
+    TF Serving replays warm-up through its batching session when ``--enable_batching`` is on, and that
+    session refuses unequal 0th dimensions, which would fail the load.
+    """
     _save(module, export_dir, {F.SERVING_SIGNATURE: module.serve_examples, F.RAW_SIGNATURE: module.predict_raw})
     if warmup:
         write_warmup_requests(export_dir, module.name, [
-            example_request(module.name, batch_size=request_rows, user_batch_size=1, seed=0),
+            example_request(module.name, batch_size=request_rows, user_batch_size=request_rows, seed=0),
             example_request(module.name, batch_size=4, user_batch_size=4, seed=1)])
     return export_dir
 
 
 def export_ar(model: JACModel, tft_output, export_dir: str, warmup: bool = True) -> str:
-    """Saves the online AR SavedModel (+ warm-up requests: M = 8 ads of one user) to ``export_dir``."""
+    """Saves the online AR SavedModel (+ warm-up requests: M = 8 ads) to ``export_dir``."""
     return _export_online(ARServingModule(model, tft_output), export_dir, warmup, request_rows=8)
 
 
 def export_cr(model: JACModel, tft_output, export_dir: str, warmup: bool = True, fused: bool = True) -> str:
-    """Saves the online CR SavedModel (+ warm-up requests: 64 rows of one user) to ``export_dir``."""
+    """Saves the online CR SavedModel (+ warm-up requests: 64 rows) to ``export_dir``."""
     return _export_online(CRServingModule(model, tft_output, fused=fused), export_dir, warmup, request_rows=64)
 
 

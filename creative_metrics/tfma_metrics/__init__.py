@@ -38,8 +38,9 @@ The auxiliary counts let a report merge slices that partition the ads (e.g. ``nu
 property of the ad) into buckets exactly; see :mod:`creative_metrics.report`.
 
 Modules: ``replay_metrics`` (NSCTR, SCTR, CalibratedSCTR: one factory), ``off_policy_metrics`` (IPW, SNIPW,
-DoublyRobust: one factory), ``gauc_metric``,
-``true_policy_metric``; ``buffered`` (the combiner base they share), ``extracts`` (reading one impression),
+DoublyRobust: one factory), ``gauc_metric``, ``true_policy_metric``, ``combination_metrics`` (GenCO's
+GenCOCalibratedSCTR and GenCOTrueCTR over combinations of elements); ``buffered`` (the combiner base they
+share), ``extracts`` (reading one impression),
 ``names`` (metric and key names). This package registers the metrics and builds their configs.
 """
 
@@ -52,6 +53,7 @@ from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
 import features as F
+from creative_metrics.tfma_metrics.combination_metrics import GenCOCalibratedSCTR, GenCOTrueCTR
 from creative_metrics.tfma_metrics.gauc_metric import GAUC
 from creative_metrics.tfma_metrics.names import (CALIBRATED_SCTR_NAME, DR_NAME, GAUC_NAME, IPW_NAME, LIFT_SHARE,
                                                  NSCTR_NAME, SCTR_NAME, SNIPW_NAME, TRUE_CTR_IMPRESSIONS,
@@ -61,7 +63,8 @@ from creative_metrics.tfma_metrics.off_policy_metrics import IPW, SNIPW, DoublyR
 from creative_metrics.tfma_metrics.replay_metrics import NSCTR, SCTR, CalibratedSCTR
 from creative_metrics.tfma_metrics.true_policy_metric import TruePolicyCTR
 
-for _cls in (NSCTR, SCTR, CalibratedSCTR, IPW, SNIPW, DoublyRobust, GAUC, TruePolicyCTR):
+for _cls in (NSCTR, SCTR, CalibratedSCTR, IPW, SNIPW, DoublyRobust, GAUC, TruePolicyCTR, GenCOCalibratedSCTR,
+             GenCOTrueCTR):
     metric_types.register_metric(_cls)
 
 
@@ -109,6 +112,7 @@ def metric_configs(*, nsctr_threshold: Optional[config_pb2.MetricThreshold] = No
 
 __all__ = [
     "NSCTR", "SCTR", "CalibratedSCTR", "IPW", "SNIPW", "DoublyRobust", "GAUC", "TruePolicyCTR",
+    "GenCOCalibratedSCTR", "GenCOTrueCTR",
     "metric_config", "metric_configs", "overall_slice_only",
     "NSCTR_NAME", "SCTR_NAME", "CALIBRATED_SCTR_NAME", "IPW_NAME", "SNIPW_NAME", "DR_NAME", "GAUC_NAME",
     "TRUE_POLICY_CTR_NAME",

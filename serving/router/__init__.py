@@ -6,6 +6,8 @@
 * :mod:`serving.router.columns` — the value checks every form shares, :class:`RankRequest`.
 * :mod:`serving.router.core` — :class:`PeriCRRouter` (modes ``peri``, ``pre``, ``post``, ``no-cr``,
   deadlines, the fallback creative).
+* :mod:`serving.router.traffic_split` — :class:`TrafficSplit`: both models addressed by version label,
+  users hashed into a stable and a canary arm (canary, promotion, rollback).
 * :mod:`serving.router.server` — the HTTP API (``python -m serving.router``), and with ``--grpc-port``
   the gRPC one (:mod:`serving.router.grpc_api`).
 * :mod:`serving.router.client` — :class:`RouterClient` (HTTP), :class:`RouterGrpcClient` (gRPC).

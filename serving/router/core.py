@@ -38,8 +38,10 @@ import numpy as np
 import features as F
 from serving.clients import GrpcServingClient, PredictResult, ServingClient
 from serving.protocol import ServingError
+from serving.router.json_body import decode_json_body
 from serving.router.request import (MODES, NO_CR, PERI, POST, PRE, RankRequest, RequestLimits,
                                     parse_request)
+from serving.router.traffic_split import TrafficSplit
 
 log = logging.getLogger("serving.router")
 
@@ -69,6 +71,8 @@ class RouterConfig:
       sequence_length: pad (or cut, keeping the newest) the behaviour sequence to this fixed length;
         ``None`` sends it as is. Fix it when TF Serving batches, which pads with the first element.
       seed: base seed of the ``no-cr`` random creative.
+      traffic_split: address both models by version label, users split between a stable and a canary
+        label (:mod:`serving.router.traffic_split`); ``None`` serves the latest versions.
     """
 
     ar_address: str = "127.0.0.1:8500"
@@ -83,6 +87,7 @@ class RouterConfig:
     tile_user_features: bool = False
     sequence_length: Optional[int] = None
     seed: int = 0
+    traffic_split: Optional[TrafficSplit] = None
 
     def __post_init__(self):
         if self.default_mode not in MODES:
@@ -232,6 +237,16 @@ class PeriCRRouter:
         self.ar = ar_client
         self.cr = cr_client
 
+    def served_models(self):
+        """[(model name, client)] of every model the router calls (readiness checks them all)."""
+        return [(self.config.ar_model, self.ar), (self.config.cr_model, self.cr)]
+
+    def decode_json(self, body: bytes, timing: Optional[Dict[str, float]] = None) -> Any:
+        """A JSON request body -> what :meth:`rank` takes (:func:`serving.router.json_body.decode_json_body`);
+        a subclass with another request form (``serving.router.genco``) recognises its own first."""
+        c = self.config
+        return decode_json_body(body, c.limits, c.default_slots, c.default_mode, timing)
+
     def close(self) -> None:
         for c in self._own:
             c.close()
@@ -243,16 +258,21 @@ class PeriCRRouter:
         self.close()
 
     # -- backend calls
+    def _label(self, req: RankRequest) -> Optional[str]:
+        """The version label that scores this request's user (None: the latest versions)."""
+        split = self.config.traffic_split
+        return None if split is None else split.label_for(req.user[F.USER_ID])
+
     def _start_ar(self, req: RankRequest):
         c = self.config
         return self.ar.start_predict(
             c.ar_model, ar_inputs(req, c.tile_user_features, c.sequence_length), F.RAW_SIGNATURE,
-            timeout=c.ar_timeout_ms / 1e3)
+            self._label(req), timeout=c.ar_timeout_ms / 1e3)
 
     def _start_cr(self, req: RankRequest, ads: Optional[np.ndarray] = None):
         c = self.config
         return self.cr.start_predict(c.cr_model, cr_inputs(req, ads, c.tile_user_features),
-                                     F.RAW_SIGNATURE, timeout=c.cr_timeout_ms / 1e3)
+                                     F.RAW_SIGNATURE, self._label(req), timeout=c.cr_timeout_ms / 1e3)
 
     @staticmethod
     def _timed_start(start, timing: Dict[str, float], prefix: str, *args):
@@ -323,7 +343,8 @@ class PeriCRRouter:
              "ads": [{"rank": 1, "ad_id": int, "pctr_ad": float, "ecpm": float | null, "creative_id": int,
                       "pctr_c": float | null, "creative_source": "cr" | "fallback:hist_ctr" |
                       "fallback:first" | "random"}, ...],          # top-L, by pctr_ad (eCPM with bids)
-             "model_versions": {"ar": int | null, "cr": int | null},
+             "model_versions": {"ar": int | null, "cr": int | null},   # the versions that scored it
+             "version_label": str | null,                 # the label both were addressed by (traffic split)
              "timing_ms": {"parse": .., "validate": .., "ar_encode": .., "ar_rpc": .., "ar_decode": ..,
                            "cr_encode": .., "cr_rpc": .., "cr_decode": .., "scoring": ..,
                            "select": .., "total": ..}}
@@ -413,5 +434,6 @@ class PeriCRRouter:
                 self.config.ar_model: ar_result.version,
                 self.config.cr_model: None if cr_result is None else cr_result.version,
             },
+            "version_label": self._label(req),
             "timing_ms": {k[:-3]: round(v, 3) for k, v in timing.items()},
         }

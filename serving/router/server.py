@@ -36,10 +36,10 @@ import orjson
 
 from serving import runtime
 from serving.json_http import JsonRequestHandler
+from serving.router import traffic_split
 from serving.router.core import BackendError, PeriCRRouter, RouterConfig
 from serving.router import tensors as T
 from serving.router.columns import timed_validate
-from serving.router.json_body import decode_json_body
 from serving.router.request import MODES, RequestError, RequestLimits
 
 log = logging.getLogger("serving.router")
@@ -83,9 +83,8 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
             return self._error(404, f"unknown path: {path}")
 
         def _ready(self):
-            c = router.config
             states = {}
-            for model, client in ((c.ar_model, router.ar), (c.cr_model, router.cr)):
+            for model, client in router.served_models():
                 try:
                     states[model] = [s.state for s in client.status(model, timeout=2.0)]
                 except Exception as e:  # any failure is "not ready", with the reason
@@ -123,7 +122,7 @@ def _make_handler(router: PeriCRRouter, max_body_bytes: int):
                     req = timed_validate(lambda: T.columns_from_proto(T.parse_request_proto(raw), c.limits,
                                                                       c.default_slots, c.default_mode), timing)
                 else:
-                    req = decode_json_body(raw, c.limits, c.default_slots, c.default_mode, timing)
+                    req = router.decode_json(raw, timing)
                 response = router.rank(req, timing)
             except RequestError as e:
                 return self._error(e.status, str(e))
@@ -210,6 +209,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence-length", type=int, default=None,
                         help="fixed padded sequence length (TF Serving with --enable_batching)")
     parser.add_argument("--seed", type=int, default=d.seed)
+    traffic_split.add_arguments(parser)
 
 
 def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) -> RouterConfig:
@@ -220,7 +220,7 @@ def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) ->
                              max_total_creatives=args.max_total_creatives,
                              max_sequence_length=args.max_sequence_length),
         tile_user_features=args.tile_user_features, sequence_length=args.sequence_length,
-        seed=args.seed)
+        seed=args.seed, traffic_split=traffic_split.from_args(args))
 
 
 def main(argv=None) -> int:
@@ -228,6 +228,8 @@ def main(argv=None) -> int:
                                      description="Peri-CR router: ranks ads (AR) and creatives (CR).")
     parser.add_argument("--ar-address", required=True, help="gRPC host:port serving the AR model")
     parser.add_argument("--cr-address", default=None, help="gRPC host:port serving CR (default: AR's)")
+    parser.add_argument("--genco-address", default=None,
+                        help="gRPC host:port serving GenCO: enables the request mode 'genco' (serving.router.genco)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--grpc-port", type=int, default=None,
@@ -241,7 +243,13 @@ def main(argv=None) -> int:
         config = config_from_args(args, args.ar_address, args.cr_address)
     except ValueError as e:
         parser.error(str(e))
-    with PeriCRRouter(config) as router:
+    if args.genco_address:  # the GenCO mode beside Peri-CR's (serving.router.genco)
+        from serving.router.genco import GenCORouter, GenCOSettings
+
+        router_cm = GenCORouter(config, GenCOSettings(args.genco_address))
+    else:
+        router_cm = PeriCRRouter(config)
+    with router_cm as router:
         runtime.run_until_signalled(
             lambda: RouterServer(router, args.host, args.port, args.max_body_bytes, args.grpc_port).start(),
             lambda server: f"router ready: {server.url}{RANK_PATH}"

@@ -214,6 +214,7 @@ def response_to_proto(response: Mapping[str, Any], model: str = ROUTER_MODEL):
         F.CREATIVE_ID: np.array([a[F.CREATIVE_ID] for a in ads], np.int64),
         F.PCTR_AD: np.array([a[F.PCTR_AD] for a in ads], np.float32),
         F.PCTR_C: np.array([np.nan if a[F.PCTR_C] is None else a[F.PCTR_C] for a in ads], np.float32),
+        "ecpm": np.array([np.nan if a.get("ecpm") is None else a["ecpm"] for a in ads], np.float64),
         "creative_source": np.array([a["creative_source"].encode() for a in ads], object),
         "mode": np.array(response["mode"].encode(), object),
         "degraded": np.array(bool(response["degraded"])),
@@ -228,6 +229,8 @@ def response_to_proto(response: Mapping[str, Any], model: str = ROUTER_MODEL):
     if request_id is not None:
         columns["request_id"] = np.array(request_id.encode(), object) if isinstance(request_id, str) \
             else np.int64(request_id)
+    if response.get("version_label") is not None:  # (traffic split: the label both models were addressed by)
+        columns["version_label"] = np.array(response["version_label"].encode(), object)
     for name, value in columns.items():
         P.fill_tensor_proto(proto.outputs[name], value)
     return proto
@@ -240,7 +243,9 @@ def response_from_proto(proto) -> Dict[str, Any]:
     ads = []
     for k in range(len(out[F.AD_ID])):
         pctr_c = float(out[F.PCTR_C][k])
+        ecpm = float(out["ecpm"][k]) if "ecpm" in out else np.nan  # NaN: the request had no bids
         ads.append({"rank": k + 1, F.AD_ID: int(out[F.AD_ID][k]), F.PCTR_AD: float(out[F.PCTR_AD][k]),
+                    "ecpm": None if np.isnan(ecpm) else ecpm,
                     F.CREATIVE_ID: int(out[F.CREATIVE_ID][k]), F.PCTR_C: None if np.isnan(pctr_c) else pctr_c,
                     "creative_source": out["creative_source"][k].decode()})
     reason = text(out["degraded_reason"])
@@ -252,5 +257,6 @@ def response_from_proto(proto) -> Dict[str, Any]:
         "ads": ads,
         "model_versions": {m.decode(): None if v < 0 else int(v)
                            for m, v in zip(out["model_names"], out["model_versions"])},
+        "version_label": text(out["version_label"]) if "version_label" in out else None,
         "timing_ms": {s.decode(): round(float(v), 3) for s, v in zip(out["timing_stages"], out["timing_ms"])},
     }

@@ -1,116 +1,162 @@
-"""One loaded version of one model: the SavedModel, its SignatureDefs, Predict on it, and warm-up.
+"""One loaded version of one model, as TF Serving's ``SavedModelBundle``: a Session over the MetaGraph.
 
-:func:`load_servable` loads a version as TF Serving does before it serves it: the SavedModel, then every
-record of ``assets.extra/tf_serving_warmup_requests`` (``PredictionLog`` TFRecords, at most
-:data:`MAX_WARMUP_RECORDS`), each checked and run as a real request is, so a warm-up file that does not
-fit the model fails the load.
+:class:`SavedModelBundle` loads the SavedModel's serving MetaGraph (``--saved_model_tags``, default
+``serve``) into its own graph and a ``tf.compat.v1`` Session (``tf.compat.v1.saved_model.loader.load``:
+variables restored, the init op run with its asset paths), as TF Serving's ``LoadSavedModel`` does.
+:meth:`SavedModelBundle.run` is ``Session::Run``: feeds and fetches by the SignatureDef's tensor names,
+through the C API (``TF_SessionRun``), so the runtime is TF Serving's: no shape check against the
+TensorInfo (a ``[3]`` tensor may feed an ``x`` of static shape ``[-1, 1]``), dtype mismatches fail with
+the runtime's own ``Expects arg[i] to be float but double is provided``, and every failure keeps its
+TensorFlow status code.
 
-:meth:`Servable.predict` checks a request against its signature (:mod:`serving.standin.input_checks`)
-and runs it through the SavedModel's concrete function for that signature (``tf.saved_model.load``);
-TF Serving runs the SignatureDef's feeds and fetches in a Session instead.
+Load failures get TF Serving's status: a directory without ``saved_model.pb`` / ``.pbtxt`` is
+``NOT_FOUND: Could not find SavedModel .pb or .pbtxt at supplied export directory path: ...``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Mapping, Sequence
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
 
-import features as F
 from serving import protocol as P
-from serving.standin import input_checks
 
 log = logging.getLogger("serving.standin")
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000  # TF Serving reads at most this many warm-up records
+SERVE_TAG = "serve"
 
 
-def read_signature_defs(path: str):
-    """The ``SignatureDefMap`` of the SavedModel at ``path`` (``GetModelMetadata``'s ``signature_def``)."""
-    from google.protobuf import text_format
-    from tensorflow.core.protobuf import saved_model_pb2
-    from tensorflow_serving.apis import get_model_metadata_pb2
+def as_serving_error(e: BaseException) -> P.ServingError:
+    """Any failure as a status: a TensorFlow error keeps its code and message; others are ``UNKNOWN``."""
+    import tensorflow as tf
 
-    saved = saved_model_pb2.SavedModel()
-    pb_path = os.path.join(path, "saved_model.pb")
-    if os.path.exists(pb_path):
-        with open(pb_path, "rb") as fh:
-            saved.ParseFromString(fh.read())
-    else:
-        with open(os.path.join(path, "saved_model.pbtxt")) as fh:
-            text_format.Parse(fh.read(), saved)
-    signature_def_map = get_model_metadata_pb2.SignatureDefMap()
-    for key, sig in saved.meta_graphs[0].signature_def.items():
-        signature_def_map.signature_def[key].CopyFrom(sig)
-    return signature_def_map
+    if isinstance(e, P.ServingError):
+        return e
+    if isinstance(e, tf.errors.OpError):
+        return P.ServingError(_GRPC_CODE.get(e.error_code, grpc.StatusCode.UNKNOWN), e.message)
+    return P.ServingError(grpc.StatusCode.UNKNOWN, f"{type(e).__name__}: {e}")
 
 
-class Servable:
-    """One loaded version of one model (``inflight``: requests running on it, kept by its versions)."""
+# TensorFlow's error codes are gRPC's (tensorflow/core/protobuf/error_codes.proto).
+_GRPC_CODE = {code.value[0]: code for code in grpc.StatusCode}
 
-    def __init__(self, name: str, version: int, path: str):
+
+def session_config(intra_op: int = 0, inter_op: int = 0, session_parallelism: int = 0):
+    """The Session's ``ConfigProto`` from TF Serving's ``--tensorflow_*_parallelism`` flags (0: TF's choice)."""
+    from tensorflow.core.protobuf import config_pb2
+
+    if intra_op > 0 and inter_op > 0 and session_parallelism > 0:
+        raise P.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                             "Either configure server_options.tensorflow_session_parallelism or "
+                             "(server_options.tensorflow_intra_op_parallelism, "
+                             "server_options.tensorflow_inter_op_parallelism) separately. You cannot "
+                             "configure all.")
+    if intra_op > 0 or inter_op > 0:
+        return config_pb2.ConfigProto(intra_op_parallelism_threads=max(intra_op, 0),
+                                      inter_op_parallelism_threads=max(inter_op, 0))
+    return config_pb2.ConfigProto(intra_op_parallelism_threads=session_parallelism,
+                                  inter_op_parallelism_threads=session_parallelism)
+
+
+def check_saved_model_exists(path: str) -> None:
+    if not any(os.path.exists(os.path.join(path, f)) for f in SAVED_MODEL_FILES):
+        raise P.ServingError(grpc.StatusCode.NOT_FOUND,
+                             "Could not find SavedModel .pb or .pbtxt at supplied export directory path: "
+                             f"{path}. Check that the directory exists and that you have the right "
+                             "permissions for accessing it.")
+
+
+class SavedModelBundle:
+    """One version of one model in a Session (``inflight``: requests running on it, kept by its versions).
+
+    Attributes:
+      name / version / path: the servable's id and its version directory.
+      meta_graph_def: the loaded ``MetaGraphDef``; ``signature_defs`` is its signature map (every
+        SignatureDef, ``__saved_model_init_op`` included, as ``GetModelMetadata`` returns them).
+    """
+
+    def __init__(self, name: str, version: int, path: str, config=None, tags: Sequence[str] = (SERVE_TAG,)):
         import tensorflow as tf
 
         self.name, self.version, self.path = name, version, path
-        self._loaded = tf.saved_model.load(path)
-        self.signature_def_map = read_signature_defs(path)
-        self.signatures = P.signatures_from_proto(self.signature_def_map.signature_def)
-        self._functions = {k: self._loaded.signatures[k] for k in self.signatures}
         self.inflight = 0
-
-    def predict(self, signature: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = (),
-                enable_batching: bool = False) -> Dict[str, np.ndarray]:
-        """Checks ``inputs`` against the signature (as TF Serving does), runs it, filters the outputs."""
-        signature = signature or F.SERVING_SIGNATURE
-        sig = input_checks.signature_of(self.signatures, signature)
-        input_checks.check_inputs(sig, inputs, enable_batching)
-        input_checks.check_output_filter(sig, output_filter)
-        outputs = self._run(signature, inputs)
-        if output_filter:
-            outputs = {k: v for k, v in outputs.items() if k in set(output_filter)}
-        return outputs
-
-    def _run(self, signature: str, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        import tensorflow as tf
-
+        check_saved_model_exists(path)
+        graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=graph, config=config)
         try:
-            out = self._functions[signature](**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.InvalidArgumentError as e:
-            raise P.ServingError(grpc.StatusCode.INVALID_ARGUMENT, e.message) from None
-        except tf.errors.OpError as e:
-            raise P.ServingError(grpc.StatusCode.INTERNAL, e.message) from None
-        except (TypeError, ValueError) as e:
-            raise P.ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
-        return {k: v.numpy() for k, v in out.items()}
+            with graph.as_default():
+                self.meta_graph_def = tf.compat.v1.saved_model.loader.load(self._session, list(tags), path)
+        except RuntimeError as e:
+            self._session.close()
+            if "could not be found in SavedModel" in str(e):
+                raise P.ServingError(grpc.StatusCode.NOT_FOUND,
+                                     f"Could not find meta graph def matching supplied tags: "
+                                     f"{{ {' '.join(tags)} }}. To inspect available tag-sets in the "
+                                     "SavedModel, please use the SavedModel CLI: `saved_model_cli`") from None
+            raise
+        except OSError as e:
+            self._session.close()
+            if str(e).startswith("Cannot parse file"):
+                raise P.ServingError(grpc.StatusCode.DATA_LOSS,
+                                     f"Can't parse {os.path.join(path, SAVED_MODEL_FILES[0])} as binary "
+                                     "proto") from None
+            raise
+        except BaseException:
+            self._session.close()
+            raise
+        graph.finalize()
+        self._graph = graph
+        self.signature_defs = self.meta_graph_def.signature_def
+        self._outputs: Dict[str, object] = {}
+        self._lock = threading.Lock()
 
+    def signature_def_map(self):
+        """``GetModelMetadata``'s ``signature_def``: a ``SignatureDefMap`` of every SignatureDef."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
 
-def warm_up(servable: Servable) -> None:
-    """Replays ``assets.extra/tf_serving_warmup_requests`` on a new servable."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
+        out = get_model_metadata_pb2.SignatureDefMap()
+        for key, sig in self.signature_defs.items():
+            out.signature_def[key].CopyFrom(sig)
+        return out
 
-    path = os.path.join(servable.path, WARMUP_PATH)
-    if not os.path.exists(path):
-        return
-    n = 0
-    for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
-        entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        if entry.WhichOneof("log_type") != "predict_log":
-            raise ValueError(f"warm-up record {n}: only predict_log records are supported")
-        request = entry.predict_log.request
-        inputs = {k: P.from_tensor_proto(v) for k, v in request.inputs.items()}
-        servable.predict(request.model_spec.signature_name, inputs, list(request.output_filter))
-        n += 1
-    log.info("%s version %d: ran %d warm-up requests", servable.name, servable.version, n)
+    def _tf_output(self, tensor_name: str):
+        out = self._outputs.get(tensor_name)
+        if out is None:
+            try:
+                out = self._graph.get_tensor_by_name(tensor_name)._as_tf_output()
+            except (KeyError, ValueError) as e:
+                raise P.ServingError(grpc.StatusCode.NOT_FOUND,
+                                     f"Tensor {tensor_name}, specified in either feed_devices or "
+                                     f"fetch_devices was not in the Graph ({e})") from None
+            with self._lock:
+                self._outputs[tensor_name] = out
+        return out
 
+    def run(self, feeds: Sequence[Tuple[str, np.ndarray]], fetches: Sequence[str],
+            timeout_ms: Optional[int] = None) -> List[np.ndarray]:
+        """``Session::Run`` of the tensors named ``fetches`` given ``feeds`` (tensor name, value)."""
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.client import pywrap_tf_session as tf_session
 
-def load_servable(name: str, version: int, path: str) -> Servable:
-    """Loads one version fully: the SavedModel, then its warm-up requests."""
-    servable = Servable(name, version, path)
-    warm_up(servable)
-    return servable
+        feed_dict = {self._tf_output(name): value for name, value in feeds}
+        fetch_list = [self._tf_output(name) for name in fetches]
+        options = None
+        if timeout_ms:
+            options = tf_session.TF_NewBufferFromString(
+                config_pb2.RunOptions(timeout_in_ms=int(timeout_ms)).SerializeToString())
+        try:
+            return tf_session.TF_SessionRun_wrapper(self._session._session, options, feed_dict, fetch_list,
+                                                    [], None)
+        except Exception as e:
+            raise as_serving_error(e) from None
+        finally:
+            if options is not None:
+                tf_session.TF_DeleteBuffer(options)
+
+    def close(self) -> None:
+        self._session.close()

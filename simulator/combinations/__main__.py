@@ -1,0 +1,5 @@
+import sys
+
+from simulator.combinations.cli import main
+
+sys.exit(main())
