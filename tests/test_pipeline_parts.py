@@ -1,5 +1,6 @@
 """The pipeline's own parts: curated schema, data gate, eval config, Kubeflow V2 spec (the Pusher: test_pair_pusher)."""
 
+import json
 import os
 
 import pytest
@@ -11,6 +12,7 @@ import features as F
 from creative_metrics import candidate_buckets
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import data_gate, eval_config, schema_curation
+from trainer.config import MODEL_CONFIG_KEY
 
 
 def _inferred_schema():
@@ -242,3 +244,41 @@ def test_kubeflow_v2_spec_compiles_offline_with_module_paths(tmp_path):
     assert config_lib.METRICS_MODULE in text
     assert "PairPusherExecutor" in text
     assert "registry/adcr:test" in text
+
+
+def test_kubeflow_v2_spec_runs_the_trainer_on_vertex_worker_pools(tmp_path):
+    """Chief, workers and ps tasks with their machine types, in Vertex's pool order, for TFX's Vertex Trainer."""
+    from tfx_pipeline import kubeflow_v2_runner
+
+    out = str(tmp_path / "pipeline.json")
+    assert kubeflow_v2_runner.main([
+        "--pipeline-root", "gs://bucket/adcr", "--data-dir", "gs://bucket/data", "--image", "registry/adcr:test",
+        "--out", out, "--vertex-project", "proj", "--vertex-region", "europe-west4", "--workers", "3",
+        "--worker-machine-type", "n1-standard-16", "--ps", "2", "--ps-machine-type", "n1-highmem-32"]) == 0
+    spec = json.load(open(out))["pipelineSpec"]
+    custom = json.loads(spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
+                        ["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom["ai_platform_enable_vertex"] is True and custom["ai_platform_vertex_region"] == "europe-west4"
+    args = custom["ai_platform_training_args"]
+    assert args["project"] == "proj"
+    assert [(p["machine_spec"]["machine_type"], p["replica_count"], p["container_spec"]["image_uri"])
+            for p in args["job_spec"]["worker_pool_specs"]] == [
+        ("n1-standard-8", 1, "registry/adcr:test"), ("n1-standard-16", 3, "registry/adcr:test"),
+        ("n1-highmem-32", 2, "registry/adcr:test")]
+    assert custom[MODEL_CONFIG_KEY] == {}
+    executor = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]["args"]
+    assert "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor" in executor
+    # Without a Vertex project the Trainer stays the pipeline step's own process.
+    local = kubeflow_v2_runner.compile_pipeline(config_lib.PipelineConfig(output_dir="gs://b/a", data_dir="gs://b/d"),
+                                                "registry/adcr:test", str(tmp_path / "local.json"))
+    assert "ai_platform_training_args" not in json.dumps(local)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"ps_count": 2, "worker_count": 0, "vertex_project": "p"}, "ps_count=2 needs worker_count"),
+    ({"worker_count": 2}, "need vertex_project"),
+    ({"worker_count": -1, "vertex_project": "p"}, "worker_count must be a non-negative integer"),
+])
+def test_bad_worker_pools_are_named(fields, message):
+    with pytest.raises(ValueError, match=message):
+        config_lib.PipelineConfig(**fields)

@@ -5,12 +5,13 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 import features as F
 from trainer.ar_model import ARModel
 from trainer.config import JACConfig
 from trainer.cr_model import CRModel
-from trainer.embeddings import CategoricalEmbeddings
+from trainer.embeddings import BlockUniform, CategoricalEmbeddings
 from trainer.jac_model import JACModel
 from trainer.random_batch import random_transformed_batch, small_cardinalities
 from trainer.sequence import BehaviorSequenceEncoder, TargetAttention, TransformerBlock
@@ -37,6 +38,71 @@ def test_categorical_embeddings_shapes_rows_and_config():
     assert CategoricalEmbeddings.from_config(layer.get_config()).get_config() == layer.get_config()
     with pytest.raises(ValueError, match="'c'"):
         CategoricalEmbeddings({"a": 5}, ["a", "c"], dim=2)
+
+
+def test_one_table_holds_each_feature_in_its_own_block():
+    layer = CategoricalEmbeddings({"a": 5, "b": 3}, ["a", "b"], dim=2)
+    out = layer({"a": tf.constant([0, 4]), "b": tf.constant([2, 1])})
+    table = layer.embeddings.numpy()
+    assert table.shape == (8, 2) and layer.offsets == {"a": 0, "b": 5}
+    np.testing.assert_array_equal(out, np.concatenate([table[[0, 4]], table[[5 + 2, 5 + 1]]], axis=1))
+    np.testing.assert_array_equal(layer.table("b"), table[5:8])
+    np.testing.assert_array_equal(layer.lookup("b", tf.constant([[1, 2]])), table[None, [6, 7]])
+    # one user row for three ads: broadcast to every row
+    out = layer({"a": tf.constant([3]), "b": tf.constant([0, 1, 2])}, batch_size=3)
+    np.testing.assert_array_equal(out[:, :2], np.repeat(table[[3]], 3, axis=0))
+
+
+def test_table_rows_fold_ids_when_fewer_and_leave_spares_when_more():
+    folded = CategoricalEmbeddings({"a": 5, "b": 3}, ["a", "b"], dim=2, rows=6)
+    folded.build()
+    table = folded.embeddings
+    assert table.shape == (6, 2)
+    # b's index 1 is row (5 + 1) mod 6 = 0, a's index 0: the two collide (the hashing trick)
+    np.testing.assert_array_equal(folded.lookup("b", tf.constant([1])), folded.lookup("a", tf.constant([0])))
+    np.testing.assert_array_equal(folded.table("b"), table.numpy()[[5, 0, 1]])
+    spare = CategoricalEmbeddings({"a": 5, "b": 3}, ["a", "b"], dim=2, rows=10)
+    spare.build()
+    assert spare.embeddings.shape == (10, 2)
+    np.testing.assert_array_equal(spare.table("b"), spare.embeddings.numpy()[5:8])
+    assert CategoricalEmbeddings.from_config(folded.get_config()).rows == 6
+    with pytest.raises(ValueError, match="rows"):
+        CategoricalEmbeddings({"a": 5}, ["a"], dim=2, rows=0)
+
+
+def test_block_initializer_draws_what_one_table_per_feature_drew():
+    keras.utils.set_random_seed(3)
+    separate = [keras.initializers.RandomUniform(-0.05, 0.05)((rows, 4)) for rows in (7, 2, 5)]
+    keras.utils.set_random_seed(3)
+    fused = BlockUniform([7, 2, 5], -0.05, 0.05)((14, 4))
+    np.testing.assert_array_equal(fused, np.concatenate(separate))
+    assert float(tf.reduce_min(fused)) >= -0.05 and float(tf.reduce_max(fused)) < 0.05
+
+
+def test_attention_is_keras_multi_head_attention():
+    """Same weights, same function as ``keras.layers.MultiHeadAttention`` (which it replaces for speed)."""
+    x, mask = _seq(batch=3, length=5, dim=4)
+    block = TransformerBlock(num_heads=2, ff_dim=8)
+    block(x, mask)
+    mha = keras.layers.MultiHeadAttention(2, key_dim=2)
+    attention_mask = tf.broadcast_to(tf.cast(mask, tf.bool)[:, None, :], [3, 5, 5])
+    mha(x, x, x, attention_mask=attention_mask)
+    for dense, name in ((mha._query_dense, "query"), (mha._key_dense, "key"), (mha._value_dense, "value")):
+        kernel, bias = block.projections[name]
+        bias.assign(tf.random.normal(bias.shape, seed=len(name)))  # non-zero biases too
+        dense.kernel.assign(kernel)
+        dense.bias.assign(bias)
+    block.output_bias.assign(tf.random.normal([4], seed=3))
+    mha._output_dense.kernel.assign(block.output_kernel)
+    mha._output_dense.bias.assign(block.output_bias)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours, theirs = block.attention(x, mask), mha(x, x, x, attention_mask=attention_mask)
+        # rows 0-1 have real items; row 2's empty sequence attends uniformly in both
+        loss_ours, loss_theirs = tf.reduce_sum(ours[:2] ** 2), tf.reduce_sum(theirs[:2] ** 2)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(loss_ours, x), tape.gradient(loss_theirs, x), rtol=1e-4, atol=1e-6)
+    assert [v.shape.as_list() for v in block.weights[:8]] == [v.shape.as_list() for v in mha.weights]
 
 
 def _seq(batch=3, length=5, dim=4, seed=0):
@@ -225,5 +291,14 @@ def test_config_dict_round_trip_and_overrides():
     ({"initial_ctr": 1.0}, "initial_ctr"),
 ])
 def test_config_rejects_bad_values_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        JACConfig.from_dict(overrides)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"ar_embedding_rows": 0}, "ar_embedding_rows"), ({"cr_embedding_rows": 2.5}, "cr_embedding_rows"),
+    ({"embedding_min_shard_bytes": 0}, "embedding_min_shard_bytes"), ({"steps_per_execution": 0}, "steps_per_execution"),
+])
+def test_config_rejects_bad_scale_settings_naming_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         JACConfig.from_dict(overrides)

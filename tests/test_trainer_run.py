@@ -94,6 +94,15 @@ def test_run_fn_export_layout(run):
     assert set(run[0]["exported"]) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
 
 
+def test_run_fn_without_tf_config_trains_in_one_process_and_reports_its_throughput(run):
+    summary, fn_args = run
+    assert summary["cluster"] == {} and summary["sharded_tables"] == {}
+    throughput = summary["throughput"]
+    # 30 steps of 64 (run in calls of steps_per_execution = 25 and 5 steps)
+    assert throughput["examples_per_second"] == pytest.approx(30 * 64 / throughput["train_seconds"], rel=0.01)
+    assert throughput["steady_examples_per_second"] > 0
+
+
 def test_data_reads_only_the_requested_columns_and_the_label():
     data = testing.transformed_data()
     ds = make_dataset(data.train, data.tft_output, N.CR_INPUTS, batch_size=32, num_epochs=1, shuffle=False)

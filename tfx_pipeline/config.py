@@ -46,6 +46,15 @@ class PipelineConfig:
       beam_mode: ``in_memory`` (default; fastest on one machine) or ``multi_processing``.
       beam_workers: worker processes for ``multi_processing`` (0 = one per core).
       extra_beam_args: appended verbatim (e.g. DataflowRunner / FlinkRunner settings, see BUILD.md).
+      vertex_project: set, the Trainer runs as a Vertex AI Training CustomJob in this GCP project, on the
+        worker pools below (``tfx_pipeline.vertex_training``; each replica gets its ``TF_CONFIG`` from Vertex).
+      vertex_region: the CustomJob's region.
+      trainer_image: container image of every training replica (the Kubeflow runner sets its ``--image``).
+      chief_machine_type: the chief's machine (pool 0; one replica).
+      worker_count, worker_machine_type: worker replicas (pool 1). Without ps tasks: multi-worker mirrored
+        training, the chief training too.
+      ps_count, ps_machine_type: parameter servers (pool 2): parameter-server training, the embedding tables
+        split across them; they need workers.
     """
 
     output_dir: str = os.path.join(REPO_ROOT, "outputs")
@@ -63,6 +72,14 @@ class PipelineConfig:
     beam_mode: str = "in_memory"
     beam_workers: int = 0
     extra_beam_args: List[str] = dataclasses.field(default_factory=list)
+    vertex_project: Optional[str] = None
+    vertex_region: str = "us-central1"
+    trainer_image: Optional[str] = None
+    chief_machine_type: str = "n1-standard-8"
+    worker_count: int = 0
+    worker_machine_type: str = "n1-standard-8"
+    ps_count: int = 0
+    ps_machine_type: str = "n1-highmem-8"
 
     def __post_init__(self):
         if self.beam_mode not in BEAM_MODES:
@@ -74,6 +91,14 @@ class PipelineConfig:
             raise ValueError(f"nsctr_change_tolerance must be >= 0, got {self.nsctr_change_tolerance}")
         if not 0.0 <= self.auc_floor < 1.0:
             raise ValueError(f"auc_floor must be in [0, 1), got {self.auc_floor}")
+        for name in ("worker_count", "ps_count"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.ps_count and not self.worker_count:
+            raise ValueError(f"ps_count={self.ps_count} needs worker_count >= 1: parameter servers serve workers")
+        if (self.worker_count or self.ps_count) and not self.vertex_project:
+            raise ValueError("worker_count / ps_count need vertex_project: Vertex AI Training runs the worker pools "
+                             "(on Kubernetes, see BUILD.md)")
 
     @property
     def pipeline_root(self) -> str:

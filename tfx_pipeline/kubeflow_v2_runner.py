@@ -6,6 +6,13 @@
 Compiling needs only ``kfp-pipeline-spec`` (no kfp SDK, no cluster, no upload): user code is referenced by
 module path, so the container image (BUILD.md: ``docker build -f tfx_pipeline/Dockerfile``) must have this
 project installed. Submit the JSON with the kfp client or ``gcloud ai pipelines``/Vertex AI.
+
+Distributed training (``--vertex-project``): the Trainer step submits a Vertex AI Training CustomJob with a
+chief, ``--workers`` workers and ``--ps`` parameter servers of the given machine types, all in ``--image``
+(``tfx_pipeline.vertex_training``); the spec's Trainer ``custom_config`` holds the worker pools:
+
+    python -m tfx_pipeline.kubeflow_v2_runner ... --vertex-project PROJECT --vertex-region us-central1 \
+        --workers 4 --worker-machine-type n1-standard-16 --ps 2 --ps-machine-type n1-highmem-16
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from tfx import v1 as tfx
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline import vertex_training
 
 DEFAULT_IMAGE = "adcreative-ranking:0.1.0"
 
@@ -47,13 +55,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--model-config", default="{}")
     p.add_argument("--beam-arg", action="append", default=[],
                    help="extra Beam pipeline arg, e.g. --beam-arg=--runner=DataflowRunner (repeatable)")
+    defaults = config_lib.PipelineConfig
+    p.add_argument("--vertex-project", help="train as a Vertex AI Training CustomJob in this GCP project")
+    p.add_argument("--vertex-region", default=defaults.vertex_region)
+    p.add_argument("--chief-machine-type", default=defaults.chief_machine_type)
+    p.add_argument("--workers", type=int, default=defaults.worker_count, help="worker replicas besides the chief")
+    p.add_argument("--worker-machine-type", default=defaults.worker_machine_type)
+    p.add_argument("--ps", type=int, default=defaults.ps_count, help="parameter servers (0: no ps training)")
+    p.add_argument("--ps-machine-type", default=defaults.ps_machine_type)
     a = p.parse_args(argv)
     cfg = config_lib.PipelineConfig(output_dir=a.pipeline_root, data_dir=a.data_dir, serving_dir=a.serving_root,
                                     train_steps=a.train_steps, model_config=json.loads(a.model_config),
-                                    extra_beam_args=a.beam_arg)
+                                    extra_beam_args=a.beam_arg, vertex_project=a.vertex_project,
+                                    vertex_region=a.vertex_region, trainer_image=a.image,
+                                    chief_machine_type=a.chief_machine_type, worker_count=a.workers,
+                                    worker_machine_type=a.worker_machine_type, ps_count=a.ps,
+                                    ps_machine_type=a.ps_machine_type)
     spec = compile_pipeline(cfg, a.image, a.out)
     tasks = spec.get("pipelineSpec", spec).get("root", {}).get("dag", {}).get("tasks", {})
     print(f"Wrote {a.out}: {len(tasks)} tasks ({', '.join(sorted(tasks))})")
+    print(vertex_training.describe(cfg))
     return 0
 
 

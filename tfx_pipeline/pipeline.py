@@ -35,6 +35,7 @@ from tfx.proto import example_gen_pb2
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import eval_config as eval_config_lib
+from tfx_pipeline import vertex_training
 from tfx_pipeline.data_gate import DataGate
 from tfx_pipeline.pair_pusher import PairPusherExecutor
 from tfx_pipeline.report_component import EvaluationReport
@@ -75,14 +76,14 @@ def create_pipeline(
         preprocessing_fn=config_lib.PREPROCESSING_FN)
     transform.add_upstream_node(data_gate)
 
-    trainer = tfx.components.Trainer(
+    trainer = vertex_training.trainer_component(cfg)(
         run_fn=config_lib.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=curate_schema.outputs["curated_schema"],
         train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
-        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config)})
+        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **vertex_training.trainer_custom_config(cfg)})
 
     model_resolver = latest_blessed_model_resolver()
 

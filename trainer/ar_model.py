@@ -40,6 +40,8 @@ class ARModel(keras.Model):
       sequence_length: L of the padded sequence inputs.
       initial_ctr: the output bias starts at its log-odds (the training CTR), so early steps learn features
         rather than the base rate; ``None`` starts it at 0.
+      embedding_rows: rows of the one embedding table of every categorical input (``None``: one per id; see
+        :class:`~trainer.embeddings.CategoricalEmbeddings`).
 
     Shapes: ``call(features)`` takes a dict holding :data:`transform.names.AR_INPUTS` (categoricals and
     numerics ``[B]``, sequences and mask ``[B, L]``) and returns the logit ``[B]``. User features and the
@@ -53,7 +55,8 @@ class ARModel(keras.Model):
                  transformer_heads: int = 2, transformer_ff_dim: int = 64, num_cross_layers: int = 3,
                  cross_projection_dim: Optional[int] = 64,
                  hidden_units: Sequence[int] = (512, 512, 256, 128),
-                 sequence_length: int = N.SEQUENCE_LENGTH, initial_ctr: Optional[float] = None, **kwargs):
+                 sequence_length: int = N.SEQUENCE_LENGTH, initial_ctr: Optional[float] = None,
+                 embedding_rows: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = {n: int(cardinalities[n]) for n in N.AR_CATEGORICAL}
         self.embedding_dim = int(embedding_dim)
@@ -65,9 +68,10 @@ class ARModel(keras.Model):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.sequence_length = int(sequence_length)
         self.initial_ctr = initial_ctr
+        self.embedding_rows = embedding_rows
 
         self.embeddings = CategoricalEmbeddings(self.cardinalities, N.AR_CATEGORICAL, self.embedding_dim,
-                                                name="embeddings")
+                                                rows=embedding_rows, name="embeddings")
         self.sequence_encoder = BehaviorSequenceEncoder(
             self.transformer_layers, self.transformer_heads, self.transformer_ff_dim, self.sequence_length,
             name="sequence_encoder")
@@ -114,7 +118,8 @@ class ARModel(keras.Model):
             "transformer_layers": self.transformer_layers, "transformer_heads": self.transformer_heads,
             "transformer_ff_dim": self.transformer_ff_dim, "num_cross_layers": self.num_cross_layers,
             "cross_projection_dim": self.cross_projection_dim, "hidden_units": list(self.hidden_units),
-            "sequence_length": self.sequence_length, "initial_ctr": self.initial_ctr, "name": self.name,
+            "sequence_length": self.sequence_length, "initial_ctr": self.initial_ctr,
+            "embedding_rows": self.embedding_rows, "name": self.name,
         }
 
     @classmethod

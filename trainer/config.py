@@ -108,6 +108,15 @@ class JACConfig(DictConfig):
       eval_batch_size, eval_steps: evaluation during training. ``eval_steps`` set (e.g. through
         ``model_config``) wins over the Trainer's ``EvalArgs.num_steps``; ``None`` uses the Trainer's.
       seed: initializer seed.
+      ar_embedding_rows, cr_embedding_rows: rows of AR's / CR's embedding table, which holds every categorical
+        feature of the model, each a block of its vocabulary's size (``trainer.embeddings``); ``None``: the
+        sum of the vocabularies, one row per id. Fewer rows fold the ids onto each other (the hashing
+        trick); more rows leave spare ones.
+      embedding_min_shard_bytes: parameter-server training splits each embedding table across up to all ps
+        tasks in shards of at least this size (``trainer.distribute.TablePartitioner``).
+      steps_per_execution: training steps per call of the compiled step function (Keras' own option): fewer
+        Python round trips in one process, fewer coordinator round trips under parameter-server training.
+        It changes no number, only when batch-level callbacks run.
     """
 
     variant: str = "jac"
@@ -158,6 +167,11 @@ class JACConfig(DictConfig):
     eval_batch_size: int = 2048
     eval_steps: Optional[int] = None
     seed: int = 0
+    # scale: table sizes, sharding, step batching
+    ar_embedding_rows: Optional[int] = None
+    cr_embedding_rows: Optional[int] = None
+    embedding_min_shard_bytes: int = 1 << 20
+    steps_per_execution: int = 25
 
     def __post_init__(self):
         def fail(field, problem):
@@ -169,7 +183,7 @@ class JACConfig(DictConfig):
                      "cr_embedding_dim", "quantizer_buckets", "quantizer_dim", "batch_size", "epochs",
                      "eval_batch_size", "r_sample_size", "quantizer_slope_window", "dssm_embedding_dim",
                      "dssm_output_dim", "vam_dim", "vam_embedding_dim", "vam_min_impressions", "vam_steps",
-                     "vam_batch_ads"):
+                     "vam_batch_ads", "embedding_min_shard_bytes", "steps_per_execution"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(name, f"must be a positive integer, got {value!r}")
@@ -200,6 +214,10 @@ class JACConfig(DictConfig):
         if self.warm_start_model is not None and self.variant not in ("hbm", "beta_ts"):
             fail("warm_start_model", f"only the bandit variants hbm and beta_ts carry a posterior over; "
                                      f"variant {self.variant!r} has none")
+        for name in ("ar_embedding_rows", "cr_embedding_rows"):
+            rows = getattr(self, name)
+            if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
+                fail(name, f"must be a positive integer or None, got {rows!r}")
         if self.eval_steps is not None and self.eval_steps < 1:
             fail("eval_steps", f"must be positive or None, got {self.eval_steps!r}")
         if self.ar_embedding_dim * 2 % self.transformer_heads:

@@ -33,6 +33,7 @@ class CRModel(keras.Model):
       quantizer_buckets, quantizer_dim, quantizer_r, quantizer_slope_window: the pctr quantizer (K, D, r, h).
       seed: quantizer initializer seed.
       initial_ctr: the output bias starts at its log-odds (``None``: at 0).
+      embedding_rows: rows of the one embedding table of every categorical input (``None``: one per id).
 
     Shapes: ``call(features, pctr)`` takes a dict holding :data:`transform.names.CR_CATEGORICAL` ``[B]`` and
     :data:`transform.names.CR_DENSE` ``[B, 8]``, and ``pctr`` ``[B]``; returns the logit ``[B]``.
@@ -44,15 +45,17 @@ class CRModel(keras.Model):
     def __init__(self, cardinalities: Mapping[str, int], embedding_dim: int = 4,
                  hidden_units: Sequence[int] = (128, 64, 32), quantizer_buckets: int = 8192,
                  quantizer_dim: int = 128, quantizer_r: float = 100.0, quantizer_slope_window: int = 16,
-                 seed: Optional[int] = 0, initial_ctr: Optional[float] = None, **kwargs):
+                 seed: Optional[int] = 0, initial_ctr: Optional[float] = None,
+                 embedding_rows: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
         self.cardinalities = {n: int(cardinalities[n]) for n in N.CR_CATEGORICAL}
         self.embedding_dim = int(embedding_dim)
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.seed = seed
         self.initial_ctr = initial_ctr
+        self.embedding_rows = embedding_rows
         self.embeddings = CategoricalEmbeddings(self.cardinalities, N.CR_CATEGORICAL, self.embedding_dim,
-                                                name="embeddings")
+                                                rows=embedding_rows, name="embeddings")
         self.quantizer = PctrQuantizer(quantizer_buckets, quantizer_dim, quantizer_r,
                                        slope_window=quantizer_slope_window, seed=seed, name="pctr_quantizer")
         self.hidden_layers = [keras.layers.Dense(u, activation="relu", name=f"hidden_{i}")
@@ -90,7 +93,7 @@ class CRModel(keras.Model):
             "hidden_units": list(self.hidden_units), "quantizer_buckets": self.quantizer.buckets,
             "quantizer_dim": self.quantizer.dim, "quantizer_r": self.quantizer.r,
             "quantizer_slope_window": self.quantizer.slope_window, "seed": self.seed,
-            "initial_ctr": self.initial_ctr, "name": self.name,
+            "initial_ctr": self.initial_ctr, "embedding_rows": self.embedding_rows, "name": self.name,
         }
 
     @classmethod

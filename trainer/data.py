@@ -27,7 +27,8 @@ def _schema_subset(schema: schema_pb2.Schema, names: Iterable[str]) -> schema_pb
 
 def make_dataset(file_pattern: Union[str, Sequence[str]], tft_output, feature_names: Sequence[str],
                  batch_size: int, data_accessor=None, num_epochs: Optional[int] = None, shuffle: bool = True,
-                 seed: Optional[int] = None) -> tf.data.Dataset:
+                 seed: Optional[int] = None, input_context: Optional[tf.distribute.InputContext] = None
+                 ) -> tf.data.Dataset:
     """Batches ``(features, label)`` of transformed examples.
 
     Args:
@@ -39,18 +40,27 @@ def make_dataset(file_pattern: Union[str, Sequence[str]], tft_output, feature_na
         TFRecords of tf.Example (the Transform component's output format).
       num_epochs: passes over the data; ``None`` repeats forever.
       shuffle, seed: shuffle the input.
+      input_context: one worker's share in distributed training (``trainer.distribute.dataset_for``): its
+        own files when there are at least as many files as input pipelines, else all files in its own
+        shuffled order (seed offset by the pipeline id).
     """
     patterns: List[str] = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     names = list(dict.fromkeys(list(feature_names) + [N.LABEL_KEY]))
     schema = _schema_subset(tft_output.transformed_metadata.schema, names)
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    if not files:
+        raise ValueError(f"no files match {patterns}")
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        shards, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= shards:
+            files = patterns = files[index::shards]
+        elif seed is not None:
+            seed += index
     if data_accessor is not None:
         options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=N.LABEL_KEY,
                                                  num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed)
         return data_accessor.tf_dataset_factory(patterns, options, schema)
     spec = {n: s for n, s in tft_output.transformed_feature_spec().items() if n in names}
-    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
-    if not files:
-        raise ValueError(f"no files match {patterns}")
     return tf.data.experimental.make_batched_features_dataset(
         files, batch_size, spec, reader=lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
         label_key=N.LABEL_KEY, num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed)

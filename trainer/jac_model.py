@@ -19,7 +19,7 @@ def build_ar(config: JACConfig, cardinalities: Mapping[str, int]) -> ARModel:
                    transformer_layers=config.transformer_layers, transformer_heads=config.transformer_heads,
                    transformer_ff_dim=config.transformer_ff_dim, num_cross_layers=config.num_cross_layers,
                    cross_projection_dim=config.cross_projection_dim, hidden_units=config.ar_hidden_units,
-                   initial_ctr=config.initial_ctr, name="ar")
+                   initial_ctr=config.initial_ctr, embedding_rows=config.ar_embedding_rows, name="ar")
 
 
 def build_cr(config: JACConfig, cardinalities: Mapping[str, int]) -> CRModel:
@@ -29,7 +29,8 @@ def build_cr(config: JACConfig, cardinalities: Mapping[str, int]) -> CRModel:
     return CRModel(cardinalities, embedding_dim=config.cr_embedding_dim, hidden_units=config.cr_hidden_units,
                    quantizer_buckets=config.quantizer_buckets, quantizer_dim=config.quantizer_dim,
                    quantizer_r=config.quantizer_r, quantizer_slope_window=config.quantizer_slope_window,
-                   seed=config.seed, initial_ctr=config.initial_ctr, name="cr")
+                   seed=config.seed, initial_ctr=config.initial_ctr, embedding_rows=config.cr_embedding_rows,
+                   name="cr")
 
 
 class JACModel(keras.Model):
@@ -137,14 +138,20 @@ class JACModel(keras.Model):
             self._trackers[f"{head}_auc"].update_state(labels, tf.sigmoid(logits[head]))
         return {m.name: m.result() for m in self.metrics}
 
+    # The steps hold no data-dependent Python control flow: traced as plain Python, not converted by
+    # AutoGraph, whose source-to-source conversion of every Keras call took ~2/3 of the first step's time.
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
         features, labels = data
         with tf.GradientTape() as tape:
             total, losses, logits, labels = self._forward_losses(features, labels, training=True)
+            # Synchronous replicas sum their gradients: each contributes its share of the mean loss.
+            scaled = total / self.distribute_strategy.num_replicas_in_sync
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return self._update_metrics(total, losses, logits, labels)
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
         features, labels = data
         total, losses, logits, labels = self._forward_losses(features, labels, training=False)

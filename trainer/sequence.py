@@ -24,6 +24,13 @@ class TransformerBlock(keras.layers.Layer):
         h = \\mathrm{LN}(x + \\mathrm{MHA}(x, x, x; m)), \\qquad
         y = \\mathrm{LN}(h + W_2\\,\\mathrm{ReLU}(W_1 h + b_1) + b_2)
 
+    with :math:`\\mathrm{MHA}` exactly Keras' ``MultiHeadAttention(num_heads, key_dim=E / num_heads)``: its
+    weights (``query``/``key``/``value`` kernels ``[E, H, E/H]`` and biases ``[H, E/H]``, ``attention_output``
+    kernel ``[H, E/H, E]`` and bias ``[E]``, Glorot-uniform kernels, zero biases, created in that order) and
+    its function (scores scaled by :math:`1/\\sqrt{E/H}`, masked keys at :math:`-10^9` before the softmax).
+    It is computed with 2-D projections and ``[B, H, L, E/H]`` batched matmuls rather than Keras' 4-D
+    einsums, which cost ~1.6x as much CPU time, forward and backward, at this size (L = 20, E = 32, H = 2).
+
     Args:
       num_heads: attention heads; must divide the item size.
       ff_dim: hidden size of the feed-forward network.
@@ -41,17 +48,45 @@ class TransformerBlock(keras.layers.Layer):
         dim = int(input_shape[-1])
         if dim % self.num_heads:
             raise ValueError(f"item size {dim} is not divisible by num_heads={self.num_heads}")
-        self.attention = keras.layers.MultiHeadAttention(self.num_heads, key_dim=dim // self.num_heads)
+        heads, head_dim = self.num_heads, dim // self.num_heads
+
+        def weight(name, shape, kernel):
+            return self.add_weight(name=name, shape=shape, trainable=True, initializer=(
+                keras.initializers.GlorotUniform() if kernel else keras.initializers.Zeros()))
+
+        self.projections = {}
+        for name in ("query", "key", "value"):
+            self.projections[name] = (weight(f"{name}_kernel", (dim, heads, head_dim), True),
+                                      weight(f"{name}_bias", (heads, head_dim), False))
+        self.output_kernel = weight("attention_output_kernel", (heads, head_dim, dim), True)
+        self.output_bias = weight("attention_output_bias", (dim,), False)
         self.attention_norm = keras.layers.LayerNormalization(epsilon=1e-6)
         self.ff_hidden = keras.layers.Dense(self.ff_dim, activation="relu")
         self.ff_out = keras.layers.Dense(dim)
         self.ff_norm = keras.layers.LayerNormalization(epsilon=1e-6)
         super().build(input_shape)
 
+    def _heads(self, x2d: tf.Tensor, name: str, shape: tf.Tensor) -> tf.Tensor:
+        """``[B * L, E]`` -> the ``name`` projection as ``[B, H, L, E/H]``."""
+        kernel, bias = self.projections[name]
+        dim = int(kernel.shape[0])
+        y = tf.matmul(x2d, tf.reshape(kernel, [dim, dim])) + tf.reshape(bias, [dim])
+        return tf.transpose(tf.reshape(y, tf.concat([shape[:2], tf.shape(bias)], 0)), [0, 2, 1, 3])
+
+    def attention(self, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """The multi-head self-attention of ``x`` ``[B, L, E]`` over its real items (``mask`` ``[B, L]``)."""
+        shape, dim = tf.shape(x), int(x.shape[-1])
+        x2d = tf.reshape(x, [-1, dim])
+        query = self._heads(x2d, "query", shape) * (1.0 / math.sqrt(dim // self.num_heads))
+        scores = tf.matmul(query, self._heads(x2d, "key", shape), transpose_b=True)  # [B, H, L, L]
+        scores += (1.0 - tf.cast(mask, scores.dtype))[:, None, None, :] * -1e9  # Keras' masked softmax
+        context = tf.matmul(tf.nn.softmax(scores, axis=-1), self._heads(x2d, "value", shape))  # [B, H, L, E/H]
+        context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, dim])
+        out = tf.matmul(context, tf.reshape(self.output_kernel, [dim, dim])) + self.output_bias
+        return tf.reshape(out, shape)
+
     def call(self, x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        key_mask = tf.cast(mask, tf.bool)[:, None, :]  # [B, 1, L]: every query sees the real keys
-        attention_mask = tf.broadcast_to(key_mask, [tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[1]])
-        h = self.attention_norm(x + self.attention(x, x, x, attention_mask=attention_mask))
+        h = self.attention_norm(x + self.attention(x, mask))
         return self.ff_norm(h + self.ff_out(self.ff_hidden(h)))
 
     def get_config(self):
