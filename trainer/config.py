@@ -67,6 +67,11 @@ class JACConfig:
       dssm_embedding_dim, dssm_hidden_units, dssm_output_dim: the two towers of ``"dssm"`` (embedding size,
         hidden layers, size of the L2-normalised output) (``trainer.dssm_model``).
       dssm_initial_scale: the learned cosine scale s of ``"dssm"`` starts here.
+      cacs_distillation_temperature: T of CACS's soft-label list-wise distillation (Lin et al., SIGIR 2022;
+        ``trainer.listwise_distillation``): the teacher's and the selector's logits are divided by T before the
+        softmax over an impression's candidate creatives (3, as in Alibaba EasyRec's list-wise losses).
+      cacs_distillation_weight, cacs_click_weight: weights of the distillation term and of the click loss on the
+        exposed creative in the selector's loss.
       vam_dim: size of the visual prior's vector z (10 in Wang et al., WWW 2021).
       vam_embedding_dim, vam_hidden_units: the visual prior network's attribute embeddings and hidden layers.
       vam_min_impressions: creatives with fewer training impressions are left out of the visual prior's lists
@@ -109,6 +114,10 @@ class JACConfig:
     dssm_hidden_units: Tuple[int, ...] = (32,)
     dssm_output_dim: int = 16
     dssm_initial_scale: float = 5.0
+    # CACS selector: list-wise distillation from a ranking teacher beside the click loss
+    cacs_distillation_temperature: float = 3.0
+    cacs_distillation_weight: float = 1.0
+    cacs_click_weight: float = 1.0
     # VAM-HBM hybrid bandit CR (and the Beta-Bernoulli baseline's warm start)
     vam_dim: int = 10
     vam_embedding_dim: int = 4
@@ -169,9 +178,12 @@ class JACConfig:
         if self.initial_ctr is not None and not 0.0 < self.initial_ctr < 1.0:
             fail("initial_ctr", f"must lie in (0, 1) or be None, got {self.initial_ctr!r}")
         for name in ("learning_rate", "vam_learning_rate", "dssm_initial_scale", "hbm_prior_precision",
-                     "hbm_prior_a", "hbm_prior_b", "hbm_blend_width"):
+                     "hbm_prior_a", "hbm_prior_b", "hbm_blend_width", "cacs_distillation_temperature"):
             if not getattr(self, name) > 0:
                 fail(name, f"must be positive, got {getattr(self, name)!r}")
+        for name in ("cacs_distillation_weight", "cacs_click_weight"):
+            if not getattr(self, name) >= 0:
+                fail(name, f"must be non-negative, got {getattr(self, name)!r}")
         if self.warm_start_model is not None and self.variant not in ("hbm", "beta_ts"):
             fail("warm_start_model", f"only the bandit variants hbm and beta_ts carry a posterior over; "
                                      f"variant {self.variant!r} has none")
