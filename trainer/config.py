@@ -72,6 +72,9 @@ class JACConfig:
         softmax over an impression's candidate creatives (3, as in Alibaba EasyRec's list-wise losses).
       cacs_distillation_weight, cacs_click_weight: weights of the distillation term and of the click loss on the
         exposed creative in the selector's loss.
+      cacs_id_dropout_rate, cacs_id_dropout_half_count, cacs_id_dropout_schedule: the selector's ID dropout
+        (``trainer.id_dropout``): an id seen n times in training is dropped with probability
+        ``rate * half_count / (half_count + n)`` (``"adaptive"``) or ``rate`` (``"fixed"``); rate 0 turns it off.
       vam_dim: size of the visual prior's vector z (10 in Wang et al., WWW 2021).
       vam_embedding_dim, vam_hidden_units: the visual prior network's attribute embeddings and hidden layers.
       vam_min_impressions: creatives with fewer training impressions are left out of the visual prior's lists
@@ -118,6 +121,9 @@ class JACConfig:
     cacs_distillation_temperature: float = 3.0
     cacs_distillation_weight: float = 1.0
     cacs_click_weight: float = 1.0
+    cacs_id_dropout_rate: float = 0.5
+    cacs_id_dropout_half_count: float = 20.0
+    cacs_id_dropout_schedule: str = "adaptive"
     # VAM-HBM hybrid bandit CR (and the Beta-Bernoulli baseline's warm start)
     vam_dim: int = 10
     vam_embedding_dim: int = 4
@@ -184,6 +190,12 @@ class JACConfig:
         for name in ("cacs_distillation_weight", "cacs_click_weight"):
             if not getattr(self, name) >= 0:
                 fail(name, f"must be non-negative, got {getattr(self, name)!r}")
+        if not 0.0 <= self.cacs_id_dropout_rate <= 1.0:
+            fail("cacs_id_dropout_rate", f"must lie in [0, 1], got {self.cacs_id_dropout_rate!r}")
+        if not self.cacs_id_dropout_half_count > 0:
+            fail("cacs_id_dropout_half_count", f"must be positive, got {self.cacs_id_dropout_half_count!r}")
+        if self.cacs_id_dropout_schedule not in ("adaptive", "fixed"):
+            fail("cacs_id_dropout_schedule", f"must be 'adaptive' or 'fixed', got {self.cacs_id_dropout_schedule!r}")
         if self.warm_start_model is not None and self.variant not in ("hbm", "beta_ts"):
             fail("warm_start_model", f"only the bandit variants hbm and beta_ts carry a posterior over; "
                                      f"variant {self.variant!r} has none")
