@@ -103,3 +103,14 @@ def test_config_bad_values(field, value, message):
     with pytest.raises(ValueError) as info:
         JACConfig.from_dict({field: value})
     assert f"JACConfig.{field}: {message}" in str(info.value)
+
+
+def test_set_counts_replaces_the_rates_and_checks_the_vocabulary_size():
+    layer = AdaptiveIdDropout([0] * 5, num_oov_buckets=2, rate=0.5, half_count=10.0)
+    np.testing.assert_allclose(layer.rates.numpy(), 0.5)
+    layer.set_counts(COUNTS)
+    np.testing.assert_allclose(layer.rates.numpy(), [0.5, 0.25, 0.125, 0.05, 0.005], rtol=1e-6)
+    assert layer.get_config()["counts"] == COUNTS
+    assert layer.rates in layer.non_trainable_weights and not layer.trainable_weights
+    with pytest.raises(ValueError, match="has 5 in-vocabulary ids, got \\(4,\\) counts"):
+        layer.set_counts([1, 2, 3, 4])

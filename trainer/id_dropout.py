@@ -86,8 +86,8 @@ class AdaptiveIdDropout(keras.__internal__.layers.BaseRandomLayer):
       schedule: ``"adaptive"`` or ``"fixed"``.
       seed: seed of the draws.
 
-    :attr:`rates` holds :func:`drop_rates` as a non-trainable table; ``get_config`` carries ``counts`` (one
-    number per in-vocabulary id).
+    :attr:`rates` holds :func:`drop_rates` as a non-trainable weight (:meth:`set_counts` replaces it once the
+    counts are known); ``get_config`` carries ``counts`` (one number per in-vocabulary id).
     """
 
     def __init__(self, counts: Sequence[float], num_oov_buckets: int, rate: float, half_count: float = 1.0,
@@ -95,10 +95,21 @@ class AdaptiveIdDropout(keras.__internal__.layers.BaseRandomLayer):
         super().__init__(seed=seed, **kwargs)
         if not (isinstance(num_oov_buckets, (int, np.integer)) and num_oov_buckets >= 1):
             raise ValueError(f"AdaptiveIdDropout num_oov_buckets: must be a positive integer, got {num_oov_buckets!r}")
-        self.counts = np.asarray(counts, np.float64)
-        self.rates = tf.constant(drop_rates(self.counts, rate, half_count, schedule))
-        self.num_oov_buckets = int(num_oov_buckets)
         self.rate, self.half_count, self.schedule, self.seed = float(rate), float(half_count), schedule, seed
+        self.num_oov_buckets = int(num_oov_buckets)
+        self.counts = np.asarray(counts, np.float64)
+        rates = drop_rates(self.counts, rate, half_count, schedule)
+        self.rates = self.add_weight(name="drop_rates", shape=rates.shape, trainable=False,
+                                     initializer=keras.initializers.Constant(rates))
+
+    def set_counts(self, counts: Sequence[float]) -> None:
+        """Replaces the training counts (same vocabulary size), e.g. once they are read from the training data."""
+        counts = np.asarray(counts, np.float64)
+        if counts.shape != self.counts.shape:
+            raise ValueError(f"AdaptiveIdDropout counts: {self.name} has {self.counts.size} in-vocabulary ids, "
+                             f"got {counts.shape} counts")
+        self.rates.assign(drop_rates(counts, self.rate, self.half_count, self.schedule))
+        self.counts = counts
 
     @property
     def oov_start(self) -> int:
