@@ -97,7 +97,7 @@ def test_bad_input(kwargs, message):
 @pytest.mark.parametrize("field, value, message", [
     ("cacs_id_dropout_rate", 1.2, "must lie in [0, 1], got 1.2"),
     ("cacs_id_dropout_half_count", 0.0, "must be positive, got 0.0"),
-    ("cacs_id_dropout_schedule", "step", "must be 'adaptive' or 'fixed', got 'step'"),
+    ("cacs_id_dropout_schedule", "step", "must be one of ('adaptive', 'fixed'), got 'step'"),
 ])
 def test_config_bad_values(field, value, message):
     with pytest.raises(ValueError) as info:

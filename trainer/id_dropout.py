@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-SCHEDULES = ("adaptive", "fixed")
+from trainer.config import ID_DROPOUT_SCHEDULES as SCHEDULES
 
 
 def drop_rates(counts, rate: float, half_count: float = 1.0, schedule: str = "adaptive") -> np.ndarray:
