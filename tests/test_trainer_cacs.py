@@ -184,22 +184,26 @@ def test_the_variant_loads_its_teacher_from_the_config(teacher_dir, data_cards):
     assert isinstance(model.cr.teacher, SavedModelTeacher) and model.cr.auxiliary_loss_names == ("distillation",)
 
 
-def _module_with(signature_name, spec, tmp_path):
+def _module_with(signature_name, spec, tmp_path, output="logit"):
     module = tf.Module()
-    module.f = tf.function(lambda x: {"logit": tf.cast(list(x.values())[0], tf.float32)}, input_signature=[spec],
+    module.f = tf.function(lambda x: {output: tf.cast(list(x.values())[0], tf.float32)}, input_signature=[spec],
                            autograph=False)
     path = str(tmp_path / signature_name)
     tf.saved_model.save(module, path, signatures={signature_name: module.f})
     return path
 
 
-@pytest.mark.parametrize("signature_name, spec, message", [
-    ("serving_default", {"pctr": tf.TensorSpec([None], tf.float32, "pctr")}, "has no 'teacher_logits' signature"),
-    (TEACHER_SIGNATURE, {"query_text": tf.TensorSpec([None], tf.int64, "query_text")},
+PCTR_SPEC = {"pctr": tf.TensorSpec([None], tf.float32, "pctr")}
+
+
+@pytest.mark.parametrize("signature_name, spec, output, message", [
+    ("serving_default", PCTR_SPEC, "logit", "has no 'teacher_logits' signature (it has ['serving_default'])"),
+    (TEACHER_SIGNATURE, {"query_text": tf.TensorSpec([None], tf.int64, "query_text")}, "logit",
      "needs the inputs ['query_text'], which the candidate rows do not carry"),
+    (TEACHER_SIGNATURE, PCTR_SPEC, "pctr_c", "signature has no 'logit' output (it has ['pctr_c'])"),
 ])
-def test_bad_teacher_is_refused_naming_the_model_and_the_problem(signature_name, spec, message, tmp_path):
-    path = _module_with(signature_name, spec, tmp_path)
+def test_bad_teacher_is_refused_naming_the_model_and_the_problem(signature_name, spec, output, message, tmp_path):
+    path = _module_with(signature_name, spec, tmp_path, output)
     with pytest.raises(ValueError) as info:
         SavedModelTeacher(path)
     assert f"CACS teacher model {path!r}" in str(info.value) and message in str(info.value)
@@ -230,6 +234,8 @@ def test_exported_selector_and_creative_tower_match_the_in_memory_model(data, da
                                tf.sigmoid(model.cr(xf, training=False)), atol=1e-6)
     tower = sigs[F.CREATIVE_TOWER_SIGNATURE](**{n: inputs[n] for n in F.CR_AD_FEATURES + F.CREATIVE_FEATURES})
     np.testing.assert_allclose(tower[F.CREATIVE_VECTOR], model.cr.creative_vectors(xf), atol=1e-6)
+    user = sigs[F.USER_TOWER_SIGNATURE](**{n: inputs[n] for n in F.CR_USER_FEATURES})
+    np.testing.assert_allclose(user[F.USER_VECTOR], model.cr.user_vectors(xf), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- run_fn
@@ -253,3 +259,11 @@ def test_run_fn_trains_the_selector_with_its_teacher_and_exports_the_pair(data, 
     assert set(summary["exported"]) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
     cr = tf.saved_model.load(summary["exported"][F.CR_MODEL_NAME])
     assert {F.RAW_SIGNATURE, F.CREATIVE_TOWER_SIGNATURE} <= set(cr.signatures)
+
+
+def test_candidate_lists_by_hand():
+    from trainer.candidates import candidate_lists
+    dense, mask = candidate_lists(tf.constant([1.0, 2.0, 3.0, 4.0]), tf.constant([0, 0, 2, 2], tf.int64),
+                                  tf.constant([0, 1, 0, 2], tf.int64), 4)
+    np.testing.assert_array_equal(dense, [[1, 2, 0], [0, 0, 0], [3, 0, 4], [0, 0, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 0], [0, 0, 0], [1, 0, 1], [0, 0, 0]])
