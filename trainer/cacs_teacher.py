@@ -14,12 +14,14 @@ and the impression's historical ad CTR per row) returns one logit per row ``[N]`
   :data:`TEACHER_SIGNATURE`, from the transformed CR features the head reads (and ``pctr``) to ``logit``.
   A pipeline passes its directory as ``JACConfig.cacs_teacher_model``; a Resolver that provides the latest
   blessed model will hand over the same directory. Loading checks the signature's inputs against what the
-  candidate rows carry and names the model and the missing inputs.
+  candidate rows carry and names the model and the missing inputs; :meth:`SavedModelTeacher.check` compares
+  the teacher's table sizes with this run's (its inputs are transformed indices, so the teacher must have
+  been trained on the same vocabularies).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence, Tuple
+from typing import Dict, Mapping, Protocol, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -61,6 +63,12 @@ class _TeacherModule(tf.Module):
     def __init__(self, head, inputs: Sequence[str]):
         super().__init__(name="teacher")
         self.model_variables = list(head.variables)
+        # The rows of the tables the head was trained with: its inputs are *transformed* indices, so it only
+        # fits a run whose Transform graph gives the same vocabularies (checked by SavedModelTeacher.check).
+        names = sorted(head.cardinalities)
+        self.cardinality_names = tf.Variable(names, trainable=False, name="cardinality_names")
+        self.cardinality_rows = tf.Variable([int(head.cardinalities[n]) for n in names], dtype=tf.int64,
+                                            trainable=False, name="cardinality_rows")
         spec = {n: _input_spec(n) for n in inputs}
 
         @tf.function(input_signature=[spec])
@@ -105,9 +113,29 @@ class SavedModelTeacher:
         if unknown:
             raise ValueError(f"CACS teacher model {path!r}: its {TEACHER_SIGNATURE!r} signature needs the inputs "
                              f"{unknown}, which the candidate rows do not carry (they carry {list(TEACHER_INPUTS)})")
+        if not hasattr(self._loaded, "cardinality_rows"):
+            raise ValueError(f"CACS teacher model {path!r}: records no table sizes (cardinality_rows); write it "
+                             f"with trainer.cacs_teacher.save_teacher")
         if TEACHER_LOGIT not in self._fn.structured_outputs:
             raise ValueError(f"CACS teacher model {path!r}: its {TEACHER_SIGNATURE!r} signature has no "
                              f"{TEACHER_LOGIT!r} output (it has {sorted(self._fn.structured_outputs)})")
+
+    @property
+    def cardinalities(self) -> Dict[str, int]:
+        """Rows of each categorical table of the teacher (:func:`save_teacher` records them)."""
+        names = [n.decode() for n in self._loaded.cardinality_names.numpy()]
+        return dict(zip(names, (int(r) for r in self._loaded.cardinality_rows.numpy())))
+
+    def check(self, cardinalities: Mapping[str, int]) -> None:
+        """Raises ``ValueError`` naming the model and the features whose vocabularies differ from this run's.
+
+        Equal sizes are necessary, not sufficient, for the same vocabularies (the same Transform graph).
+        """
+        differ = sorted(n for n, rows in self.cardinalities.items() if n in cardinalities and cardinalities[n] != rows)
+        if differ:
+            detail = ", ".join(f"{n}: teacher {self.cardinalities[n]} rows, this run {cardinalities[n]}" for n in differ)
+            raise ValueError(f"CACS teacher model {self.path!r}: was trained on other vocabularies than this run's "
+                             f"Transform output ({detail}); its transformed inputs would mean other ids")
 
     def candidate_logits(self, rows, pctr):
         given = dict(rows, **{TEACHER_PCTR: tf.reshape(tf.cast(pctr, tf.float32), [-1])})

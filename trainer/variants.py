@@ -78,6 +78,7 @@ def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None
     """
     if teacher is None and config.cacs_teacher_model:
         teacher = SavedModelTeacher(config.cacs_teacher_model)
+        teacher.check(cardinalities)
     return CACSSelectorModel(
         cardinalities, embedding_dim=config.dssm_embedding_dim, hidden_units=config.dssm_hidden_units,
         output_dim=config.dssm_output_dim, initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr,
