@@ -6,9 +6,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx.components.trainer.fn_args_utils import DataAccessor
-from tfx.components.util import tfxio_utils
-from tfx.proto import example_gen_pb2
 from tfx.v1.components import FnArgs
 
 import features as F
@@ -21,14 +18,6 @@ from trainer.warmup import WARMUP_FILE
 from transform import names as N
 
 
-def _data_accessor():
-    def factory(file_pattern, options, schema):
-        return tfxio_utils.make_tfxio(
-            file_pattern=file_pattern, telemetry_descriptors=["test"],
-            payload_format=example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE, schema=schema).TensorFlowDataset(options)
-    return DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     data = testing.transformed_data()
@@ -39,7 +28,7 @@ def run(tmp_path_factory):
     fn_args = FnArgs(
         train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
         serving_model_dir=str(root / "serving"), model_run_dir=str(root / "run"), train_steps=30, eval_steps=2,
-        custom_config={MODEL_CONFIG_KEY: model_config}, data_accessor=_data_accessor())
+        custom_config={MODEL_CONFIG_KEY: model_config}, data_accessor=testing.data_accessor())
     return run_fn(fn_args), fn_args
 
 

@@ -74,3 +74,18 @@ def select_creatives(score_fn: Callable[[Mapping[str, tf.Tensor], tf.Tensor], tf
     safe = tf.clip_by_value(index, 0, tf.maximum(width - 1, 0))
     picked = tf.gather(tf.pad(raw_candidate_ids, [[0, 0], [0, 1]], constant_values=-1), safe, batch_dims=1)
     return {F.SELECTED_INDEX: index, F.SELECTED_CREATIVE_ID: tf.where(index < 0, tf.constant(-1, tf.int64), picked)}
+
+
+def candidate_lists(values: tf.Tensor, impression: tf.Tensor, position: tf.Tensor,
+                    num_lists) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Per-row values ``[N]`` (rows of :func:`candidate_rows`) as padded lists ``[num_lists, K]`` and their mask.
+
+    ``K`` is the longest list; slot ``(impression[j], position[j])`` holds ``values[j]``, the others 0 with
+    mask false (e.g. for the list-wise distillation of ``trainer.listwise_distillation``).
+    """
+    index = tf.stack([tf.cast(impression, tf.int64), tf.cast(position, tf.int64)], axis=1)
+    width = tf.reduce_max(tf.concat([tf.cast(position, tf.int64) + 1, tf.zeros([1], tf.int64)], axis=0))
+    shape = tf.stack([tf.cast(num_lists, tf.int64), width])
+    dense = tf.scatter_nd(index, tf.reshape(values, [-1]), shape)
+    mask = tf.scatter_nd(index, tf.ones_like(impression, tf.float32), shape) > 0
+    return dense, mask

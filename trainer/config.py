@@ -23,9 +23,12 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 # The trainer's model variants: JAC and its two ablations, and the systems JAC is compared with (Yang et al.,
 # AAAI 2024, Tables 1, 3 and 4). What each one trains, exports and pushes: ``trainer.variants``.
-VARIANTS = ("jac", "ar", "cr", "dssm", "acr", "hbm", "beta_ts")
+VARIANTS = ("jac", "ar", "cr", "dssm", "acr", "hbm", "beta_ts", "cacs")
 # Variants whose CR reads the quantized pctr_ad of eq. (5) (and so needs quantizer_r).
 QUANTIZED_CR_VARIANTS = ("jac", "cr", "acr")
+
+# The schedules of CACS's ID dropout (trainer.id_dropout).
+ID_DROPOUT_SCHEDULES = ("adaptive", "fixed")
 
 # The Trainer custom_config key holding the JACConfig overrides.
 MODEL_CONFIG_KEY = "model_config"
@@ -65,7 +68,8 @@ class JACConfig(DictConfig):
         alone), ``"cr"`` (CR alone, reading the quantized historical ad CTR), or a comparison system, each
         with an AR beside it so that it is served as a pair: ``"dssm"`` (two-tower CR), ``"acr"``
         (creative-aware AR trained jointly with CR), ``"hbm"`` (VAM-HBM hybrid bandit CR), ``"beta_ts"``
-        (Beta-Bernoulli Thompson sampling CR); see ``trainer.variants``.
+        (Beta-Bernoulli Thompson sampling CR), ``"cacs"`` (CACS's dual-tower selector, Lin et al., SIGIR 2022,
+        with ID dropout and distillation from ``cacs_teacher_model``); see ``trainer.variants``.
       ar_embedding_dim: embedding size of every AR categorical feature.
       transformer_layers, transformer_heads: the self-attention stack over the behaviour sequence.
       transformer_ff_dim: hidden size of each transformer block's feed-forward network.
@@ -92,6 +96,17 @@ class JACConfig(DictConfig):
       dssm_embedding_dim, dssm_hidden_units, dssm_output_dim: the two towers of ``"dssm"`` (embedding size,
         hidden layers, size of the L2-normalised output) (``trainer.dssm_model``).
       dssm_initial_scale: the learned cosine scale s of ``"dssm"`` starts here.
+      cacs_distillation_temperature: T of CACS's soft-label list-wise distillation (Lin et al., SIGIR 2022;
+        ``trainer.listwise_distillation``): the teacher's and the selector's logits are divided by T before the
+        softmax over an impression's candidate creatives (3, as in Alibaba EasyRec's list-wise losses).
+      cacs_distillation_weight, cacs_click_weight: weights of the distillation term and of the click loss on the
+        exposed creative in the selector's loss.
+      cacs_teacher_model: ``"cacs"``: the teacher SavedModel (``trainer.cacs_teacher.save_teacher``) whose logits
+        over each impression's candidate creatives the selector is distilled from; ``None``: click loss only.
+        The selector's towers take the ``dssm_*`` sizes.
+      cacs_id_dropout_rate, cacs_id_dropout_half_count, cacs_id_dropout_schedule: the selector's ID dropout
+        (``trainer.id_dropout``): an id seen n times in training is dropped with probability
+        ``rate * half_count / (half_count + n)`` (``"adaptive"``) or ``rate`` (``"fixed"``); rate 0 turns it off.
       vam_dim: size of the visual prior's vector z (10 in Wang et al., WWW 2021).
       vam_embedding_dim, vam_hidden_units: the visual prior network's attribute embeddings and hidden layers.
       vam_min_impressions: creatives with fewer training impressions are left out of the visual prior's lists
@@ -143,6 +158,14 @@ class JACConfig(DictConfig):
     dssm_hidden_units: Tuple[int, ...] = (32,)
     dssm_output_dim: int = 16
     dssm_initial_scale: float = 5.0
+    # CACS selector: list-wise distillation from a ranking teacher beside the click loss
+    cacs_distillation_temperature: float = 3.0
+    cacs_distillation_weight: float = 1.0
+    cacs_click_weight: float = 1.0
+    cacs_teacher_model: Optional[str] = None
+    cacs_id_dropout_rate: float = 0.5
+    cacs_id_dropout_half_count: float = 20.0
+    cacs_id_dropout_schedule: str = "adaptive"
     # VAM-HBM hybrid bandit CR (and the Beta-Bernoulli baseline's warm start)
     vam_dim: int = 10
     vam_embedding_dim: int = 4
@@ -208,9 +231,17 @@ class JACConfig(DictConfig):
         if self.initial_ctr is not None and not 0.0 < self.initial_ctr < 1.0:
             fail("initial_ctr", f"must lie in (0, 1) or be None, got {self.initial_ctr!r}")
         for name in ("learning_rate", "vam_learning_rate", "dssm_initial_scale", "hbm_prior_precision",
-                     "hbm_prior_a", "hbm_prior_b", "hbm_blend_width"):
+                     "hbm_prior_a", "hbm_prior_b", "hbm_blend_width", "cacs_distillation_temperature",
+                     "cacs_id_dropout_half_count"):
             if not getattr(self, name) > 0:
                 fail(name, f"must be positive, got {getattr(self, name)!r}")
+        for name in ("cacs_distillation_weight", "cacs_click_weight"):
+            if not getattr(self, name) >= 0:
+                fail(name, f"must be non-negative, got {getattr(self, name)!r}")
+        if not 0.0 <= self.cacs_id_dropout_rate <= 1.0:
+            fail("cacs_id_dropout_rate", f"must lie in [0, 1], got {self.cacs_id_dropout_rate!r}")
+        if self.cacs_id_dropout_schedule not in ID_DROPOUT_SCHEDULES:
+            fail("cacs_id_dropout_schedule", f"must be one of {ID_DROPOUT_SCHEDULES}, got {self.cacs_id_dropout_schedule!r}")
         if self.warm_start_model is not None and self.variant not in ("hbm", "beta_ts"):
             fail("warm_start_model", f"only the bandit variants hbm and beta_ts carry a posterior over; "
                                      f"variant {self.variant!r} has none")
@@ -218,6 +249,8 @@ class JACConfig(DictConfig):
             rows = getattr(self, name)
             if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 1):
                 fail(name, f"must be a positive integer or None, got {rows!r}")
+        if self.cacs_teacher_model is not None and self.variant != "cacs":
+            fail("cacs_teacher_model", f"only variant 'cacs' distils from a teacher; variant {self.variant!r} does not")
         if self.eval_steps is not None and self.eval_steps < 1:
             fail("eval_steps", f"must be positive or None, got {self.eval_steps!r}")
         if self.ar_embedding_dim * 2 % self.transformer_heads:

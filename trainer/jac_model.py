@@ -48,7 +48,8 @@ class JACModel(keras.Model):
     * ``"cr"``: CR alone with :math:`\\pi` = the ad's historical CTR, :math:`L = \\mathrm{BCE}(y, \\hat p_c)`;
     * the comparison systems (``trainer.variants``) put other heads in the same places: ``"acr"`` a
       creative-aware AR (trained with CR as in ``"jac"``), ``"dssm"`` / ``"hbm"`` / ``"beta_ts"`` a CR that
-      reads no :math:`\\pi`, so the two heads train independently (the bandit heads' posteriors are set in
+      reads no :math:`\\pi`, so the two heads train independently (``"cacs"``: the dual-tower selector with its
+      distillation term) (the bandit heads' posteriors are set in
       closed form before ``fit``, which then trains AR and only reports their loss).
 
     Online, CR always reads the historical CTR (the exported CR, see ``trainer.export``).
@@ -60,7 +61,8 @@ class JACModel(keras.Model):
         builds them; omitted, the heads of ``"jac"``, ``"ar"`` and ``"cr"`` are built here.
 
     ``call(features)`` returns ``{features.PCTR_AD: [B], features.PCTR_C: [B]}`` (the heads of the variant).
-    Training logs ``loss``, and per head ``ar_loss`` / ``ar_auc`` / ``cr_loss`` / ``cr_auc``.
+    Training logs ``loss``, and per head ``ar_loss`` / ``ar_auc`` / ``cr_loss`` / ``cr_auc`` (the click losses,
+    unweighted) and a head's own terms (``"cacs"``: ``cr_distillation_loss``, see ``trainer.cacs_model``).
     """
 
     def __init__(self, config: Union[JACConfig, Mapping], cardinalities: Mapping[str, int],
@@ -79,6 +81,8 @@ class JACModel(keras.Model):
         for head in self.heads:
             self._trackers[f"{head}_loss"] = keras.metrics.Mean(name=f"{head}_loss")
             self._trackers[f"{head}_auc"] = keras.metrics.AUC(name=f"{head}_auc", num_thresholds=1000)
+            for term in getattr(getattr(self, head), "auxiliary_loss_names", ()):
+                self._trackers[f"{head}_{term}_loss"] = keras.metrics.Mean(name=f"{head}_{term}_loss")
         self._loss_tracker = keras.metrics.Mean(name="loss")
 
     # ------------------------------------------------------------------------------------------ heads
@@ -124,18 +128,29 @@ class JACModel(keras.Model):
         return [self._loss_tracker] + list(self._trackers.values())
 
     def _forward_losses(self, features, labels, training):
-        """Runs the heads; returns (total loss, per-head losses, per-head logits, labels as float [B])."""
+        """Runs the heads; returns (total loss, per-head losses, per-head logits, labels as float [B]).
+
+        A head may weight its click loss (``click_weight``) and add terms of its own
+        (``auxiliary_losses(features, training)`` -> ``{term: scalar}``, tracked as ``<head>_<term>_loss``).
+        """
         labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
         logits = self.logits(features, training=training)
         losses = {h: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, l)) for h, l in logits.items()}
-        total = tf.add_n(list(losses.values()))
+        terms = [getattr(getattr(self, h), "click_weight", 1.0) * loss for h, loss in losses.items()]
+        for head in list(losses):
+            extra = getattr(getattr(self, head), "auxiliary_losses", None)
+            for term, value in (extra(features, training=training) if extra else {}).items():
+                losses[f"{head}_{term}"] = value
+                terms.append(value)
+        total = tf.add_n(terms)
         return total, losses, logits, labels
 
     def _update_metrics(self, total, losses, logits, labels):
         self._loss_tracker.update_state(total)
-        for head in losses:
-            self._trackers[f"{head}_loss"].update_state(losses[head])
-            self._trackers[f"{head}_auc"].update_state(labels, tf.sigmoid(logits[head]))
+        for name, value in losses.items():
+            self._trackers[f"{name}_loss"].update_state(value)
+        for head, logit in logits.items():
+            self._trackers[f"{head}_auc"].update_state(labels, tf.sigmoid(logit))
         return {m.name: m.result() for m in self.metrics}
 
     # The steps hold no data-dependent Python control flow: traced as plain Python, not converted by

@@ -75,6 +75,19 @@ def raw_examples(pattern: str, n: int):
     return tf.data.TFRecordDataset(files).take(n).batch(n).get_single_element()
 
 
+def data_accessor():
+    """A TFX ``DataAccessor`` over tf.Example files, as the Trainer gives ``run_fn`` (``fn_args.data_accessor``)."""
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx.components.util import tfxio_utils
+    from tfx.proto import example_gen_pb2
+
+    def factory(file_pattern, options, schema):
+        return tfxio_utils.make_tfxio(
+            file_pattern=file_pattern, telemetry_descriptors=["test"],
+            payload_format=example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE, schema=schema).TensorFlowDataset(options)
+    return DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
+
+
 def trained_model(variant: str = "jac", steps: int = 40, r: float = 30.0):
     """A tiny ``JACModel`` of ``variant`` trained ``steps`` steps on :func:`transformed_data` (cached).
 

@@ -14,6 +14,7 @@ dssm       AR (independent)                    two-tower CR (DSSM)             t
 acr        creative-aware AR (ACR)             MLP CR, reads ACR's pctr        the pair
 hbm        AR (independent)                    VAM-HBM hybrid bandit           the pair
 beta_ts    AR (independent)                    Beta-Bernoulli Thompson         the pair
+cacs       AR (independent)                    CACS dual-tower selector        the pair
 =========  ==================================  ==============================  ===========================
 
 Why every comparison system carries an AR: the Pusher publishes only complete pairs into the ``ar/`` +
@@ -41,6 +42,8 @@ from trainer import bandit_fit
 from trainer.acr_model import CreativeAwareARModel
 from trainer.bandit_export import BanditCRServingModule, select_by_thompson
 from trainer.beta_ts import BetaThompsonCRModel
+from trainer.cacs_model import CACSSelectorModel, fit_id_counts
+from trainer.cacs_teacher import SavedModelTeacher
 from trainer.config import VARIANTS as VARIANT_NAMES
 from trainer.config import JACConfig
 from trainer.creative_log import read_creative_log
@@ -66,6 +69,24 @@ def build_dssm(config: JACConfig, cardinalities: Mapping[str, int]) -> TwoTowerC
     return TwoTowerCRModel(cardinalities, embedding_dim=config.dssm_embedding_dim,
                            hidden_units=config.dssm_hidden_units, output_dim=config.dssm_output_dim,
                            initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr, name="cr")
+
+
+def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None) -> CACSSelectorModel:
+    """The CACS selector on the DSSM towers, distilled from ``teacher`` (a ``trainer.cacs_teacher.Teacher``).
+
+    Without ``teacher``, ``config.cacs_teacher_model`` is loaded (and checked) as one when set.
+    """
+    if teacher is None and config.cacs_teacher_model:
+        teacher = SavedModelTeacher(config.cacs_teacher_model)
+        teacher.check(cardinalities)
+    return CACSSelectorModel(
+        cardinalities, embedding_dim=config.dssm_embedding_dim, hidden_units=config.dssm_hidden_units,
+        output_dim=config.dssm_output_dim, initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr,
+        id_dropout_rate=config.cacs_id_dropout_rate, id_dropout_half_count=config.cacs_id_dropout_half_count,
+        id_dropout_schedule=config.cacs_id_dropout_schedule,
+        distillation_temperature=config.cacs_distillation_temperature,
+        distillation_weight=config.cacs_distillation_weight, click_weight=config.cacs_click_weight,
+        teacher=teacher, seed=config.seed, name="cr")
 
 
 def build_hbm(config: JACConfig, cardinalities: Mapping[str, int]) -> HybridBanditCRModel:
@@ -106,6 +127,7 @@ ACR_HEAD = Head(build_acr, creative_aware_ar_module, 8, CREATIVE_AWARE_AR)
 MLP_CR_HEAD = Head(build_cr, CRServingModule, 64, F.CR_MODEL_NAME)
 DSSM_HEAD = Head(build_dssm, TwoTowerCRServingModule, 64, F.CR_MODEL_NAME)
 HBM_HEAD = Head(build_hbm, BanditCRServingModule, 64, F.CR_MODEL_NAME, select_by_thompson, bandit_fit.fit_hbm)
+CACS_HEAD = Head(build_cacs, TwoTowerCRServingModule, 64, F.CR_MODEL_NAME, fit=fit_id_counts)
 BETA_TS_HEAD = Head(build_beta_ts, BanditCRServingModule, 64, F.CR_MODEL_NAME, select_by_thompson,
                     bandit_fit.fit_beta_ts)
 
@@ -126,6 +148,7 @@ VARIANTS: Dict[str, Variant] = {
     "acr": Variant(ACR_HEAD, MLP_CR_HEAD),
     "hbm": Variant(AR_HEAD, HBM_HEAD),
     "beta_ts": Variant(AR_HEAD, BETA_TS_HEAD),
+    "cacs": Variant(AR_HEAD, CACS_HEAD),
 }
 assert tuple(VARIANTS) == VARIANT_NAMES, "trainer.config.VARIANTS and trainer.variants.VARIANTS must agree"
 
@@ -142,7 +165,10 @@ def build_model(config: JACConfig, cardinalities: Mapping[str, int]) -> JACModel
 
 
 def fit_posteriors(model: JACModel, train_files, tft_output, data_accessor=None) -> Dict[str, object]:
-    """Fits the variant's closed-form CR (the bandits) from one pass over ``train_files``; ``{}`` for others."""
+    """Fits the variant's closed-form CR parts from one pass over ``train_files``; ``{}`` for CRs without any.
+
+    The bandits' posteriors; CACS's ID dropout counts.
+    """
     head = variant_of(model.config).cr
     if head is None or head.fit is None:
         return {}
