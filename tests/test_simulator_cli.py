@@ -178,8 +178,8 @@ def test_interrupted_forced_run_keeps_existing_data(tmp_path, monkeypatch):
 def test_command_for_a_config_round_trips_through_the_parser():
     config = SimulatorConfig(num_impressions=12_345, num_days=3, live_days=2, bid_std=0.0, seed=8,
                              relevance_style_scale=0.3, logging_policy="epsilon_greedy", write_world=False)
-    argv = cli.command_for(config, "/tmp/x")
-    assert argv[:2] == ["--out", "/tmp/x"] and "--chunk-size" not in argv  # defaults are not spelled out
+    argv = cli.command_for(config, "out/x")
+    assert argv[:2] == ["--out", "out/x"] and "--chunk-size" not in argv  # defaults are not spelled out
     assert cli.config_from_args(cli.build_parser().parse_args(argv)) == config
     with pytest.raises(ValueError, match="SimulatorConfig.ranker_noise: the command line has no flag"):
-        cli.command_for(SimulatorConfig(ranker_noise=0.1), "/tmp/x")
+        cli.command_for(SimulatorConfig(ranker_noise=0.1), "out/x")

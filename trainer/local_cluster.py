@@ -2,7 +2,7 @@
 
     python -m trainer.local_cluster --workers 2 --ps 2 --simulate 20000 --train-steps 300
     python -m trainer.local_cluster --workers 1 --ps 0 --transform-graph DIR --train-files 'XF/Split-train/*' \\
-        --eval-files 'XF/Split-eval/*' --train-steps 400 --output-dir /tmp/cluster
+        --eval-files 'XF/Split-eval/*' --train-steps 400 --output-dir outputs/cluster
 
 One chief, ``--workers`` workers and ``--ps`` parameter servers, each a process of its own with its own
 ``TF_CONFIG`` on a free 127.0.0.1 port, each running the same ``run_fn`` as the TFX Trainer runs on a
