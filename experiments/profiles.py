@@ -4,8 +4,8 @@
   router modes as arms, two live days. Minutes on a 2-core machine; its numbers are a smoke test, not results.
 * ``paper`` -- the study's size: three seeds, JAC and its CR and AR ablations trained on the default-size
   log, every arm today's models allow, two days of 20,000 live requests. The baselines (DSSM, ACR, VAM-HBM,
-  Beta-TS), CACS and the fidelity study's upgrades join it as entries here (part 2 of issue 14), which also
-  measures its wall time.
+  Beta-TS), CACS and the fidelity study's upgrades join it as entries here; its wall time
+  is measured with them.
 
 Rows are the paper's (Yang et al., AAAI 2024): Table 1 compares architectures (no-CR, Post-CR, Pre-CR,
 Peri-CR+), Table 2 JAC's effect (Post-CR vs Post-CR+, Peri-CR vs Peri-CR+, AR vs AR+), Tables 3 and 4 the
@@ -44,7 +44,7 @@ JAC_ARMS = (
         rows=(("table1", "Peri-CR+"), ("table2", "Peri-CR+"), ("table2", "AR+"))),
 )
 # The ablations beside JAC's other half: JAC's effect on one ranker at a time (Table 2's pairs). The paper's
-# Post-CR is DSSM (issue 12); cr-post (the CR trained alone, after AR) is reported as an arm only.
+# Post-CR is DSSM (the dssm variant); cr-post (the CR trained alone, after AR) is reported as an arm only.
 ABLATION_ARMS = (
     Arm("cr-post", POST, JAC_AR, CR_ONLY),
     Arm("cr-peri", PERI, JAC_AR, CR_ONLY, rows=(("table2", "Peri-CR"),)),

@@ -12,7 +12,7 @@ Layout (every metric is ``{"mean", "ci_low", "ci_high", "n_seeds"}``, see :mod:`
      "world": {"knobs", "simulator", "logged"}, "harness": {...}, "commands": [...], "seconds": {...}}
 
 Rows are the paper's (Yang et al., AAAI 2024); a row no arm or training of the profile fills is ``null``
-and ``pending`` says what it needs (the baselines of issues 12 and 13 join as profile entries). Online rows
+and ``pending`` says what it needs (the comparison variants join as profile entries). Online rows
 (tables 1, 2) carry the arm's metrics and its lifts over the ``lift_reference`` row (Table 1: no-CR; Table
 2: each pair's baseline); offline rows (tables 3, 4) the training's Evaluator metrics on the eval day.
 """
@@ -49,17 +49,17 @@ LIFT_REFERENCE = {
     "table2": {"Post-CR+": "Post-CR", "Peri-CR+": "Peri-CR", "AR+": "AR"},
 }
 PENDING = {
-    ("table1", "Post-CR"): "the DSSM two-tower CR after AR (issue 12)",
-    ("table1", "Pre-CR"): "CACS before a creative-aware AR (issues 13 and 12)",
-    ("table2", "Post-CR"): "the DSSM two-tower CR after AR (issue 12)",
+    ("table1", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant)",
+    ("table1", "Pre-CR"): "CACS before a creative-aware AR (the cacs variant, not yet served)",
+    ("table2", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant)",
     ("table2", "Peri-CR"): "an arm serving the CR ablation (training variant 'cr', its cr-only/ model; paper profile)",
     ("table2", "AR"): "an arm serving the AR ablation (training variant 'ar', its ar-only/ model; paper profile)",
-    ("table3", "VAM-HBM"): "the VAM-HBM hybrid bandit (issue 12)",
-    ("table3", "CACS"): "CACS (issue 13)",
+    ("table3", "VAM-HBM"): "a training of the VAM-HBM hybrid bandit (the hbm variant)",
+    ("table3", "CACS"): "a training of CACS (the cacs variant)",
     ("table3", "CR"): "a training of the CR ablation (variant 'cr'; paper profile)",
     ("table3", "JAC"): "the joint model scoring creatives with its own pctr_ad (an eval-model output)",
     ("table4", "AR"): "a training of the AR ablation (variant 'ar'; paper profile)",
-    ("table4", "ACR"): "the creative-aware AR (issue 12)",
+    ("table4", "ACR"): "a training of the creative-aware AR (the acr variant)",
 }
 FIDELITY_METRICS = ("nsctr", "sctr", "calibrated_sctr", "auc", "gauc", "ipw", "snipw", "dr")
 STATISTICS = ("Online metrics: ratios of sums over an arm's requests; 95% CIs by a percentile bootstrap over "
@@ -125,8 +125,8 @@ def build(profile: Profile, records: Sequence[Mapping[str, Any]], commands: List
     out.update({table: _table(table, profile, arms, records) for table in TABLES})
     out["fidelity"] = {"upgrades": [], "pearson": dict.fromkeys(FIDELITY_METRICS),
                        "spearman": dict.fromkeys(FIDELITY_METRICS),
-                       "pending": "part 2 of issue 14: eight or more creative-ranking upgrades (needs the "
-                                  "baselines of issues 12 and 13) under uniform and epsilon-greedy logging"}
+                       "pending": "eight or more creative-ranking upgrades (the comparison variants and CACS as "
+                                  "arms) under uniform and epsilon-greedy logging"}
     out["arms"] = arms
     logged = [r["world"]["overall"] for r in records]
     out["world"] = {

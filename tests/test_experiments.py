@@ -228,7 +228,7 @@ def test_results_hold_the_papers_rows_and_render(tmp_path):
     assert out["world"]["knobs"]["bid_std"] == SimulatorConfig().bid_std
     paths = report.write(out, str(tmp_path))
     md = open(paths["results.md"]).read()
-    assert "| Post-CR | pending: the DSSM two-tower CR after AR (issue 12) |" in md
+    assert "| Post-CR | pending: an arm serving the DSSM two-tower CR after AR (the dssm variant) |" in md
     assert "| Peri-CR+ | peri (lifts vs no-CR) |" in md
     html = open(paths["report.html"]).read()
     assert html.count("<svg") == 2 and "Table 4: ad ranking" in html and "<script" not in html
