@@ -32,6 +32,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+import feature_specs
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import eval_config as eval_config_lib
@@ -56,6 +57,9 @@ def create_pipeline(
         root; Kubeflow supplies its own and passes ``None``).
       beam_pipeline_args: defaults to ``cfg.beam_pipeline_args()``.
     """
+    # The spec is checked before anything is built: an invalid one (say, without a candidate list) or one this
+    # process did not load stops here with a message naming the problem.
+    spec_config = {feature_specs.CUSTOM_CONFIG_KEY: cfg.feature_spec_record()}
     example_gen = tfx.components.ImportExampleGen(
         input_base=cfg.data_dir,
         input_config=example_gen_pb2.Input(splits=[
@@ -73,7 +77,8 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=curate_schema.outputs["curated_schema"],
-        preprocessing_fn=config_lib.PREPROCESSING_FN)
+        preprocessing_fn=config_lib.PREPROCESSING_FN,
+        custom_config=spec_config)
     transform.add_upstream_node(data_gate)
 
     trainer = vertex_training.trainer_component(cfg)(
@@ -83,7 +88,8 @@ def create_pipeline(
         schema=curate_schema.outputs["curated_schema"],
         train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
-        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **vertex_training.trainer_custom_config(cfg)})
+        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **spec_config,
+                       **vertex_training.trainer_custom_config(cfg)})
 
     model_resolver = latest_blessed_model_resolver()
 

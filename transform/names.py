@@ -56,15 +56,11 @@ class IdVocabulary:
         return f"vocab_{self.feature}"
 
 
+# Every id the spec bounds with an "id_vocabulary", in spec order.
 ID_VOCABULARIES: Dict[str, IdVocabulary] = {
-    v.feature: v
-    for v in (
-        IdVocabulary(F.USER_ID, top_k=200_000, frequency_threshold=2, num_oov_buckets=100),
-        IdVocabulary(F.AD_ID, top_k=100_000, frequency_threshold=1, num_oov_buckets=50),
-        IdVocabulary(F.AD_ADVERTISER_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
-        IdVocabulary(F.AD_BRAND_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
-        IdVocabulary(F.CREATIVE_ID, top_k=500_000, frequency_threshold=2, num_oov_buckets=50),
-    )
+    f.name: IdVocabulary(f.name, top_k=f.id_vocabulary.top_k, frequency_threshold=f.id_vocabulary.min_count,
+                         num_oov_buckets=f.id_vocabulary.oov_buckets)
+    for f in F.FEATURES if f.id_vocabulary is not None
 }
 
 # Small categorical codes keep their known domain [0, d); anything else maps to the extra code d.
@@ -81,13 +77,7 @@ def code_cardinality(raw_name: str) -> int:
 
 
 # Exact crosses of two small codes for AR: index = a * card(b) + b (no hashing needed, no collisions).
-CROSSES: Tuple[Tuple[str, str], ...] = (
-    (F.USER_GENDER, F.AD_CATEGORY),
-    (F.USER_AGE_BUCKET, F.AD_CATEGORY),
-    (F.USER_CITY_TIER, F.AD_PRICE_BUCKET),
-    (F.USER_INCOME_BUCKET, F.AD_PRICE_BUCKET),
-    (F.USER_PURCHASE_FREQ, F.AD_CATEGORY),
-)
+CROSSES: Tuple[Tuple[str, str], ...] = F.SPEC.ar_crosses
 
 
 def cross_name(a: str, b: str) -> str:
@@ -116,7 +106,7 @@ SEQ_LENGTH_FRACTION = xf(F.SEQ_AD_IDS, "length")
 CREATIVE_EMBEDDING = xf(F.CREATIVE_EMBEDDING)
 
 # ---------------------------------------------------------------------------------------------- groups
-_AR_IDS = (F.USER_ID, F.AD_ID, F.AD_ADVERTISER_ID, F.AD_BRAND_ID)
+_AR_IDS = tuple(n for n in F.USER_FEATURES + F.AD_FEATURES if n in ID_VOCABULARIES)
 _AR_CODES = tuple(n for n in F.USER_FEATURES + F.AD_FEATURES if n in CODE_FEATURES)
 
 AR_CATEGORICAL: Tuple[str, ...] = (

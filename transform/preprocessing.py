@@ -23,11 +23,12 @@ can apply this one graph to its own raw inputs.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+import feature_specs
 import features as F
 from transform import names as N
 
@@ -95,8 +96,13 @@ def _sequence_mask(sp: tf.SparseTensor, length: int) -> tf.Tensor:
     return tf.sequence_mask(lengths, length, dtype=tf.float32)
 
 
-def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``."""
+def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Optional[dict] = None) -> Dict[str, tf.Tensor]:
+    """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``.
+
+    ``custom_config`` (the Transform component's) records the pipeline's feature spec; a process that loaded
+    another one stops here, naming both (see :func:`feature_specs.check_same_spec`).
+    """
+    feature_specs.check_same_spec(custom_config, F.SPEC, "Transform's preprocessing_fn")
     inputs = {name: x.to_sparse() if isinstance(x, tf.RaggedTensor) else x for name, x in inputs.items()}
     inputs = {
         name: _scalar(x) if F.BY_NAME[name].kind == F.SCALAR
