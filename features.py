@@ -2,10 +2,10 @@
 
 The columns are declared as data, in a feature spec (:mod:`feature_specs`; the default is the simulator's,
 ``feature_specs/simulator.json``); this module loads the selected spec once and derives from it every
-constant the other packages import. Every stage imports names from here: the simulator writes exactly these columns, Transform reads them,
-the trainer builds its inputs from the groups, the serving signatures take the groups named below, and the
-metrics read the ids, candidates, label and truth columns. No other file spells a feature name (nor a
-split name: :data:`TRAIN_SPLIT`, :data:`EVAL_SPLIT`).
+constant the other packages import. Every stage imports names from here: the simulator writes exactly these
+columns, Transform reads them, the trainer builds its inputs from the groups, the serving signatures take the
+groups named below, and the metrics read the ids, candidates, label and truth columns. No other file spells a
+feature name (nor a split name: :data:`TRAIN_SPLIT`, :data:`EVAL_SPLIT`).
 
 Layout of one impression (one ``tf.train.Example``) in the default spec::
 

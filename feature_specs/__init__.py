@@ -341,6 +341,34 @@ def _check(spec: FeatureSpec, fail) -> None:
                 and f.id_vocabulary is None):
             fail(f'feature {f.name!r} (an int64 model input of group {f.group!r}) needs "vocabulary" / "domain" '
                  '(a small code) or "id_vocabulary" (an open-vocabulary id)')
+    for f in spec.features:
+        if f.group in (USER, AD, CREATIVE) and not (f.dtype == INT and f.kind == SCALAR) \
+                and f.role != "creative_embedding":
+            fail(f"feature {f.name!r}: group {f.group!r} holds int64 scalars (codes or ids); the one dense feature "
+                 "models read is the creative's content embedding (role 'creative_embedding')")
+    emb = roles.get("creative_embedding")
+    if emb is not None and (by_name[emb].dtype != FLOAT or by_name[emb].kind != FIXED):
+        fail(f"feature {emb!r} (role 'creative_embedding') must be float32 of kind \"fixed\" with its \"length\"")
+    for group, allowed in ((AD_HISTORY, ("ad_hist_ctr", "ad_hist_imps")),
+                           (SEQUENCE, ("seq_ad_ids", "seq_ad_categories"))):
+        for name in spec.group(group):
+            if by_name[name].role not in allowed:
+                fail(f"feature {name!r}: the {group!r} group is read by role; give it one of {list(allowed)}")
+    if spec.group(SEQUENCE):
+        for role in ("seq_ad_ids", "seq_ad_categories", "ad_category"):
+            if role not in roles:
+                fail(f"a sequence needs a feature with role {role!r} ({ROLES[role][1]}); got "
+                     f"{list(spec.group(SEQUENCE))}")
+        ids, cats, ad_cat = (by_name[roles[r]] for r in ("seq_ad_ids", "seq_ad_categories", "ad_category"))
+        for f in (ids, cats):
+            if f.dtype != INT or f.kind != VARLEN:
+                fail(f"feature {f.name!r}: a sequence is an int64 varlen list (newest last), got {f.dtype} {f.kind}")
+        if ad_cat.domain is None or cats.domain != ad_cat.domain:
+            fail(f"feature {cats.name!r}: its domain ({cats.domain}) must be that of the ad category "
+                 f"{ad_cat.name!r} ({ad_cat.domain}): items are matched against the candidate ad's category")
+    hist_imps = roles.get("ad_hist_imps")
+    if hist_imps is not None and (by_name[hist_imps].kind != SCALAR):
+        fail(f"feature {hist_imps!r} (role 'ad_hist_imps') must be a scalar")
     labels = spec.group(LABEL)
     if len(labels) != 1:
         fail(f'exactly one feature must be in group "label" (the click), got {list(labels) or "none"}')

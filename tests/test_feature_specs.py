@@ -214,6 +214,14 @@ BAD_SPECS = [
     ("cross of an unknown", lambda d, b: d["ar_crosses"].append(["age_band", "colour"]),
      r"'colour' is not a categorical scalar"),
     ("no features", lambda d, b: d.__setitem__("features", []), r'a non-empty list "features"'),
+    ("dense user feature", lambda d, b: b["region"].update(dtype="float32", domain=None),
+     r"'region': group 'user' holds int64 scalars"),
+    ("sequence without categories", lambda d, b: d["features"].append(
+        {"name": "recent_ads", "dtype": "int64", "kind": "varlen", "group": "sequence", "role": "seq_ad_ids"}),
+     r"a sequence needs a feature with role 'seq_ad_categories'.*\['recent_ads'\]"),
+    ("ad history without a role", lambda d, b: d["features"].append(
+        {"name": "ctr_30d", "dtype": "float32", "kind": "scalar", "group": "ad_history"}),
+     r"'ctr_30d': the 'ad_history' group is read by role"),
 ]
 
 
@@ -331,3 +339,37 @@ class TestSecondSpec:
         with pytest.raises(FeatureSpecError, match="ADCR_FEATURE_SPEC="):
             local_runner.follow_spec(cfg, ["--feature-spec", example_spec_file])
         local_runner.follow_spec(local_runner._parse([])[0], [])  # the default: nothing to do
+
+
+def test_transform_follows_a_spec_without_sequence_embedding_or_truth(example_spec_file):
+    """The shop spec through preprocessing_fn: only the outputs its groups support, each hand-checked."""
+    rows = [{"visitor_id": 1, "adgroup_id": a, "creative_id": c, "age_band": 2, "region": r, "platform": 1,
+             "segment_hash": 999, "shop_category": 5, "ctr_7d": ctr, "layout": 1, "shows_price": 1,
+             "cand_creative_ids": [1, 2, 3], "cand_layouts": [0, 2, 7], "cand_shows_price": [1, 0, 1],
+             "n_candidates": 3, "propensity": 1 / 3, "exposed_index": 0, "clicked": i % 2}
+            for i, (a, c, r, ctr) in enumerate(zip([7, 7, 7, 8, 8, 9], [1, 1, 1, 2, 2, 3], [0, 10, 49, 50, 55, 3],
+                                                   [0.1, 0.2, 0.3, 0.4, 0.5, 1.5]))]
+    env = dict(os.environ, **{feature_specs.ENV_VAR: example_spec_file})
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "feature_spec_probe.py"), json.dumps(rows)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    groups, out = got["groups"], got["rows"]
+    assert groups["AR_SEQUENCE"] == [] and groups["CR_DENSE"] == []  # no transformer, no content embedding
+    assert groups["AR_NUMERIC"] == ["ctr_7d_z_xf"]
+    assert groups["AR_CATEGORICAL"] == [
+        "visitor_id_xf", "adgroup_id_xf", "campaign_id_xf", "age_band_xf", "region_xf", "platform_xf",
+        "segment_hash_xf", "shop_category_xf", "age_band_x_shop_category_xf", "platform_x_shop_category_xf"]
+    assert groups["CR_INPUTS"] == ["age_band_xf", "region_xf", "platform_xf", "adgroup_id_xf", "campaign_id_xf",
+                                   "shop_category_xf", "creative_id_xf", "layout_xf", "shows_price_xf", "ctr_7d_xf"]
+    assert got["candidate_inputs"] == {"cand_creative_ids_xf": "creative_id_xf", "cand_layouts_xf": "layout_xf",
+                                       "cand_shows_price_xf": "shows_price_xf"}
+    assert sorted(out[0]) == got["sources"]  # every output the names declare, and nothing else
+    # ad ids by frequency 7, 8 (9 is seen once but min_count is 1); creative 3 seen once: OOV 2 + 3 mod 50
+    assert [r["adgroup_id_xf"] for r in out] == [0, 0, 0, 1, 1, 2]
+    assert [r["creative_id_xf"] for r in out] == [0, 0, 0, 1, 1, 2 + 3 % 50]
+    assert [r["region_xf"] for r in out] == [0, 10, 49, 50, 50, 3]  # outside [0, 50): the extra code 50
+    assert out[0]["age_band_x_shop_category_xf"] == 2 * 13 + 5  # a * card(b) + b, card = domain + 1
+    assert out[5]["ctr_7d_xf"] == 1.0 and out[0]["ctr_7d_xf"] == pytest.approx(0.1)
+    assert out[0]["cand_layouts_xf"] == [0, 2, 3]  # 7 is outside the 3 layouts
+    assert out[0]["cand_creative_ids_xf"] == [0, 1, 2 + 3 % 50]
