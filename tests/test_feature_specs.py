@@ -280,7 +280,10 @@ class TestSecondSpec:
         inferred = schema_pb2.Schema()
         for f in spec.features:
             inferred.feature.add(name=f.name, type=schema_pb2.INT if f.dtype == F.INT else schema_pb2.FLOAT)
+        day = next(f for f in inferred.feature if f.name == "day")
+        day.int_domain.min, day.int_domain.max = 2, 2  # SchemaGen's guess from one day of statistics
         curated = {f.name: f for f in schema_curation.curate_schema(inferred, spec).feature}
+        assert curated["day"].WhichOneof("domain_info") is None  # only the spec's domains are enforced
         assert (curated["region"].int_domain.min, curated["region"].int_domain.max) == (0, 49)
         assert (curated["layout"].int_domain.max, curated["cand_layouts"].int_domain.max) == (2, 2)
         assert curated["cand_creative_ids"].value_count.min == 1

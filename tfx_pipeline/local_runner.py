@@ -50,8 +50,9 @@ def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Consol
         raise FileNotFoundError(
             f"{cfg.data_dir} must hold {F.TRAIN_SPLIT}/ and {F.EVAL_SPLIT}/ TFRecords of tf.Examples following "
             f"feature spec {F.SPEC.name!r} ({F.SPEC.source}); the simulator writes only the default spec's columns")
-    if all(os.path.isdir(os.path.join(cfg.data_dir, split)) for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)):
-        console.line(f"==> Using simulated data in {cfg.data_dir}")
+    if complete:
+        console.line(f"==> Using simulated data in {cfg.data_dir}" if F.USES_DEFAULT_SPEC
+                     else f"==> Using the logs in {cfg.data_dir} (feature spec {F.SPEC.name!r})")
         return
     sim_cfg = SimulatorConfig(**cfg.simulator)
     console.line(f"==> Simulating {sim_cfg.num_impressions:,} impressions into {cfg.data_dir}")

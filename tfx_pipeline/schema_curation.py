@@ -73,6 +73,10 @@ def curate_schema(inferred: schema_pb2.Schema, spec: Optional[feature_specs.Feat
             feature.value_count.CopyFrom(schema_pb2.ValueCount(min=1))
         else:  # e.g. a behaviour sequence may be empty (a new user)
             feature.ClearField("value_count")
+        if declared.domain is None and declared.value_range is None and feature.WhichOneof("domain_info"):
+            # A domain SchemaGen guessed from these statistics (e.g. a single day seen) is no contract:
+            # tomorrow's logs would break it. Only the spec's domains are enforced.
+            feature.ClearField("domain_info")
         if declared.domain is not None:
             feature.int_domain.min = 0
             feature.int_domain.max = declared.domain - 1
