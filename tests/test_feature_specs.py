@@ -376,3 +376,26 @@ def test_transform_follows_a_spec_without_sequence_embedding_or_truth(example_sp
     assert out[5]["ctr_7d_xf"] == 1.0 and out[0]["ctr_7d_xf"] == pytest.approx(0.1)
     assert out[0]["cand_layouts_xf"] == [0, 2, 3]  # 7 is outside the 3 layouts
     assert out[0]["cand_creative_ids_xf"] == [0, 1, 2 + 3 % 50]
+
+
+def test_pipeline_construction_names_what_the_creative_ranker_lacks(tmp_path):
+    """A valid spec without the ad's historical CTR: no creative ranker can be served, the pipeline says so
+    before anything runs; the AR-only ablation needs none."""
+    path = tmp_path / "no_ctr.json"
+    path.write_text(json.dumps(_mutate(_drop("ctr_7d"))))
+    code = ("import json; from tfx_pipeline import config, pipeline; import feature_specs\n"
+            "def build(model):\n"
+            "    try:\n"
+            "        pipeline.create_pipeline(config.PipelineConfig(output_dir='OUT', data_dir='DATA', "
+            "model_config=model))\n"
+            "        return None\n"
+            "    except feature_specs.FeatureSpecError as e:\n"
+            "        return str(e)\n"
+            "print(json.dumps([build({}), build({'variant': 'ar'})]))")
+    env = dict(os.environ, **{feature_specs.ENV_VAR: str(path)})
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jac, ar_only = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "no feature with role 'ad_hist_ctr'" in jac and "shop_logs" in jac
+    assert ar_only is None

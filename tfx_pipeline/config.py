@@ -36,8 +36,9 @@ class PipelineConfig:
       data_dir: the simulator's output (``train/`` and ``eval/`` TFRecord splits). Simulated first if absent.
       simulator: overrides of the simulator's options used when ``data_dir`` has to be created.
       feature_spec: the feature spec the logs follow (a spec file, or the name of one in ``feature_specs/``;
-        ``None``: the default, the simulator's). Every process of the run must have loaded the same spec
-        (``$ADCR_FEATURE_SPEC``; the local runner's ``--feature-spec`` sets it): :func:`feature_spec` checks.
+        ``None``: the one this process follows, ``$ADCR_FEATURE_SPEC`` or else the simulator's). Every process
+        of the run must have loaded the same spec (the local runner's ``--feature-spec`` sees to it):
+        :meth:`feature_spec_record` checks.
       train_steps / eval_steps: Trainer steps (batches of the model config's batch size).
       model_config: overrides of :class:`trainer.config.JACConfig` fields (passed as Trainer custom_config).
       nsctr_floor: absolute NSCTR a candidate must exceed to be blessed.
@@ -128,7 +129,7 @@ class PipelineConfig:
         import feature_specs
         import features as F
 
-        spec = feature_specs.load(self.feature_spec or feature_specs.DEFAULT_SPEC)
+        spec = feature_specs.load(self.feature_spec) if self.feature_spec else F.SPEC
         feature_specs.check_same_spec({feature_specs.CUSTOM_CONFIG_KEY: feature_specs.pipeline_record(spec)},
                                       F.SPEC, "this process")
         return feature_specs.pipeline_record(spec)

@@ -41,7 +41,7 @@ from tfx_pipeline.data_gate import DataGate
 from tfx_pipeline.pair_pusher import PairPusherExecutor
 from tfx_pipeline.report_component import EvaluationReport
 from tfx_pipeline.schema_curation import CurateSchema
-from trainer.config import MODEL_CONFIG_KEY
+from trainer.config import MODEL_CONFIG_KEY, JACConfig
 
 
 def create_pipeline(
@@ -60,6 +60,10 @@ def create_pipeline(
     # The spec is checked before anything is built: an invalid one (say, without a candidate list) or one this
     # process did not load stops here with a message naming the problem.
     spec_config = {feature_specs.CUSTOM_CONFIG_KEY: cfg.feature_spec_record()}
+    if JACConfig.from_dict(cfg.model_config).has_cr and F.AD_HIST_CTR is None:
+        raise feature_specs.FeatureSpecError(
+            f"feature spec {F.SPEC.name!r} has no feature with role 'ad_hist_ctr' (the ad's historical CTR): "
+            "the creative ranker reads it online and in evaluation; add it (a float32 ad_history scalar)")
     example_gen = tfx.components.ImportExampleGen(
         input_base=cfg.data_dir,
         input_config=example_gen_pb2.Input(splits=[
