@@ -378,11 +378,20 @@ def test_transform_follows_a_spec_without_sequence_embedding_or_truth(example_sp
     assert out[0]["cand_creative_ids_xf"] == [0, 1, 2 + 3 % 50]
 
 
-def test_pipeline_construction_names_what_the_creative_ranker_lacks(tmp_path):
-    """A valid spec without the ad's historical CTR: no creative ranker can be served, the pipeline says so
-    before anything runs; the AR-only ablation needs none."""
-    path = tmp_path / "no_ctr.json"
-    path.write_text(json.dumps(_mutate(_drop("ctr_7d"))))
+def _no_cr_user(d, b):
+    for f in d["features"]:
+        f.pop("cr_user", None)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (_drop("ctr_7d"), "no feature with role 'ad_hist_ctr'"),
+    (_no_cr_user, 'marks no user feature "cr_user"'),
+], ids=["no ad_hist_ctr", "no CR user feature"])
+def test_pipeline_construction_names_what_the_creative_ranker_lacks(tmp_path, edit, message):
+    """A valid spec the creative ranker cannot be served on: the pipeline says why before anything runs;
+    the AR-only ablation needs neither."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(_mutate(edit)))
     code = ("import json; from tfx_pipeline import config, pipeline; import feature_specs\n"
             "def build(model):\n"
             "    try:\n"
@@ -397,5 +406,5 @@ def test_pipeline_construction_names_what_the_creative_ranker_lacks(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     jac, ar_only = json.loads(out.stdout.strip().splitlines()[-1])
-    assert "no feature with role 'ad_hist_ctr'" in jac and "shop_logs" in jac
+    assert message in jac and "shop_logs" in jac
     assert ar_only is None

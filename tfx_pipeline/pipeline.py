@@ -60,10 +60,15 @@ def create_pipeline(
     # The spec is checked before anything is built: an invalid one (say, without a candidate list) or one this
     # process did not load stops here with a message naming the problem.
     spec_config = {feature_specs.CUSTOM_CONFIG_KEY: cfg.feature_spec_record()}
-    if JACConfig.from_dict(cfg.model_config).has_cr and F.AD_HIST_CTR is None:
-        raise feature_specs.FeatureSpecError(
-            f"feature spec {F.SPEC.name!r} has no feature with role 'ad_hist_ctr' (the ad's historical CTR): "
-            "the creative ranker reads it online and in evaluation; add it (a float32 ad_history scalar)")
+    if JACConfig.from_dict(cfg.model_config).has_cr:
+        if F.AD_HIST_CTR is None:
+            raise feature_specs.FeatureSpecError(
+                f"feature spec {F.SPEC.name!r} has no feature with role 'ad_hist_ctr' (the ad's historical CTR): "
+                "the creative ranker reads it online and in evaluation; add it (a float32 ad_history scalar)")
+        if not F.CR_USER_FEATURES:
+            raise feature_specs.FeatureSpecError(
+                f"feature spec {F.SPEC.name!r} marks no user feature \"cr_user\": the creative ranker needs at "
+                "least one (a few cheap user codes; it scores every creative of every ad)")
     example_gen = tfx.components.ImportExampleGen(
         input_base=cfg.data_dir,
         input_config=example_gen_pb2.Input(splits=[
