@@ -88,6 +88,40 @@ class Arm:
 
 
 @dataclasses.dataclass(frozen=True)
+class FidelityCondition:
+    """One world of the fidelity study: ``simulator`` overrides (the logging policy, the sCTR-bias knob)."""
+
+    name: str
+    simulator: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class FidelityStudy:
+    """The fidelity study (:mod:`experiments.fidelity`): its worlds, seeds and bootstrap.
+
+    Attributes:
+      simulator: ``SimulatorConfig`` options of every world (each condition's overrides on top, then the seed).
+      conditions: the worlds; the first is the headline (``results.json``'s ``fidelity.pearson``).
+      seeds: world and ranker seeds.
+      bootstrap_replicates: resamples of the upgrades for each correlation's CI.
+    """
+
+    simulator: Mapping[str, Any]
+    conditions: Tuple[FidelityCondition, ...]
+    seeds: Tuple[int, ...]
+    bootstrap_replicates: int = 1000
+
+    def __post_init__(self):
+        if not self.conditions or not self.seeds:
+            raise ValueError("FidelityStudy: needs at least one condition and one seed")
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"FidelityStudy: condition names must be unique, got {names}")
+        for c in self.conditions:
+            SimulatorConfig(**{**self.simulator, **c.simulator}).validate()
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """A named experiment: the world, what is trained, the arms, the traffic and the statistics.
 
@@ -104,6 +138,7 @@ class Profile:
       check_requests: requests ranked over both paths to check they answer identically (0: no check).
       noop_requests: requests timed with no-op models, for the harness's own throughput (0: not timed).
       salt: the hash salt of the arm assignment.
+      fidelity: the fidelity study run after the A/B test (``None``: not run).
     """
 
     name: str
@@ -121,6 +156,7 @@ class Profile:
     check_requests: int = 20
     noop_requests: int = 300
     salt: str = "ab"
+    fidelity: Optional[FidelityStudy] = None
 
     def __post_init__(self):
         labels = [a.label for a in self.arms]

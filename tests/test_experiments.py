@@ -228,7 +228,25 @@ def test_results_hold_the_papers_rows_and_render(tmp_path):
     assert out["world"]["knobs"]["bid_std"] == SimulatorConfig().bid_std
     paths = report.write(out, str(tmp_path))
     md = open(paths["results.md"]).read()
-    assert "| Post-CR | pending: an arm serving the DSSM two-tower CR after AR (the dssm variant) |" in md
+    assert "| Post-CR | pending: an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile) |" in md
     assert "| Peri-CR+ | peri (lifts vs no-CR) |" in md
     html = open(paths["report.html"]).read()
     assert html.count("<svg") == 2 and "Table 4: ad ranking" in html and "<script" not in html
+
+
+def test_the_paper_profile_fills_the_baseline_rows_and_runs_the_fidelity_study():
+    paper = PROFILES["paper"]
+    online = {row for arm in paper.arms for row in arm.rows}
+    offline = {row for training in paper.trainings for row in training.offline_rows}
+    assert {("table1", row) for row in results.PAPER_ROWS["table1"]} <= online
+    assert {("table2", "Post-CR"), ("table3", "VAM-HBM"), ("table3", "CACS"), ("table4", "ACR")} <= online | offline
+    pre = next(arm for arm in paper.arms if ("table1", "Pre-CR") in arm.rows)
+    assert (pre.mode, pre.ar.training, pre.cr.training) == ("pre", "acr", "cacs")
+    variants = {t.name: t.model_config.get("variant", "jac") for t in paper.trainings}
+    assert variants["dssm"] == "dssm" and variants["hbm"] == "hbm" and variants["cacs"] == "cacs"
+    for name in ("small", "paper"):
+        study = PROFILES[name].fidelity
+        assert [c.simulator.get("logging_policy") for c in study.conditions] == \
+            ["uniform", "epsilon_greedy", "uniform", "epsilon_greedy"]
+        assert [c.simulator.get("creative_count_quality") for c in study.conditions] == [None, None, 0.0, 0.0]
+    assert PROFILES["paper"].fidelity.seeds == (0, 1, 2)

@@ -94,7 +94,7 @@ def test_the_report_renders_in_headless_chromium(run, tmp_path):
     url = (out / "report.html").as_uri()
     dom = headless.dump_dom(url, str(tmp_path / "profile"))
     assert "Table 1: online architectures" in dom and "Table 4: ad ranking" in dom and dom.count("<svg") == 2
-    assert "pending: an arm serving the DSSM two-tower CR after AR (the dssm variant)" in dom
+    assert "pending: an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile)" in dom
     png = headless.screenshot(url, str(tmp_path / "report.png"), str(tmp_path / "profile"))
     pixels = image.imread(png)[..., :3]
     # The expected-CTR lift bars (#1f6feb) were drawn.
