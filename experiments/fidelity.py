@@ -428,3 +428,49 @@ def run(study, out_dir: str, say: Callable[[str], None] = lambda _: None,
             "seeds": list(study.seeds), "eval": "the logged eval day of each world; the true lift is the "
             "relative change of the mean true CTR of the ranker's picks on it (its expected online CTR on those "
             "requests)", "rankers": {u.name: u.description for u in UPGRADES}}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m experiments.fidelity --profile NAME --out DIR``: a profile's fidelity study alone, written
+    as ``DIR/fidelity.json`` (the ``fidelity`` entry of ``results.json``), ``DIR/fidelity.md`` and
+    ``DIR/fidelity.html``."""
+    import argparse
+    import json
+    import shlex
+    import sys
+    import time
+
+    from creative_metrics.report.style import CSS
+    from creative_metrics.report.write import write_atomically
+    from experiments import report
+    from experiments.profiles import PROFILES
+
+    parser = argparse.ArgumentParser(prog="python -m experiments.fidelity", description=main.__doc__.split("\n")[0])
+    parser.add_argument("--profile", required=True, choices=sorted(p for p in PROFILES if PROFILES[p].fidelity))
+    parser.add_argument("--out", required=True, help="output directory (fidelity.json, fidelity.md, fidelity.html)")
+    parser.add_argument("--seeds", help="override the study's seeds (comma-separated)")
+    args = parser.parse_args(argv)
+    study = PROFILES[args.profile].fidelity
+    if args.seeds:
+        study = dataclasses.replace(study, seeds=tuple(int(s) for s in args.seeds.split(",")))
+    out = os.path.abspath(args.out)
+    commands = [shlex.join([sys.executable, "-m", "experiments.fidelity"] + list(argv if argv is not None
+                                                                                 else sys.argv[1:]))]
+    started = time.perf_counter()
+    got = run(study, os.path.join(out, "worlds"), lambda line: print(line, flush=True), commands)
+    got = report._finite({**got, "commands": commands, "seconds": time.perf_counter() - started})
+    write_atomically(json.dumps(got, indent=1, allow_nan=False), os.path.join(out, "fidelity.json"))
+    write_atomically("\n".join(["# Fidelity study: profile `" + args.profile + "`", ""]
+                               + report.fidelity_markdown(got) + ["", "```"] + commands + ["```", ""]),
+                     os.path.join(out, "fidelity.md"))
+    write_atomically("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fidelity study</title>"
+                     f"<style>{CSS}</style></head><body><main><h1>Fidelity study: profile {args.profile}</h1>"
+                     + "".join(report.fidelity_html(got)) + "</main></body></html>", os.path.join(out, "fidelity.html"))
+    print(f"==> {os.path.join(out, 'fidelity.json')} ({got['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

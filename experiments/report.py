@@ -220,12 +220,15 @@ def fidelity_correlation_plot(fidelity: Mapping[str, Any]) -> Optional[str]:
             err = [[c["mean"] - c["ci_low"]], [c["ci_high"] - c["mean"]]] if c.get("ci_low") is not None else None
             ax.bar(i + (k - (len(conditions) - 1) / 2) * width, c["mean"], width, color=_METRIC_COLORS[m],
                    hatch=hatches[k % len(hatches)], edgecolor="#ffffff", yerr=err, capsize=1.5,
-                   error_kw={"linewidth": 0.7}, label=name if i == 0 else None)
+                   error_kw={"linewidth": 0.7})
     ax.axhline(0, color="#57606a", linewidth=0.8)
     ax.set_xticks(range(len(metrics)), [LABELS[m] for m in metrics], fontsize=8)
     ax.set_ylim(-1.05, 1.05)
     ax.set_ylabel("Pearson r with the true lift")
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+    from matplotlib.patches import Patch  # one grey swatch per world: the colour is the metric's
+
+    ax.legend(handles=[Patch(facecolor="#8c959f", edgecolor="#ffffff", hatch=hatches[k % len(hatches)], label=name)
+                       for k, name in enumerate(conditions)], fontsize=7, frameon=False, ncol=2, loc="lower left")
     return inline_svg(fig, "fidelity-pearson")
 
 
