@@ -146,8 +146,8 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
             f"({harness['noop']['harness_ms_per_request']:.2f} ms of harness per request)")
 
     t0 = time.perf_counter()
-    make = ((lambda ar, cr: HttpDeployment(ar, cr, os.path.join(logs, "serving"))) if profile.path == HTTP
-            else InProcessDeployment)
+    make = ((lambda ar, cr, **serving: HttpDeployment(ar, cr, os.path.join(logs, "serving"), **serving))
+            if profile.path == HTTP else InProcessDeployment)
     say(f"==> serving {len(profile.arms)} arms ({profile.path}): starting the model servers and routers")
     with futures.ThreadPoolExecutor(1) as pool:  # the servers load while the offline metrics are read
         starting = pool.submit(abtest.deployments_by_arm, profile.arms, make, serving_roots)
@@ -162,7 +162,8 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
     try:
         if profile.check_requests and profile.path == HTTP:
             first = profile.arms[0]
-            in_process = InProcessDeployment(first.ar.base_path(serving_roots), first.cr.base_path(serving_roots))
+            in_process = InProcessDeployment(first.ar.base_path(serving_roots), first.cr.base_path(serving_roots),
+                                             **first.serving())
             try:
                 harness["paths"] = check_paths(world, profile, deployments[first.label], in_process, days[0], seed)
             finally:
