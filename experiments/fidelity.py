@@ -38,6 +38,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import shlex
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -385,6 +387,11 @@ def _mean_ci(values: Sequence[float]) -> Optional[Dict[str, float]]:
     return over_seeds([{"value": v} for v in values])
 
 
+def _slug(name: str) -> str:
+    """A condition's name as a directory name ("uniform, kappa=0" -> "uniform-kappa-0")."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", name).strip("-") or "world"
+
+
 def run(study, out_dir: str, say: Callable[[str], None] = lambda _: None,
         commands: Optional[List[str]] = None) -> Dict[str, Any]:
     """The study of ``study`` (an :class:`experiments.config.FidelityStudy`) into ``out_dir``; returns the
@@ -399,9 +406,10 @@ def run(study, out_dir: str, say: Callable[[str], None] = lambda _: None,
         for seed in study.seeds:
             config = SimulatorConfig(**{**study.simulator, **condition.simulator, "seed": seed,
                                         "write_world": False}).validate()
-            data_dir = os.path.join(out_dir, f"{condition.name}-seed-{seed}")
+            data_dir = os.path.join(out_dir, f"{_slug(condition.name)}-seed-{seed}")
             if commands is not None:
-                commands.append("python -m simulator.cli " + " ".join(simulator_cli.command_for(config, data_dir)))
+                commands.append(shlex.join(["python", "-m", "simulator.cli"]
+                                           + simulator_cli.command_for(config, data_dir)))
             simulate(config, data_dir, progress=False, force=True)
             per_seed.append(study_world(data_dir, seed))
         per_seed_lifts = [lifts(v) for v in per_seed]
@@ -436,7 +444,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     ``DIR/fidelity.html``."""
     import argparse
     import json
-    import shlex
     import sys
     import time
 

@@ -95,11 +95,12 @@ def test_every_ranker_of_the_ladder_gives_finite_metrics(simulated):
 def test_the_study_entry_and_its_plots(tmp_path):
     study = FidelityStudy({"num_impressions": 8000, "num_days": 3},
                           (FidelityCondition("uniform", {}),
-                           FidelityCondition("eg", {"logging_policy": "epsilon_greedy"})), seeds=(0,),
+                           FidelityCondition("e-g, kappa=0", {"logging_policy": "epsilon_greedy",
+                                                              "creative_count_quality": 0.0})), seeds=(0,),
                           bootstrap_replicates=30)
     lines, commands = [], []
     got = fidelity.run(study, str(tmp_path), lines.append, commands)
-    assert got["headline_condition"] == "uniform" and set(got["conditions"]) == {"uniform", "eg"}
+    assert got["headline_condition"] == "uniform" and set(got["conditions"]) == {"uniform", "e-g, kappa=0"}
     assert len(got["upgrades"]) == len(fidelity.UPGRADES) - 1
     first = got["upgrades"][0]
     assert (first["from"], first["name"]) == ("random", "beta_ts")
@@ -109,12 +110,13 @@ def test_the_study_entry_and_its_plots(tmp_path):
         assert set(got[kind]) == set(fidelity.METRICS)
         for metric in got[kind].values():
             assert set(metric) == {"mean", "ci_low", "ci_high", "n_seeds"} and -1 <= metric["mean"] <= 1
-    assert len(lines) == 2 and lines[1].startswith("==> fidelity eg: 8 upgrades x 1 seeds; Pearson nsctr")
-    assert len(commands) == 2 and "--policy epsilon_greedy" in commands[1]
+    assert len(lines) == 2 and lines[1].startswith("==> fidelity e-g, kappa=0: 8 upgrades x 1 seeds; Pearson nsctr")
+    assert len(commands) == 2 and "--policy epsilon_greedy --creative-count-quality 0.0" in commands[1]
+    assert (tmp_path / "e-g-kappa-0-seed-0" / "eval").is_dir()  # a directory name without spaces
     html = "".join(report.fidelity_html(got))
     assert html.count("<svg") == 2 and "Pearson" in html
     md = "\n".join(report.fidelity_markdown(got))
-    assert "| random -> beta_ts |" in md and "| eg | spearman |" in md
+    assert "| random -> beta_ts |" in md and "| e-g, kappa=0 | spearman |" in md
 
 
 @pytest.mark.parametrize("make,match", [
