@@ -2,8 +2,7 @@
 
 ``python -m experiments.run --profile small --out DIR`` trains what a profile needs through the pipeline,
 serves it behind the real router, runs the A/B test over the world's live days and the profile's fidelity
-study, and writes ``results.json``,
-``results.md`` and ``report.html``.
+study, and writes ``results.json``, ``results.md`` and ``report.html``.
 
 * :mod:`experiments.config` -- an arm (mode, models, label), a training, a profile;
   :mod:`experiments.profiles` -- the named profiles;
