@@ -7,7 +7,6 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-import features as F
 from transform import names as N
 
 # Vocabulary sizes (without OOV buckets) for models built without a Transform output.
