@@ -175,8 +175,51 @@ def test_distillation_alone_teaches_the_teachers_order(data, teacher_head, data_
 
 # ------------------------------------------------------------------------------------------ teacher
 @pytest.fixture(scope="module")
-def teacher_dir(teacher_head, tmp_path_factory):
-    return save_teacher(teacher_head, str(tmp_path_factory.mktemp("teacher")))
+def teacher_dir(teacher_head, data, tmp_path_factory):
+    return save_teacher(teacher_head, str(tmp_path_factory.mktemp("teacher")), data.tft_output)
+
+
+class _ReorderedVocabulary:
+    """A Transform output whose creative-id vocabulary lists the same ids in another order (same size)."""
+
+    def __init__(self, tft_output, tmp_path):
+        self._tft, self._tmp = tft_output, tmp_path
+
+    def vocabulary_file_by_name(self, name):
+        path = self._tft.vocabulary_file_by_name(name)
+        if name != N.ID_VOCABULARIES[F.CREATIVE_ID].filename:
+            return path
+        lines = open(path, "rb").read().splitlines(keepends=True)
+        out = self._tmp / "reordered_vocabulary"
+        out.write_bytes(b"".join([lines[1], lines[0]] + lines[2:]))
+        return str(out)
+
+
+def test_the_teacher_records_its_vocabularies_and_refuses_a_reordered_one(teacher_dir, data, data_cards, tmp_path):
+    teacher = SavedModelTeacher(teacher_dir)
+    assert set(teacher.fingerprints) == {n for n in N.CR_CATEGORICAL if n[:-3] in N.ID_VOCABULARIES}
+    teacher.check(data_cards, data.tft_output)  # its own Transform output
+    with pytest.raises(ValueError) as info:  # same sizes, so only the fingerprint tells
+        teacher.check(data_cards, _ReorderedVocabulary(data.tft_output, tmp_path))
+    assert f"CACS teacher model {teacher_dir!r}: was trained on other vocabularies" in str(info.value)
+    assert f"the vocabulary files of ['{CREATIVE}'] differ" in str(info.value)
+
+
+def test_run_fn_refuses_a_teacher_of_other_vocabularies_before_training(teacher_head, data, tmp_path):
+    from tfx.v1.components import FnArgs
+
+    from trainer.config import MODEL_CONFIG_KEY
+    from trainer.run import run_fn
+
+    path = save_teacher(teacher_head, str(tmp_path / "model" / "teacher"),
+                        _ReorderedVocabulary(data.tft_output, tmp_path))
+    fn_args = FnArgs(train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
+                     serving_model_dir=str(tmp_path / "serving"), train_steps=10, data_accessor=testing.data_accessor(),
+                     custom_config={MODEL_CONFIG_KEY: dict(testing.TINY_MODEL, variant="cacs",
+                                                           cacs_teacher_model=str(tmp_path / "model"))})
+    with pytest.raises(ValueError, match=f"CACS teacher model {path!r}: was trained on other vocabularies"):
+        run_fn(fn_args)
+    assert not (tmp_path / "serving").exists()
 
 
 def test_teacher_saved_model_gives_the_heads_logits(teacher_dir, teacher_head, batch):

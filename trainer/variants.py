@@ -46,9 +46,10 @@ from trainer.bandit_export import BanditCRServingModule, select_by_thompson
 from trainer.beta_ts import BetaThompsonCRModel
 from trainer.cacs_model import CACSSelectorModel, fit_id_counts
 from trainer.cacs_ranker import CACSRankerModel, CACSRankerServingModule
-from trainer.cacs_teacher import SavedModelTeacher
+from trainer.cacs_teacher import TEACHER_DIR, SavedModelTeacher, resolve_teacher_dir, save_teacher
 from trainer.config import VARIANTS as VARIANT_NAMES
 from trainer.config import JACConfig
+from trainer.cr_model import CRModel
 from trainer.creative_log import read_creative_log
 from trainer.dssm_export import TwoTowerCRServingModule
 from trainer.dssm_model import TwoTowerCRModel
@@ -83,14 +84,16 @@ def build_dssm(config: JACConfig, cardinalities: Mapping[str, int]) -> TwoTowerC
                            initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr, name="cr")
 
 
-def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None) -> CACSSelectorModel:
+def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None,
+               tft_output=None) -> CACSSelectorModel:
     """The CACS selector on the DSSM towers, distilled from ``teacher`` (a ``trainer.cacs_teacher.Teacher``).
 
-    Without ``teacher``, ``config.cacs_teacher_model`` is loaded (and checked) as one when set.
+    Without ``teacher``, ``config.cacs_teacher_model`` is loaded (and checked against ``cardinalities``, and
+    with ``tft_output`` against this run's vocabularies) as one when set.
     """
     if teacher is None and config.cacs_teacher_model:
-        teacher = SavedModelTeacher(config.cacs_teacher_model)
-        teacher.check(cardinalities)
+        teacher = SavedModelTeacher(resolve_teacher_dir(config.cacs_teacher_model))
+        teacher.check(cardinalities, tft_output)
     return CACSSelectorModel(
         cardinalities, embedding_dim=config.dssm_embedding_dim, hidden_units=config.dssm_hidden_units,
         output_dim=config.dssm_output_dim, initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr,
@@ -197,7 +200,8 @@ def fit_posteriors(model: JACModel, train_files, tft_output, data_accessor=None)
 def export_models(model: JACModel, tft_output, serving_model_dir: str, warmup: bool = True) -> Dict[str, str]:
     """Writes the eval model to ``serving_model_dir`` and the variant's online models beneath it.
 
-    Returns ``{"eval": dir, "ar": dir, "cr": dir}`` (only the exported online models).
+    Returns ``{"eval": dir, "ar": dir, "cr": dir, "teacher": dir}`` (only the exported online models; the
+    teacher SavedModel of CACS's distillation, ``trainer.cacs_teacher``, when the CR is the MLP CR).
     """
     v = variant_of(model.config)
     out = {"eval": export_eval(model, tft_output, serving_model_dir, ar_inputs=v.ar.inputs if v.ar else F.AR_MODEL_NAME,
@@ -206,4 +210,6 @@ def export_models(model: JACModel, tft_output, serving_model_dir: str, warmup: b
         if head is not None:
             out[name] = export_online(head.serving_module(model, tft_output), os.path.join(serving_model_dir, name),
                                       warmup, head.request_rows)
+    if isinstance(model.cr, CRModel):  # the MLP CR: a teacher for CACS's selector (trainer.cacs_teacher)
+        out[TEACHER_DIR] = save_teacher(model.cr, os.path.join(serving_model_dir, TEACHER_DIR), tft_output)
     return out
