@@ -344,6 +344,19 @@ def test_the_ranker_reads_the_selectors_creative_vectors(exported_pair, data):
     assert not np.allclose(ar[F.RAW_SIGNATURE](**other)[F.PCTR_AD], want)
 
 
+def test_the_ranker_reads_the_vector_but_does_not_train_the_selector():
+    model = build_model(JACConfig.from_dict(dict(testing.TINY_MODEL, variant="cacs")), CARDS)
+    batch = random_transformed_batch(CARDS, 16)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model.ar(batch, training=True))
+    grads = tape.gradient(loss, model.cr.trainable_variables + model.ar.trainable_variables)
+    n = len(model.cr.trainable_variables)
+    assert all(g is None for g in grads[:n]) and all(g is not None for g in grads[n:])
+    vectors = model.cr.creative_vectors(batch)
+    np.testing.assert_allclose(model.ar(batch), model.ar(dict(batch, **{SHARED_CREATIVE_VECTOR: vectors})), rtol=1e-6)
+    assert not np.allclose(model.ar(batch), model.ar(dict(batch, **{SHARED_CREATIVE_VECTOR: -vectors})))
+
+
 def test_every_exported_cacs_signature_survives_save_and_load(exported_pair, data):
     """Each signature of the eval model, the AR and the CR, run before saving and after loading."""
     model, loaded, _ = exported_pair
