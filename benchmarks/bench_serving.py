@@ -26,7 +26,9 @@ With ``--cacs-serving-root`` (a pushed ``cacs`` pair: CACS's selector and its cr
 SIGIR 2022) a second set of model servers and a second router serve it, and the row ``pre CACS`` (selector on
 all M x N creatives, then the ranker on the M ads with their picked creatives) runs interleaved with the
 others, beside ``peri`` and ``post`` of ``--serving-root`` (give a JAC pair of the same sizes to compare:
-CACS reports about +5 % response time for Pre-CR, the JAC paper +18.9 %).
+CACS reports about +5 % response time for Pre-CR, the JAC paper +18.9 %). ``--cacs-pairs`` builds both: a
+``jac`` and a ``cacs`` pair of the tests' tiny sizes (``trainer.testing``, untrained: latency only) on a small
+simulated log, served as ``--serving-root`` and ``--cacs-serving-root``.
 
 The breakdown shows where ``peri``'s time goes, from the router's per-stage timing and the models'
 in-process cost (same SavedModels, same thread count, loaded in this process).
@@ -172,6 +174,20 @@ def _in_process_model_ms(root: str, versions, ar_inputs, cr_inputs, calls: int =
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def _tiny_pairs(tmp: str):
+    """Serving roots of an untrained ``jac`` pair and ``cacs`` pair of ``trainer.testing``'s sizes (version 1)."""
+    from trainer import testing
+
+    roots = []
+    for variant in ("jac", "cacs"):
+        exported = testing.exported_models(variant, steps=0)
+        root = os.path.join(tmp, f"{variant}-pair")
+        for model in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+            shutil.copytree(exported[model], os.path.join(root, model, "1"))
+        roots.append(root)
+    return roots
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serving-root", help="serve these pushed models (default: fake models)")
@@ -197,6 +213,8 @@ def main(argv=None) -> int:
                         help="with --pin-cpus: the model server whose CPUs the router and load generator share")
     parser.add_argument("--cacs-serving-root",
                         help="also serve this pushed cacs pair (its own servers and router) and time 'pre' on it")
+    parser.add_argument("--cacs-pairs", action="store_true",
+                        help="build tiny untrained jac and cacs pairs and serve them as the two roots")
     parser.add_argument("--request-form", choices=("columns", "rows"), default="columns",
                         help="the router request's JSON form (serving.router.request)")
     args = parser.parse_args(argv)
@@ -204,6 +222,8 @@ def main(argv=None) -> int:
     runtime.configure_tf_threads(args.intra_op_threads, args.inter_op_threads)
 
     tmp = tempfile.mkdtemp(prefix="bench-serving-")
+    if args.cacs_pairs:
+        args.serving_root, args.cacs_serving_root = _tiny_pairs(tmp)
     root = args.serving_root
     if root is None:
         root = os.path.join(tmp, "serving")
@@ -248,6 +268,7 @@ def main(argv=None) -> int:
         clients = {m: GrpcServingClient(a) for m, a in addresses.items()}
         cacs_grpc = None
         if args.cacs_serving_root:
+            os.makedirs(os.path.join(tmp, "cacs"), exist_ok=True)
             cacs_backend = B.start_servers(args.cacs_serving_root, args.layout, pin_cpus=False,
                                            **dict(server_args, log_dir=os.path.join(tmp, "cacs")))
             cacs_backend.wait_until_available(timeout=300)
