@@ -19,6 +19,7 @@ import tf_keras as keras
 
 import features as F
 from trainer import distribute, testing
+from trainer.cacs_teacher import TEACHER_DIR
 from trainer.config import MODEL_CONFIG_KEY, JACConfig
 from trainer.data import make_dataset
 from trainer.jac_model import JACModel, make_optimizer
@@ -191,11 +192,11 @@ def _signatures(export_dir):
 def test_exports_have_the_single_process_layout_and_signatures(ps_run):
     summary, _ = ps_run
     single = testing.exported_models("jac")
-    assert set(summary["exported"]) == set(single) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
+    assert set(summary["exported"]) == set(single) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME, TEACHER_DIR}
     for name in single:
         relative = sorted(os.path.relpath(os.path.join(d, f), single[name])
                           for d, _, files in os.walk(single[name]) for f in files
-                          if name != "eval" or F.AR_MODEL_NAME not in d and F.CR_MODEL_NAME not in d)
+                          if name != "eval" or all(m not in d for m in (F.AR_MODEL_NAME, F.CR_MODEL_NAME, TEACHER_DIR)))
         here = summary["exported"][name]
         assert all(os.path.exists(os.path.join(here, r)) for r in relative if "variables" not in r), name
         assert _signatures(here) == _signatures(single[name]), name
@@ -238,7 +239,7 @@ def test_multi_worker_mirrored_training_exports_from_the_chief(tmp_path):
     # The CR variant: the smallest model and export; what is tested is the synchronous training and the export.
     summary, cluster = _run_cluster(tmp_path, workers=1, ps=0, train_steps=30, model=dict(MODEL, variant="cr"))
     assert summary["cluster"] == {"chief": 1, "worker": 1} and summary["sharded_tables"] == {}
-    assert set(summary["exported"]) == {"eval", F.CR_MODEL_NAME}
+    assert set(summary["exported"]) == {"eval", F.CR_MODEL_NAME, TEACHER_DIR}
     assert summary["metrics"]["val_cr_loss"] < 0.6  # from ~ln 2 at zero logits (initial_ctr 0.5)
     assert [t.process.returncode for t in cluster.tasks] == [0, 0]  # the worker waited for the export
 
