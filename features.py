@@ -1,11 +1,13 @@
 """The single source of truth for every feature name, dtype, shape and group.
 
-Every stage imports names from here: the simulator writes exactly these columns, Transform reads them,
-the trainer builds its inputs from the groups, the serving signatures take the groups named below, and the
-metrics read the ids, candidates, label and truth columns. No other file spells a feature name (nor a
-split name: :data:`TRAIN_SPLIT`, :data:`EVAL_SPLIT`).
+The columns are declared as data, in a feature spec (:mod:`feature_specs`; the default is the simulator's,
+``feature_specs/simulator.json``); this module loads the selected spec once and derives from it every
+constant the other packages import. Every stage imports names from here: the simulator writes exactly these
+columns, Transform reads them, the trainer builds its inputs from the groups, the serving signatures take the
+groups named below, and the metrics read the ids, candidates, label and truth columns. No other file spells a
+feature name (nor a split name: :data:`TRAIN_SPLIT`, :data:`EVAL_SPLIT`).
 
-Layout of one impression (one ``tf.train.Example``)::
+Layout of one impression (one ``tf.train.Example``) in the default spec::
 
     ids          request_id, day, slot
     AR user      user_id + 9 observable user features        (rich: AR only)
@@ -28,50 +30,57 @@ Candidate lists are parallel: entry ``k`` of every ``cand_*`` list describes can
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
-INT = "int64"
-FLOAT = "float32"
+import feature_specs
+from feature_specs import FIXED, FLOAT, INT, SCALAR, VARLEN, Feature, FeatureSpec  # noqa: F401 (re-exported)
 
-# Scalar: exactly one value per example. VarLen: a list of any length (possibly empty for sequences).
-# Fixed: a list of exactly `length` values.
-SCALAR = "scalar"
-VARLEN = "varlen"
-FIXED = "fixed"
+# ------------------------------------------------------------------------------------------- the spec
+# The spec this process follows: $ADCR_FEATURE_SPEC (a spec file, or the name of one in feature_specs/), else
+# the simulator's (feature_specs/simulator.json). It is read once, at import: every stage of one process, and
+# every process of one pipeline run (the runners pass the variable on), sees the same columns.
+SPEC: FeatureSpec = feature_specs.load(feature_specs.selected_path())
+# The simulator always writes its own columns, whichever spec is selected.
+SIMULATOR_SPEC: FeatureSpec = (SPEC if SPEC.name == feature_specs.DEFAULT_SPEC
+                               and SPEC.source == feature_specs.resolve(feature_specs.DEFAULT_SPEC)
+                               else feature_specs.load(feature_specs.DEFAULT_SPEC))
+USES_DEFAULT_SPEC = SPEC.fingerprint() == SIMULATOR_SPEC.fingerprint()
 
-# Size of the dense creative content embedding (a stand-in for image/text features).
-CREATIVE_EMBEDDING_DIM = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class Feature:
-    """One column of the impression log.
-
-    Attributes:
-      name: the tf.Example key.
-      dtype: ``"int64"`` or ``"float32"``.
-      kind: ``"scalar"``, ``"varlen"`` or ``"fixed"``.
-      group: which group it belongs to (see the module docstring).
-      length: number of values for ``"fixed"`` features.
-      domain: for small categorical features, the number of valid codes ``[0, domain)``;
-        ``None`` for ids (open vocabulary) and numbers.
-    """
-
-    name: str
-    dtype: str
-    kind: str
-    group: str
-    length: Optional[int] = None
-    domain: Optional[int] = None
-
+FEATURES: Tuple[Feature, ...] = SPEC.features
+BY_NAME: Dict[str, Feature] = SPEC.by_name
 
 # ----------------------------------------------------------------------------------------------- names
-REQUEST_ID = "request_id"
-DAY = "day"
-SLOT = "slot"
+# Columns the code knows by their role in the spec (None when the selected spec has no such column).
+REQUEST_ID = SPEC.role("request_id")
+DAY = SPEC.role("day")
+SLOT = SPEC.role("slot")
+USER_ID = SPEC.role("user_id")
+AD_ID = SPEC.role("ad_id")
+AD_CATEGORY = SPEC.role("ad_category")
+AD_HIST_CTR = SPEC.role("ad_hist_ctr")
+AD_HIST_IMPS = SPEC.role("ad_hist_imps")
+SEQ_AD_IDS = SPEC.role("seq_ad_ids")
+SEQ_AD_CATEGORIES = SPEC.role("seq_ad_categories")
+CREATIVE_ID = SPEC.role("creative_id")
+CREATIVE_EMBEDDING = SPEC.role("creative_embedding")
+NUM_CANDIDATES = SPEC.role("num_candidates")
+PROPENSITY = SPEC.role("propensity")
+EXPOSED_INDEX = SPEC.role("exposed_index")
+AD_BID = SPEC.role("ad_bid")
+CLICK = SPEC.label
+LABEL = CLICK
+TRUTH_CTR = SPEC.role("truth_ctr")
+TRUTH_CAND_CTRS = SPEC.role("truth_cand_ctrs")
 
-USER_ID = "user_id"
+# The candidate list that carries each creative feature (the spec's "candidate_of").
+CANDIDATE_OF: Dict[str, str] = SPEC.candidate_of()
+CAND_CREATIVE_IDS = CANDIDATE_OF[CREATIVE_ID]
+CAND_EMBEDDINGS = CANDIDATE_OF.get(CREATIVE_EMBEDDING)
+
+# Size of the dense creative content embedding (a stand-in for image/text features); 0 without one.
+CREATIVE_EMBEDDING_DIM = BY_NAME[CREATIVE_EMBEDDING].length if CREATIVE_EMBEDDING else 0
+
+# The simulator's own column names (simulator/ writes them; the default spec declares them).
 USER_GENDER = "user_gender"
 USER_AGE_BUCKET = "user_age_bucket"
 USER_CITY_TIER = "user_city_tier"
@@ -81,169 +90,75 @@ USER_ACTIVITY_LEVEL = "user_activity_level"
 USER_INCOME_BUCKET = "user_income_bucket"
 USER_MEMBER_LEVEL = "user_member_level"
 USER_PURCHASE_FREQ = "user_purchase_freq"
-
-AD_ID = "ad_id"
 AD_ADVERTISER_ID = "ad_advertiser_id"
-AD_CATEGORY = "ad_category"
 AD_BRAND_ID = "ad_brand_id"
 AD_PRICE_BUCKET = "ad_price_bucket"
-
-AD_HIST_CTR = "ad_hist_ctr"
-AD_HIST_IMPS = "ad_hist_imps"
-
-SEQ_AD_IDS = "seq_ad_ids"
-SEQ_AD_CATEGORIES = "seq_ad_categories"
-
-CREATIVE_ID = "creative_id"
 CREATIVE_STYLE = "creative_style"
 CREATIVE_COLOR_TONE = "creative_color_tone"
 CREATIVE_PRICE_TAG = "creative_price_tag"
 CREATIVE_TEXT_LENGTH = "creative_text_length"
-CREATIVE_EMBEDDING = "creative_embedding"
-
-CAND_CREATIVE_IDS = "cand_creative_ids"
 CAND_STYLES = "cand_styles"
 CAND_COLOR_TONES = "cand_color_tones"
 CAND_PRICE_TAGS = "cand_price_tags"
 CAND_TEXT_LENGTHS = "cand_text_lengths"
-CAND_EMBEDDINGS = "cand_embeddings"
-NUM_CANDIDATES = "num_candidates"
-
-PROPENSITY = "propensity"
-EXPOSED_INDEX = "exposed_index"
-
-AD_BID = "ad_bid"
-
-CLICK = "click"
-LABEL = CLICK
-
-TRUTH_CTR = "truth_ctr"
-TRUTH_CAND_CTRS = "truth_cand_ctrs"
 
 # ----------------------------------------------------------------------------------------- value domains
-# Human-readable names of the small categorical codes (code = index). The simulator draws from these;
-# the schema uses their sizes as domain constraints; reports use the names.
-GENDERS = ("unknown", "female", "male")
-AGE_BUCKETS = ("<18", "18-24", "25-34", "35-44", "45-54", "55+")
-CITY_TIERS = ("tier1", "tier2", "tier3", "tier4", "tier5")
-DEVICES = ("phone", "tablet", "desktop")
-OSES = ("android", "ios", "other")
-ACTIVITY_LEVELS = ("dormant", "low", "medium", "high", "power")
-INCOME_BUCKETS = ("low", "lower_mid", "mid", "upper_mid", "high")
-MEMBER_LEVELS = ("none", "silver", "gold", "platinum")
-PURCHASE_FREQS = ("rare", "monthly", "weekly", "daily")
+# Human-readable names of the simulator's small categorical codes (code = index), from its spec's
+# vocabularies. The simulator draws from these; reports use the names.
+_SIM = SIMULATOR_SPEC.by_name
+GENDERS = _SIM[USER_GENDER].vocabulary
+AGE_BUCKETS = _SIM[USER_AGE_BUCKET].vocabulary
+CITY_TIERS = _SIM[USER_CITY_TIER].vocabulary
+DEVICES = _SIM[USER_DEVICE].vocabulary
+OSES = _SIM[USER_OS].vocabulary
+ACTIVITY_LEVELS = _SIM[USER_ACTIVITY_LEVEL].vocabulary
+INCOME_BUCKETS = _SIM[USER_INCOME_BUCKET].vocabulary
+MEMBER_LEVELS = _SIM[USER_MEMBER_LEVEL].vocabulary
+PURCHASE_FREQS = _SIM[USER_PURCHASE_FREQ].vocabulary
 
-NUM_AD_CATEGORIES = 24
-PRICE_BUCKETS = ("budget", "low", "mid", "high", "premium")
+NUM_AD_CATEGORIES = _SIM["ad_category"].domain
+PRICE_BUCKETS = _SIM[AD_PRICE_BUCKET].vocabulary
 
-CREATIVE_STYLES = ("product_only", "usage_scene", "price_promotion", "model_shot", "lifestyle", "comparison")
-COLOR_TONES = ("warm", "cool", "neutral", "vivid", "dark")
-PRICE_TAGS = ("hidden", "shown")
-TEXT_LENGTHS = ("none", "short", "medium", "long")
+CREATIVE_STYLES = _SIM[CREATIVE_STYLE].vocabulary
+COLOR_TONES = _SIM[CREATIVE_COLOR_TONE].vocabulary
+PRICE_TAGS = _SIM[CREATIVE_PRICE_TAG].vocabulary
+TEXT_LENGTHS = _SIM[CREATIVE_TEXT_LENGTH].vocabulary
 
-# ------------------------------------------------------------------------------------------- the spec
-_G_IDS = "ids"
-_G_USER = "user"
-_G_AD = "ad"
-_G_AD_HISTORY = "ad_history"
-_G_SEQUENCE = "sequence"
-_G_CREATIVE = "creative"
-_G_CANDIDATES = "candidates"
-_G_LOGGING = "logging"
-_G_AUCTION = "auction"
-_G_LABEL = "label"
-_G_TRUTH = "truth"
+# ------------------------------------------------------------------------------------------- groups
+_G_IDS = feature_specs.IDS
+_G_USER = feature_specs.USER
+_G_AD = feature_specs.AD
+_G_AD_HISTORY = feature_specs.AD_HISTORY
+_G_SEQUENCE = feature_specs.SEQUENCE
+_G_CREATIVE = feature_specs.CREATIVE
+_G_CANDIDATES = feature_specs.CANDIDATES
+_G_LOGGING = feature_specs.LOGGING
+_G_AUCTION = feature_specs.AUCTION
+_G_LABEL = feature_specs.LABEL
+_G_TRUTH = feature_specs.TRUTH
 
-
-def _int_scalar(name, group, domain=None):
-    """An int64 scalar: an id, a count, an index or (with ``domain``) a small categorical code."""
-    return Feature(name, INT, SCALAR, group, domain=domain)
-
-
-FEATURES: Tuple[Feature, ...] = (
-    _int_scalar(REQUEST_ID, _G_IDS),
-    _int_scalar(DAY, _G_IDS),
-    _int_scalar(SLOT, _G_IDS),
-    _int_scalar(USER_ID, _G_USER),
-    _int_scalar(USER_GENDER, _G_USER, len(GENDERS)),
-    _int_scalar(USER_AGE_BUCKET, _G_USER, len(AGE_BUCKETS)),
-    _int_scalar(USER_CITY_TIER, _G_USER, len(CITY_TIERS)),
-    _int_scalar(USER_DEVICE, _G_USER, len(DEVICES)),
-    _int_scalar(USER_OS, _G_USER, len(OSES)),
-    _int_scalar(USER_ACTIVITY_LEVEL, _G_USER, len(ACTIVITY_LEVELS)),
-    _int_scalar(USER_INCOME_BUCKET, _G_USER, len(INCOME_BUCKETS)),
-    _int_scalar(USER_MEMBER_LEVEL, _G_USER, len(MEMBER_LEVELS)),
-    _int_scalar(USER_PURCHASE_FREQ, _G_USER, len(PURCHASE_FREQS)),
-    _int_scalar(AD_ID, _G_AD),
-    _int_scalar(AD_ADVERTISER_ID, _G_AD),
-    _int_scalar(AD_CATEGORY, _G_AD, NUM_AD_CATEGORIES),
-    _int_scalar(AD_BRAND_ID, _G_AD),
-    _int_scalar(AD_PRICE_BUCKET, _G_AD, len(PRICE_BUCKETS)),
-    Feature(AD_HIST_CTR, FLOAT, SCALAR, _G_AD_HISTORY),
-    _int_scalar(AD_HIST_IMPS, _G_AD_HISTORY),
-    Feature(SEQ_AD_IDS, INT, VARLEN, _G_SEQUENCE),
-    Feature(SEQ_AD_CATEGORIES, INT, VARLEN, _G_SEQUENCE, domain=NUM_AD_CATEGORIES),
-    _int_scalar(CREATIVE_ID, _G_CREATIVE),
-    _int_scalar(CREATIVE_STYLE, _G_CREATIVE, len(CREATIVE_STYLES)),
-    _int_scalar(CREATIVE_COLOR_TONE, _G_CREATIVE, len(COLOR_TONES)),
-    _int_scalar(CREATIVE_PRICE_TAG, _G_CREATIVE, len(PRICE_TAGS)),
-    _int_scalar(CREATIVE_TEXT_LENGTH, _G_CREATIVE, len(TEXT_LENGTHS)),
-    Feature(CREATIVE_EMBEDDING, FLOAT, FIXED, _G_CREATIVE, length=CREATIVE_EMBEDDING_DIM),
-    Feature(CAND_CREATIVE_IDS, INT, VARLEN, _G_CANDIDATES),
-    Feature(CAND_STYLES, INT, VARLEN, _G_CANDIDATES, domain=len(CREATIVE_STYLES)),
-    Feature(CAND_COLOR_TONES, INT, VARLEN, _G_CANDIDATES, domain=len(COLOR_TONES)),
-    Feature(CAND_PRICE_TAGS, INT, VARLEN, _G_CANDIDATES, domain=len(PRICE_TAGS)),
-    Feature(CAND_TEXT_LENGTHS, INT, VARLEN, _G_CANDIDATES, domain=len(TEXT_LENGTHS)),
-    Feature(CAND_EMBEDDINGS, FLOAT, VARLEN, _G_CANDIDATES),
-    _int_scalar(NUM_CANDIDATES, _G_CANDIDATES),
-    Feature(PROPENSITY, FLOAT, SCALAR, _G_LOGGING),
-    _int_scalar(EXPOSED_INDEX, _G_LOGGING),
-    Feature(AD_BID, FLOAT, SCALAR, _G_AUCTION),
-    _int_scalar(CLICK, _G_LABEL, 2),
-    Feature(TRUTH_CTR, FLOAT, SCALAR, _G_TRUTH),
-    Feature(TRUTH_CAND_CTRS, FLOAT, VARLEN, _G_TRUTH),
-)
-
-BY_NAME: Dict[str, Feature] = {f.name: f for f in FEATURES}
-
-
-def _group(group: str) -> Tuple[str, ...]:
-    return tuple(f.name for f in FEATURES if f.group == group)
-
-
-ID_FEATURES = _group(_G_IDS)
-USER_FEATURES = _group(_G_USER)  # AR's rich user features (id included)
-AD_FEATURES = _group(_G_AD)
-AD_HISTORY_FEATURES = _group(_G_AD_HISTORY)
-SEQUENCE_FEATURES = _group(_G_SEQUENCE)
-CREATIVE_FEATURES = _group(_G_CREATIVE)
-CANDIDATE_FEATURES = _group(_G_CANDIDATES)
-LOGGING_FEATURES = _group(_G_LOGGING)
-AUCTION_FEATURES = _group(_G_AUCTION)
-TRUTH_FEATURES = _group(_G_TRUTH)
+ID_FEATURES = SPEC.group(_G_IDS)
+USER_FEATURES = SPEC.group(_G_USER)  # AR's rich user features (id included)
+AD_FEATURES = SPEC.group(_G_AD)
+AD_HISTORY_FEATURES = SPEC.group(_G_AD_HISTORY)
+SEQUENCE_FEATURES = SPEC.group(_G_SEQUENCE)
+CREATIVE_FEATURES = SPEC.group(_G_CREATIVE)
+CANDIDATE_FEATURES = SPEC.group(_G_CANDIDATES)
+LOGGING_FEATURES = SPEC.group(_G_LOGGING)
+AUCTION_FEATURES = SPEC.group(_G_AUCTION)
+TRUTH_FEATURES = SPEC.group(_G_TRUTH)
 
 # CR's simple user features: a subset of the user group, no user id (CR scores M x N rows per request).
-CR_USER_FEATURES = (USER_GENDER, USER_AGE_BUCKET, USER_CITY_TIER, USER_DEVICE, USER_ACTIVITY_LEVEL)
+CR_USER_FEATURES = tuple(f.name for f in FEATURES if f.cr_user)
 CR_AD_FEATURES = AD_FEATURES
-# Creative categorical attributes (id excluded) and the dense embedding.
-CREATIVE_ATTRIBUTES = (CREATIVE_STYLE, CREATIVE_COLOR_TONE, CREATIVE_PRICE_TAG, CREATIVE_TEXT_LENGTH)
-
-# The candidate list that carries each creative feature.
-CANDIDATE_OF = {
-    CREATIVE_ID: CAND_CREATIVE_IDS,
-    CREATIVE_STYLE: CAND_STYLES,
-    CREATIVE_COLOR_TONE: CAND_COLOR_TONES,
-    CREATIVE_PRICE_TAG: CAND_PRICE_TAGS,
-    CREATIVE_TEXT_LENGTH: CAND_TEXT_LENGTHS,
-    CREATIVE_EMBEDDING: CAND_EMBEDDINGS,
-}
+# Creative categorical attributes (the id and the dense embedding excluded).
+CREATIVE_ATTRIBUTES = tuple(n for n in CREATIVE_FEATURES if n not in (CREATIVE_ID, CREATIVE_EMBEDDING))
 
 # Columns no model may read: the label, the truth, the logging metadata, the auction's bid, request
 # bookkeeping and the candidate lists (offline evaluation only). A test checks that model inputs exclude all
 # of them.
 NON_MODEL_FEATURES = (
-    (LABEL,) + TRUTH_FEATURES + LOGGING_FEATURES + AUCTION_FEATURES + (REQUEST_ID, DAY, SLOT)
-    + CANDIDATE_FEATURES
+    (LABEL,) + TRUTH_FEATURES + LOGGING_FEATURES + AUCTION_FEATURES + ID_FEATURES + CANDIDATE_FEATURES
 )
 
 # ------------------------------------------------------------------------------------ serving contract
@@ -252,14 +167,14 @@ NON_MODEL_FEATURES = (
 # may instead be sent once with batch 1; the model broadcasts them to every row.
 # Sequence inputs are dense [batch, length] int64, right-padded with SEQUENCE_PAD (never a real value).
 AR_SERVING_INPUTS = USER_FEATURES + AD_FEATURES + AD_HISTORY_FEATURES + SEQUENCE_FEATURES
-CR_SERVING_INPUTS = CR_USER_FEATURES + CR_AD_FEATURES + (AD_HIST_CTR,) + CREATIVE_FEATURES
+CR_SERVING_INPUTS = CR_USER_FEATURES + CR_AD_FEATURES + ((AD_HIST_CTR,) if AD_HIST_CTR else ()) + CREATIVE_FEATURES
 BROADCASTABLE_INPUTS = USER_FEATURES + SEQUENCE_FEATURES
 SEQUENCE_PAD = -1
 # A creative-aware ad ranker (ACR: the AR of Yang et al., AAAI 2024, Table 4, and of their no-CR / Pre-CR
 # baselines) also reads the creative shown with each ad: one creative per ad row, its attributes and
 # content embedding. A router finds out which contract an AR model has from its metadata (these inputs
 # in its RAW_SIGNATURE), see serving.router.model_contract.
-ACR_CREATIVE_INPUTS = CREATIVE_ATTRIBUTES + (CREATIVE_EMBEDDING,)
+ACR_CREATIVE_INPUTS = CREATIVE_ATTRIBUTES + ((CREATIVE_EMBEDDING,) if CREATIVE_EMBEDDING else ())
 ACR_SERVING_INPUTS = AR_SERVING_INPUTS + ACR_CREATIVE_INPUTS
 
 # Output names.
@@ -354,14 +269,13 @@ _G_GENCO_LOGGING = "genco_logging"
 _G_GENCO_TRUTH = "genco_truth"
 
 GENCO_FEATURES: Tuple[Feature, ...] = (
-    (BY_NAME[REQUEST_ID], BY_NAME[DAY], BY_NAME[USER_ID], BY_NAME[USER_GENDER], BY_NAME[USER_AGE_BUCKET],
-     BY_NAME[AD_ID], BY_NAME[AD_CATEGORY])
+    tuple(_SIM[n] for n in ("request_id", "day", "user_id", USER_GENDER, USER_AGE_BUCKET, "ad_id", "ad_category"))
     + tuple(f for c in GENCO_COMPONENTS for f in (
         Feature(GENCO_CAND_IDS[c], INT, VARLEN, _G_GENCO_POOLS),
         Feature(GENCO_CAND_STYLES[c], INT, VARLEN, _G_GENCO_POOLS, domain=GENCO_NUM_STYLES)))
     + tuple(Feature(GENCO_EXPOSED[c], INT, SCALAR, _G_GENCO_EXPOSED) for c in GENCO_COMPONENTS)
     + tuple(Feature(GENCO_COMPONENT_PROPENSITY[c], FLOAT, SCALAR, _G_GENCO_LOGGING) for c in GENCO_COMPONENTS)
-    + (Feature(GENCO_PROPENSITY, FLOAT, SCALAR, _G_GENCO_LOGGING), BY_NAME[CLICK],
+    + (Feature(GENCO_PROPENSITY, FLOAT, SCALAR, _G_GENCO_LOGGING), _SIM["click"],
        Feature(GENCO_TRUTH_CTR, FLOAT, SCALAR, _G_GENCO_TRUTH),
        Feature(GENCO_TRUTH_ORACLE_CTR, FLOAT, SCALAR, _G_GENCO_TRUTH),
        Feature(GENCO_TRUTH_BASE_LOGIT, FLOAT, SCALAR, _G_GENCO_TRUTH))
@@ -376,8 +290,8 @@ GENCO_LOGGING_FEATURES = tuple(f.name for f in GENCO_FEATURES if f.group == _G_G
 # The GenCO SavedModel's raw signature (features.RAW_SIGNATURE): one row per ad; the user features may have
 # batch 1 (broadcast). Each pool is a dense int64 [B, W] (W <= GENCO_MAX_CANDIDATES) of element ids and one of
 # their styles, right-padded with GENCO_PAD; a row of pads means the ad lacks the component.
-GENCO_USER_FEATURES = (USER_ID, USER_GENDER, USER_AGE_BUCKET)
-GENCO_AD_FEATURES = (AD_ID, AD_CATEGORY)
+GENCO_USER_FEATURES = ("user_id", USER_GENDER, USER_AGE_BUCKET)  # the simulator's names, whatever the spec
+GENCO_AD_FEATURES = ("ad_id", "ad_category")
 GENCO_SERVING_INPUTS = (GENCO_USER_FEATURES + GENCO_AD_FEATURES
                         + tuple(n for c in GENCO_COMPONENTS for n in (GENCO_CAND_IDS[c], GENCO_CAND_STYLES[c])))
 # Outputs: the chosen element of every component (index into the pool and id; -1 when the ad lacks it), the

@@ -20,8 +20,9 @@ setup(
     python_requires=">=3.10,<3.11",
     py_modules=["features"],
     packages=find_packages(include=[
-        "simulator*", "trainer*", "transform*", "tfx_pipeline*", "serving*", "creative_metrics*", "experiments*"]),
-    package_data={"serving": ["config/*"]},
+        "feature_specs", "simulator*", "trainer*", "transform*", "tfx_pipeline*", "serving*", "creative_metrics*",
+        "experiments*"]),
+    package_data={"serving": ["config/*"], "feature_specs": ["*.json"]},
     install_requires=_pins(),
     extras_require={"test": ["pytest==8.0.0"]},
     entry_points={"console_scripts": [

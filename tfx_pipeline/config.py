@@ -35,6 +35,10 @@ class PipelineConfig:
       serving_dir: the TF Serving model base the Pusher writes to (default ``<output_dir>/serving_models``).
       data_dir: the simulator's output (``train/`` and ``eval/`` TFRecord splits). Simulated first if absent.
       simulator: overrides of the simulator's options used when ``data_dir`` has to be created.
+      feature_spec: the feature spec the logs follow (a spec file, or the name of one in ``feature_specs/``;
+        ``None``: the one this process follows, ``$ADCR_FEATURE_SPEC`` or else the simulator's). Every process
+        of the run must have loaded the same spec (the local runner's ``--feature-spec`` sees to it):
+        :meth:`feature_spec_record` checks.
       train_steps / eval_steps: Trainer steps (batches of the model config's batch size).
       model_config: overrides of :class:`trainer.config.JACConfig` fields (passed as Trainer custom_config).
       nsctr_floor: absolute NSCTR a candidate must exceed to be blessed.
@@ -62,6 +66,7 @@ class PipelineConfig:
     serving_dir: Optional[str] = None
     pipeline_name: str = PIPELINE_NAME
     simulator: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_spec: Optional[str] = None
     train_steps: int = 400
     eval_steps: int = 50
     model_config: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -112,6 +117,22 @@ class PipelineConfig:
     @property
     def serving_root(self) -> str:
         return self.serving_dir or os.path.join(self.output_dir, "serving_models")
+
+    def feature_spec_record(self) -> Dict[str, str]:
+        """Loads and validates the run's feature spec, checks that this process follows it (``features.SPEC``),
+        and returns what the components' custom_config record of it.
+
+        Raises:
+          feature_specs.FeatureSpecError: the spec is invalid (e.g. lacks a required group: the message names
+            it), or this process loaded another spec (the message says how to select this one).
+        """
+        import feature_specs
+        import features as F
+
+        spec = feature_specs.load(self.feature_spec) if self.feature_spec else F.SPEC
+        feature_specs.check_same_spec({feature_specs.CUSTOM_CONFIG_KEY: feature_specs.pipeline_record(spec)},
+                                      F.SPEC, "this process")
+        return feature_specs.pipeline_record(spec)
 
     def beam_pipeline_args(self) -> List[str]:
         if self.beam_mode == "in_memory":

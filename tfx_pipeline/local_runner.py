@@ -3,6 +3,7 @@
     python -m tfx_pipeline.local_runner                      # default data (simulated first if absent)
     python -m tfx_pipeline.local_runner --impressions 50000 --train-steps 100 --output-dir outputs/small
     python -m tfx_pipeline.local_runner --beam-mode multi_processing --beam-workers 2
+    python -m tfx_pipeline.local_runner --feature-spec my_spec.json --data-dir DATA   # your own logs (BUILD.md)
     python -m tfx_pipeline.local_runner --model-config '{"variant": "cr"}'
     python -m tfx_pipeline.local_runner --variant hbm --output-dir outputs/hbm       # a comparison system
     python -m tfx_pipeline.local_runner --variant hbm --data-dir data/next_day \
@@ -29,6 +30,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+import feature_specs
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
@@ -43,8 +45,14 @@ def ensure_data(cfg: config_lib.PipelineConfig, console: Optional[run_log.Consol
     from simulator import SimulatorConfig, simulate  # heavy import only when needed
 
     console = console or run_log.Console(sys.stdout)
-    if all(os.path.isdir(os.path.join(cfg.data_dir, split)) for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT)):
-        console.line(f"==> Using simulated data in {cfg.data_dir}")
+    complete = all(os.path.isdir(os.path.join(cfg.data_dir, split)) for split in (F.TRAIN_SPLIT, F.EVAL_SPLIT))
+    if not complete and not F.USES_DEFAULT_SPEC:
+        raise FileNotFoundError(
+            f"{cfg.data_dir} must hold {F.TRAIN_SPLIT}/ and {F.EVAL_SPLIT}/ TFRecords of tf.Examples following "
+            f"feature spec {F.SPEC.name!r} ({F.SPEC.source}); the simulator writes only the default spec's columns")
+    if complete:
+        console.line(f"==> Using simulated data in {cfg.data_dir}" if F.USES_DEFAULT_SPEC
+                     else f"==> Using the logs in {cfg.data_dir} (feature spec {F.SPEC.name!r})")
         return
     sim_cfg = SimulatorConfig(**cfg.simulator)
     console.line(f"==> Simulating {sim_cfg.num_impressions:,} impressions into {cfg.data_dir}")
@@ -93,6 +101,10 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output-dir", default=os.environ.get("ADCR_OUTPUT_DIR", d.output_dir))
     p.add_argument("--data-dir", default=os.environ.get("ADCR_DATA_DIR", d.data_dir))
+    p.add_argument("--feature-spec", default=os.environ.get(feature_specs.ENV_VAR),
+                   help="the feature spec the logs in --data-dir follow: a JSON/YAML spec file or a shipped spec's "
+                        f"name ({', '.join(feature_specs.shipped_specs())}); default: ${feature_specs.ENV_VAR}, "
+                        f"else {feature_specs.DEFAULT_SPEC!r}. See BUILD.md, 'Your own logs'")
     p.add_argument("--impressions", type=int, help="simulated impressions when the data must be created")
     p.add_argument("--seed", type=int, help="simulator seed when the data must be created")
     p.add_argument("--train-steps", type=int, default=d.train_steps)
@@ -123,6 +135,12 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
             if model_config.get(key, value) != value:
                 p.error(f"{flag} {value!r} contradicts --model-config's {key!r}: {model_config[key]!r}")
             model_config[key] = value
+    if a.feature_spec:
+        try:
+            a.feature_spec = os.path.abspath(feature_specs.resolve(a.feature_spec))
+            feature_specs.load(a.feature_spec)  # an invalid spec stops here, its message naming the feature
+        except feature_specs.FeatureSpecError as e:
+            p.error(str(e))
     simulator = {}
     if a.impressions is not None:
         simulator["num_impressions"] = a.impressions
@@ -131,7 +149,7 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     try:
         cfg = config_lib.PipelineConfig(
             output_dir=os.path.abspath(a.output_dir), data_dir=os.path.abspath(a.data_dir),
-            simulator=simulator, train_steps=a.train_steps, eval_steps=a.eval_steps,
+            simulator=simulator, feature_spec=a.feature_spec, train_steps=a.train_steps, eval_steps=a.eval_steps,
             model_config=model_config, nsctr_floor=a.nsctr_floor,
             nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor, enable_cache=a.enable_cache,
             beam_mode=a.beam_mode, beam_workers=a.beam_workers)
@@ -145,8 +163,25 @@ def log_path(cfg: config_lib.PipelineConfig) -> str:
     return os.path.join(cfg.output_dir, "logs", time.strftime("pipeline-%Y%m%d-%H%M%S.log"))
 
 
+def follow_spec(cfg: config_lib.PipelineConfig, argv: Optional[List[str]]) -> None:
+    """Makes this process follow ``cfg.feature_spec``: ``features`` loads its spec once, at import, so a
+    command-line run restarts itself with ``$ADCR_FEATURE_SPEC`` set (every Beam worker and the Trainer inherit
+    it); a call with explicit ``argv`` raises instead of replacing its caller's process."""
+    spec = feature_specs.load(cfg.feature_spec or feature_specs.DEFAULT_SPEC)
+    if spec.fingerprint() == F.SPEC.fingerprint():
+        return
+    if argv is not None:
+        raise feature_specs.FeatureSpecError(
+            f"this process follows feature spec {F.SPEC.name!r}; to run on {spec.name!r} set "
+            f"{feature_specs.ENV_VAR}={cfg.feature_spec} before Python starts")
+    os.environ[feature_specs.ENV_VAR] = cfg.feature_spec
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "tfx_pipeline.local_runner"] + sys.argv[1:])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     cfg, verbose = _parse(argv)
+    follow_spec(cfg, argv)
     if verbose:
         logging.basicConfig(level=logging.WARNING)
         for handler in logging.getLogger().handlers:  # the progress handler lifts absl to INFO: keep it off

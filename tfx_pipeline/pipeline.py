@@ -32,6 +32,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+import feature_specs
 import features as F
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import eval_config as eval_config_lib
@@ -40,7 +41,7 @@ from tfx_pipeline.data_gate import DataGate
 from tfx_pipeline.pair_pusher import PairPusherExecutor
 from tfx_pipeline.report_component import EvaluationReport
 from tfx_pipeline.schema_curation import CurateSchema
-from trainer.config import MODEL_CONFIG_KEY
+from trainer.config import MODEL_CONFIG_KEY, JACConfig
 
 
 def create_pipeline(
@@ -56,6 +57,18 @@ def create_pipeline(
         root; Kubeflow supplies its own and passes ``None``).
       beam_pipeline_args: defaults to ``cfg.beam_pipeline_args()``.
     """
+    # The spec is checked before anything is built: an invalid one (say, without a candidate list) or one this
+    # process did not load stops here with a message naming the problem.
+    spec_config = {feature_specs.CUSTOM_CONFIG_KEY: cfg.feature_spec_record()}
+    if JACConfig.from_dict(cfg.model_config).has_cr:
+        if F.AD_HIST_CTR is None:
+            raise feature_specs.FeatureSpecError(
+                f"feature spec {F.SPEC.name!r} has no feature with role 'ad_hist_ctr' (the ad's historical CTR): "
+                "the creative ranker reads it online and in evaluation; add it (a float32 ad_history scalar)")
+        if not F.CR_USER_FEATURES:
+            raise feature_specs.FeatureSpecError(
+                f"feature spec {F.SPEC.name!r} marks no user feature \"cr_user\": the creative ranker needs at "
+                "least one (a few cheap user codes; it scores every creative of every ad)")
     example_gen = tfx.components.ImportExampleGen(
         input_base=cfg.data_dir,
         input_config=example_gen_pb2.Input(splits=[
@@ -73,7 +86,8 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=curate_schema.outputs["curated_schema"],
-        preprocessing_fn=config_lib.PREPROCESSING_FN)
+        preprocessing_fn=config_lib.PREPROCESSING_FN,
+        custom_config=spec_config)
     transform.add_upstream_node(data_gate)
 
     trainer = vertex_training.trainer_component(cfg)(
@@ -83,7 +97,8 @@ def create_pipeline(
         schema=curate_schema.outputs["curated_schema"],
         train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
-        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **vertex_training.trainer_custom_config(cfg)})
+        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **spec_config,
+                       **vertex_training.trainer_custom_config(cfg)})
 
     model_resolver = latest_blessed_model_resolver()
 

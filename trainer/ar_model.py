@@ -8,9 +8,13 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras as keras
 
+import features as F
 from transform import names as N
 from trainer.embeddings import CategoricalEmbeddings, prior_logit_initializer
 from trainer.sequence import BehaviorSequenceEncoder
+
+# The candidate ad's id: it sets the batch (one row per ad; user features may come once per request).
+AD_ID_XF = N.xf(F.AD_ID)
 
 
 class ARModel(keras.Model):
@@ -25,7 +29,8 @@ class ARModel(keras.Model):
 
     :math:`E` are dimension-``embedding_dim`` embeddings of every categorical input in
     :data:`transform.names.AR_CATEGORICAL` (ids, small codes, user x ad crosses, the sequence/category match
-    count), :math:`z` the z-scored numerics, and :math:`\\mathrm{Seq}` the
+    count), :math:`z` the z-scored numerics (if any), and :math:`\\mathrm{Seq}` (only when the feature spec
+    has a sequence group) the
     :class:`~trainer.sequence.BehaviorSequenceEncoder` over the behaviour sequence whose items
     :math:`S_l = [E^{ad}_{id_l}; E^{cat}_{c_l}]` share the candidate ad's id and category tables, read out
     with the candidate :math:`t = [E^{ad}_{id}; E^{cat}_{c}]` as query.
@@ -72,9 +77,10 @@ class ARModel(keras.Model):
 
         self.embeddings = CategoricalEmbeddings(self.cardinalities, N.AR_CATEGORICAL, self.embedding_dim,
                                                 rows=embedding_rows, name="embeddings")
+        # Logs without a behaviour sequence (the feature spec's sequence group empty): no transformer.
         self.sequence_encoder = BehaviorSequenceEncoder(
             self.transformer_layers, self.transformer_heads, self.transformer_ff_dim, self.sequence_length,
-            name="sequence_encoder")
+            name="sequence_encoder") if N.HAS_SEQUENCE else None
         self.cross_layers = [
             tfrs.layers.dcn.Cross(projection_dim=cross_projection_dim, kernel_initializer="glorot_uniform",
                                   name=f"cross_{i}")
@@ -90,16 +96,18 @@ class ARModel(keras.Model):
 
     def call(self, features: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
         # Ad features define the batch; user and sequence features may come once (batch 1) per request.
-        batch = tf.shape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_IDS]])[0]
-        embedded = self.embeddings(features, batch_size=batch)
-        numeric = tf.stack([tf.broadcast_to(tf.reshape(tf.cast(features[n], tf.float32), [-1]), [batch])
-                            for n in N.AR_NUMERIC], axis=1)
-        target = self._sequence_items(tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_IDS]], [-1]),
-                                      tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_CATEGORIES]], [-1]))
-        items = self._sequence_items(features[N.SEQ_AD_IDS], features[N.SEQ_AD_CATEGORIES])
-        interest = self.sequence_encoder(items, tf.cast(features[N.SEQ_MASK], tf.float32), target)
+        batch = tf.shape(features[AD_ID_XF])[0]
+        blocks = [self.embeddings(features, batch_size=batch)]
+        if N.AR_NUMERIC:
+            blocks.append(tf.stack([tf.broadcast_to(tf.reshape(tf.cast(features[n], tf.float32), [-1]), [batch])
+                                    for n in N.AR_NUMERIC], axis=1))
+        if self.sequence_encoder is not None:
+            target = self._sequence_items(tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_IDS]], [-1]),
+                                          tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_CATEGORIES]], [-1]))
+            items = self._sequence_items(features[N.SEQ_AD_IDS], features[N.SEQ_AD_CATEGORIES])
+            blocks.append(self.sequence_encoder(items, tf.cast(features[N.SEQ_MASK], tf.float32), target))
 
-        x0 = tf.concat([embedded, numeric, interest] + self.extra_inputs(features), axis=1)
+        x0 = tf.concat(blocks + self.extra_inputs(features), axis=1)
         cross = x0
         for layer in self.cross_layers:
             cross = layer(x0, cross)

@@ -62,11 +62,12 @@ class CRModel(keras.Model):
                               for i, u in enumerate(self.hidden_units)]
         self.logit_layer = keras.layers.Dense(1, bias_initializer=prior_logit_initializer(initial_ctr), name="logit")
 
-    def dense_inputs(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        return tf.concat([tf.cast(features[n], tf.float32) for n in N.CR_DENSE], axis=1)
+    def dense_inputs(self, features: Mapping[str, tf.Tensor]) -> List[tf.Tensor]:
+        """The dense ``[B, width]`` inputs: the content embedding, or none when the feature spec has none."""
+        return [tf.cast(features[n], tf.float32) for n in N.CR_DENSE]
 
     def call(self, features: Mapping[str, tf.Tensor], pctr: tf.Tensor, training=None) -> tf.Tensor:
-        x = tf.concat([self.embeddings(features), self.dense_inputs(features), self.quantizer(pctr)], axis=1)
+        x = tf.concat([self.embeddings(features)] + self.dense_inputs(features) + [self.quantizer(pctr)], axis=1)
         for layer in self.hidden_layers:
             x = layer(x)
         return tf.squeeze(self.logit_layer(x), axis=1)

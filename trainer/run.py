@@ -13,6 +13,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+import feature_specs
+import features as F
 from transform import names as N
 from trainer import distribute
 from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
@@ -72,6 +74,7 @@ def run_fn(fn_args) -> Optional[Dict[str, Any]]:
     if cluster.is_server:
         return distribute.serve(cluster)  # blocks until the process is stopped
     custom = getattr(fn_args, "custom_config", None) or {}
+    feature_specs.check_same_spec(custom, F.SPEC, "the Trainer's run_fn")
     config = JACConfig.from_dict(custom.get(MODEL_CONFIG_KEY, {}))
     strategy = distribute.strategy_for(cluster, config.embedding_min_shard_bytes)  # before any other TF op
     tft_output = tft.TFTransformOutput(_transform_output_dir(fn_args))

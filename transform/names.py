@@ -56,15 +56,11 @@ class IdVocabulary:
         return f"vocab_{self.feature}"
 
 
+# Every id the spec bounds with an "id_vocabulary", in spec order.
 ID_VOCABULARIES: Dict[str, IdVocabulary] = {
-    v.feature: v
-    for v in (
-        IdVocabulary(F.USER_ID, top_k=200_000, frequency_threshold=2, num_oov_buckets=100),
-        IdVocabulary(F.AD_ID, top_k=100_000, frequency_threshold=1, num_oov_buckets=50),
-        IdVocabulary(F.AD_ADVERTISER_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
-        IdVocabulary(F.AD_BRAND_ID, top_k=20_000, frequency_threshold=1, num_oov_buckets=20),
-        IdVocabulary(F.CREATIVE_ID, top_k=500_000, frequency_threshold=2, num_oov_buckets=50),
-    )
+    f.name: IdVocabulary(f.name, top_k=f.id_vocabulary.top_k, frequency_threshold=f.id_vocabulary.min_count,
+                         num_oov_buckets=f.id_vocabulary.oov_buckets)
+    for f in F.FEATURES if f.id_vocabulary is not None
 }
 
 # Small categorical codes keep their known domain [0, d); anything else maps to the extra code d.
@@ -81,13 +77,7 @@ def code_cardinality(raw_name: str) -> int:
 
 
 # Exact crosses of two small codes for AR: index = a * card(b) + b (no hashing needed, no collisions).
-CROSSES: Tuple[Tuple[str, str], ...] = (
-    (F.USER_GENDER, F.AD_CATEGORY),
-    (F.USER_AGE_BUCKET, F.AD_CATEGORY),
-    (F.USER_CITY_TIER, F.AD_PRICE_BUCKET),
-    (F.USER_INCOME_BUCKET, F.AD_PRICE_BUCKET),
-    (F.USER_PURCHASE_FREQ, F.AD_CATEGORY),
-)
+CROSSES: Tuple[Tuple[str, str], ...] = F.SPEC.ar_crosses
 
 
 def cross_name(a: str, b: str) -> str:
@@ -97,52 +87,70 @@ def cross_name(a: str, b: str) -> str:
 # ------------------------------------------------------------------------------------ transformed names
 LABEL_KEY = xf(F.LABEL)
 
-AD_HIST_CTR_Z = xf(F.AD_HIST_CTR, "z")
-AD_HIST_IMPS_LOG_Z = xf(F.AD_HIST_IMPS, "log_z")
+
+def _xf(name, detail: str = ""):
+    """:func:`xf`, or ``None`` for a column the spec does not have (an optional group left out)."""
+    return xf(name, detail) if name else None
+
+
+# Optional groups: a spec without them gets no such outputs, and the groups below leave them out.
+HAS_SEQUENCE = F.SEQ_AD_IDS is not None  # the spec then also has its categories and the ad category
+HAS_CREATIVE_EMBEDDING = F.CREATIVE_EMBEDDING is not None
+
+AD_HIST_CTR_Z = _xf(F.AD_HIST_CTR, "z")
+AD_HIST_IMPS_LOG_Z = _xf(F.AD_HIST_IMPS, "log_z")
 # CR's pctr input online (and in evaluation, and for variant "cr"): the raw historical ad CTR clipped to
 # [0, 1], quantized inside the model (eq. 5). Not a prediction: in JAC training AR's pctr_ad takes its place.
-AD_HIST_CTR_CLIPPED = xf(F.AD_HIST_CTR)
+AD_HIST_CTR_CLIPPED = _xf(F.AD_HIST_CTR)
 
-SEQ_AD_IDS = xf(F.SEQ_AD_IDS)
-SEQ_AD_CATEGORIES = xf(F.SEQ_AD_CATEGORIES)
-SEQ_MASK = xf(F.SEQ_AD_IDS, "mask")
+SEQ_AD_IDS = _xf(F.SEQ_AD_IDS)
+SEQ_AD_CATEGORIES = _xf(F.SEQ_AD_CATEGORIES)
+SEQ_MASK = _xf(F.SEQ_AD_IDS, "mask")
 # How many of the user's (windowed) sequence items share the candidate ad's category: 0..SEQUENCE_LENGTH,
 # as a code, and as a share of the sequence (a dense input a linear part can use from the first step).
-SEQ_CATEGORY_MATCHES = xf(F.SEQ_AD_CATEGORIES, "matches")
-SEQ_CATEGORY_SHARE = xf(F.SEQ_AD_CATEGORIES, "share")
+SEQ_CATEGORY_MATCHES = _xf(F.SEQ_AD_CATEGORIES, "matches")
+SEQ_CATEGORY_SHARE = _xf(F.SEQ_AD_CATEGORIES, "share")
 # Windowed sequence length / SEQUENCE_LENGTH: how much history the user has.
-SEQ_LENGTH_FRACTION = xf(F.SEQ_AD_IDS, "length")
+SEQ_LENGTH_FRACTION = _xf(F.SEQ_AD_IDS, "length")
 
-CREATIVE_EMBEDDING = xf(F.CREATIVE_EMBEDDING)
+CREATIVE_EMBEDDING = _xf(F.CREATIVE_EMBEDDING)
+
+
+def _present(*names) -> Tuple[str, ...]:
+    return tuple(n for n in names if n is not None)
+
 
 # ---------------------------------------------------------------------------------------------- groups
-_AR_IDS = (F.USER_ID, F.AD_ID, F.AD_ADVERTISER_ID, F.AD_BRAND_ID)
+_AR_IDS = tuple(n for n in F.USER_FEATURES + F.AD_FEATURES if n in ID_VOCABULARIES)
 _AR_CODES = tuple(n for n in F.USER_FEATURES + F.AD_FEATURES if n in CODE_FEATURES)
 
 AR_CATEGORICAL: Tuple[str, ...] = (
     tuple(xf(n) for n in _AR_IDS + _AR_CODES)
     + tuple(cross_name(a, b) for a, b in CROSSES)
-    + (SEQ_CATEGORY_MATCHES,)
+    + _present(SEQ_CATEGORY_MATCHES)
 )
-AR_NUMERIC: Tuple[str, ...] = (AD_HIST_CTR_Z, AD_HIST_IMPS_LOG_Z, SEQ_CATEGORY_SHARE, SEQ_LENGTH_FRACTION)
-AR_SEQUENCE: Tuple[str, ...] = (SEQ_AD_IDS, SEQ_AD_CATEGORIES, SEQ_MASK)
+AR_NUMERIC: Tuple[str, ...] = _present(AD_HIST_CTR_Z, AD_HIST_IMPS_LOG_Z, SEQ_CATEGORY_SHARE, SEQ_LENGTH_FRACTION)
+# Empty without a sequence group: the ad ranker then has no behaviour-sequence part.
+AR_SEQUENCE: Tuple[str, ...] = _present(SEQ_AD_IDS, SEQ_AD_CATEGORIES, SEQ_MASK)
 # The sequence items share the embedding tables of the candidate ad's id and category.
-SEQUENCE_TABLE_OF = {SEQ_AD_IDS: xf(F.AD_ID), SEQ_AD_CATEGORIES: xf(F.AD_CATEGORY)}
+SEQUENCE_TABLE_OF = {SEQ_AD_IDS: xf(F.AD_ID), SEQ_AD_CATEGORIES: xf(F.AD_CATEGORY)} if HAS_SEQUENCE else {}
 
 CR_USER_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in F.CR_USER_FEATURES)
 CR_AD_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in F.CR_AD_FEATURES)
 CR_CREATIVE_CATEGORICAL: Tuple[str, ...] = tuple(xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES)
 CR_CATEGORICAL: Tuple[str, ...] = CR_USER_CATEGORICAL + CR_AD_CATEGORICAL + CR_CREATIVE_CATEGORICAL
-CR_DENSE: Tuple[str, ...] = (CREATIVE_EMBEDDING,)
-DENSE_WIDTHS = {CREATIVE_EMBEDDING: F.CREATIVE_EMBEDDING_DIM}
+# Empty without a content embedding: the creative ranker then reads categorical features only.
+CR_DENSE: Tuple[str, ...] = _present(CREATIVE_EMBEDDING)
+DENSE_WIDTHS = {CREATIVE_EMBEDDING: F.CREATIVE_EMBEDDING_DIM} if HAS_CREATIVE_EMBEDDING else {}
 
 AR_INPUTS: Tuple[str, ...] = AR_CATEGORICAL + AR_NUMERIC + AR_SEQUENCE
-CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + (AD_HIST_CTR_CLIPPED,)
+CR_INPUTS: Tuple[str, ...] = CR_CATEGORICAL + CR_DENSE + _present(AD_HIST_CTR_CLIPPED)
 
 # Candidate lists, each mapped exactly like the exposed creative's feature (same vocabulary / domain).
 CANDIDATE_INPUTS: Dict[str, str] = {xf(F.CANDIDATE_OF[n]): xf(n) for n in (F.CREATIVE_ID,) + F.CREATIVE_ATTRIBUTES}
-CANDIDATE_EMBEDDINGS = xf(F.CAND_EMBEDDINGS)
-CANDIDATE_INPUTS[CANDIDATE_EMBEDDINGS] = CREATIVE_EMBEDDING
+CANDIDATE_EMBEDDINGS = _xf(F.CAND_EMBEDDINGS)
+if CANDIDATE_EMBEDDINGS:
+    CANDIDATE_INPUTS[CANDIDATE_EMBEDDINGS] = CREATIVE_EMBEDDING
 
 
 def _sources() -> Dict[str, Tuple[str, ...]]:
@@ -151,16 +159,22 @@ def _sources() -> Dict[str, Tuple[str, ...]]:
         out[xf(n)] = (n,)
     for a, b in CROSSES:
         out[cross_name(a, b)] = (a, b)
-    out[SEQ_CATEGORY_MATCHES] = (F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
-    out[SEQ_CATEGORY_SHARE] = (F.SEQ_AD_IDS, F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
-    out[SEQ_LENGTH_FRACTION] = (F.SEQ_AD_IDS,)
-    out[AD_HIST_CTR_Z] = (F.AD_HIST_CTR,)
-    out[AD_HIST_IMPS_LOG_Z] = (F.AD_HIST_IMPS,)
-    out[AD_HIST_CTR_CLIPPED] = (F.AD_HIST_CTR,)
-    out[SEQ_AD_IDS] = (F.SEQ_AD_IDS,)
-    out[SEQ_MASK] = (F.SEQ_AD_IDS,)
-    out[SEQ_AD_CATEGORIES] = (F.SEQ_AD_CATEGORIES,)
-    out[CREATIVE_EMBEDDING] = (F.CREATIVE_EMBEDDING,)
+    if HAS_SEQUENCE:
+        out[SEQ_CATEGORY_MATCHES] = (F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
+        out[SEQ_CATEGORY_SHARE] = (F.SEQ_AD_IDS, F.SEQ_AD_CATEGORIES, F.AD_CATEGORY)
+        out[SEQ_LENGTH_FRACTION] = (F.SEQ_AD_IDS,)
+    if F.AD_HIST_CTR:
+        out[AD_HIST_CTR_Z] = (F.AD_HIST_CTR,)
+    if F.AD_HIST_IMPS:
+        out[AD_HIST_IMPS_LOG_Z] = (F.AD_HIST_IMPS,)
+    if F.AD_HIST_CTR:
+        out[AD_HIST_CTR_CLIPPED] = (F.AD_HIST_CTR,)
+    if HAS_SEQUENCE:
+        out[SEQ_AD_IDS] = (F.SEQ_AD_IDS,)
+        out[SEQ_MASK] = (F.SEQ_AD_IDS,)
+        out[SEQ_AD_CATEGORIES] = (F.SEQ_AD_CATEGORIES,)
+    if HAS_CREATIVE_EMBEDDING:
+        out[CREATIVE_EMBEDDING] = (F.CREATIVE_EMBEDDING,)
     for cand in CANDIDATE_INPUTS:
         out[cand] = (cand[: -len(SUFFIX)],)
     out[LABEL_KEY] = (F.LABEL,)
@@ -194,7 +208,8 @@ def cardinalities_from_vocab_sizes(vocab_sizes: Mapping[str, int]) -> Dict[str, 
         out[xf(name)] = code_cardinality(name)
     for a, b in CROSSES:
         out[cross_name(a, b)] = code_cardinality(a) * code_cardinality(b)
-    out[SEQ_CATEGORY_MATCHES] = SEQUENCE_LENGTH + 1
+    if HAS_SEQUENCE:
+        out[SEQ_CATEGORY_MATCHES] = SEQUENCE_LENGTH + 1
     return out
 
 

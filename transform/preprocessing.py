@@ -23,11 +23,12 @@ can apply this one graph to its own raw inputs.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+import feature_specs
 import features as F
 from transform import names as N
 
@@ -95,8 +96,13 @@ def _sequence_mask(sp: tf.SparseTensor, length: int) -> tf.Tensor:
     return tf.sequence_mask(lengths, length, dtype=tf.float32)
 
 
-def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``."""
+def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Optional[dict] = None) -> Dict[str, tf.Tensor]:
+    """Maps raw impression features (``features.FEATURES``) to the transformed features of ``names``.
+
+    ``custom_config`` (the Transform component's) records the pipeline's feature spec; a process that loaded
+    another one stops here, naming both (see :func:`feature_specs.check_same_spec`).
+    """
+    feature_specs.check_same_spec(custom_config, F.SPEC, "Transform's preprocessing_fn")
     inputs = {name: x.to_sparse() if isinstance(x, tf.RaggedTensor) else x for name, x in inputs.items()}
     inputs = {
         name: _scalar(x) if F.BY_NAME[name].kind == F.SCALAR
@@ -128,14 +134,36 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     for a, b in N.CROSSES:
         out[N.cross_name(a, b)] = _code(inputs[a], a) * N.code_cardinality(b) + _code(inputs[b], b)
 
-    # --- numerics ---
-    ctr = tf.cast(inputs[F.AD_HIST_CTR], tf.float32)
-    out[N.AD_HIST_CTR_Z] = tft.scale_to_z_score(ctr)
-    out[N.AD_HIST_CTR_CLIPPED] = tf.clip_by_value(ctr, 0.0, 1.0)
-    imps = tf.maximum(tf.cast(inputs[F.AD_HIST_IMPS], tf.float32), 0.0)
-    out[N.AD_HIST_IMPS_LOG_Z] = tft.scale_to_z_score(tf.math.log1p(imps))
+    # --- numerics (each optional: the spec's ad-history group may lack either) ---
+    if F.AD_HIST_CTR:
+        ctr = tf.cast(inputs[F.AD_HIST_CTR], tf.float32)
+        out[N.AD_HIST_CTR_Z] = tft.scale_to_z_score(ctr)
+        out[N.AD_HIST_CTR_CLIPPED] = tf.clip_by_value(ctr, 0.0, 1.0)
+    if F.AD_HIST_IMPS:
+        imps = tf.maximum(tf.cast(inputs[F.AD_HIST_IMPS], tf.float32), 0.0)
+        out[N.AD_HIST_IMPS_LOG_Z] = tft.scale_to_z_score(tf.math.log1p(imps))
 
-    # --- behaviour sequence: same ad-id vocabulary and category mapping as the candidate ad ---
+    if N.HAS_SEQUENCE:
+        out.update(_sequence(inputs, lookup))
+    if N.HAS_CREATIVE_EMBEDDING:
+        out[N.CREATIVE_EMBEDDING] = tf.cast(inputs[F.CREATIVE_EMBEDDING], tf.float32)
+
+    # --- candidate lists (evaluation only): mapped like the exposed creative, kept sparse ---
+    out[N.xf(F.CAND_CREATIVE_IDS)] = lookup(inputs[F.CAND_CREATIVE_IDS], F.CREATIVE_ID)
+    for attr in F.CREATIVE_ATTRIBUTES:
+        cand = F.CANDIDATE_OF[attr]
+        out[N.xf(cand)] = _sparse_code(inputs[cand], attr)
+    if N.CANDIDATE_EMBEDDINGS:
+        out[N.CANDIDATE_EMBEDDINGS] = inputs[F.CAND_EMBEDDINGS]
+
+    # --- label (training only; never a model input) ---
+    out[N.LABEL_KEY] = tf.cast(inputs[F.LABEL], tf.int64)
+    return out
+
+
+def _sequence(inputs, lookup) -> Dict[str, tf.Tensor]:
+    """The behaviour sequence: same ad-id vocabulary and category mapping as the candidate ad."""
+    out: Dict[str, tf.Tensor] = {}
     seq_ids = inputs[F.SEQ_AD_IDS]
     seq_cats = _sparse_code(inputs[F.SEQ_AD_CATEGORIES], F.AD_CATEGORY)
     out[N.SEQ_AD_IDS] = _newest_first(lookup(seq_ids, F.AD_ID), N.SEQUENCE_LENGTH, 0)
@@ -148,17 +176,4 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     length = tf.reduce_sum(out[N.SEQ_MASK], axis=1)
     out[N.SEQ_CATEGORY_SHARE] = tf.cast(matches, tf.float32) / tf.maximum(length, 1.0)
     out[N.SEQ_LENGTH_FRACTION] = length / N.SEQUENCE_LENGTH
-
-    # --- creative ---
-    out[N.CREATIVE_EMBEDDING] = tf.cast(inputs[F.CREATIVE_EMBEDDING], tf.float32)
-
-    # --- candidate lists (evaluation only): mapped like the exposed creative, kept sparse ---
-    out[N.xf(F.CAND_CREATIVE_IDS)] = lookup(inputs[F.CAND_CREATIVE_IDS], F.CREATIVE_ID)
-    for attr in F.CREATIVE_ATTRIBUTES:
-        cand = F.CANDIDATE_OF[attr]
-        out[N.xf(cand)] = _sparse_code(inputs[cand], attr)
-    out[N.CANDIDATE_EMBEDDINGS] = inputs[F.CAND_EMBEDDINGS]
-
-    # --- label (training only; never a model input) ---
-    out[N.LABEL_KEY] = tf.cast(inputs[F.LABEL], tf.int64)
     return out

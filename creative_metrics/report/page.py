@@ -77,6 +77,12 @@ def blessing_section(data: Mapping[str, Any], models: Dict[str, Dict[str, Any]])
 
 
 # ---------------------------------------------------------------------------------------------- page
+def has_truth(models: Mapping[str, Any]) -> bool:
+    """Whether any slice of any model has a ground-truth metric (the logs had truth columns)."""
+    return any(slices.is_number(slices.metric(s["metrics"], "true_ctr_selected"))
+               for m in models.values() for s in m["slices"])
+
+
 def render_report(data: Mapping[str, Any]) -> str:
     """Renders report data (see :mod:`creative_metrics.report`) to one self-contained HTML page.
 
@@ -98,11 +104,18 @@ def render_report(data: Mapping[str, Any]) -> str:
 
     parts.append("<h2>Headline metrics (all eval impressions)</h2>")
     parts.append(headline_table(models))
-    parts.append(
-        '<p class="note">NSCTR, sCTR and calibrated sCTR estimate the CTR of the CR model\'s top-1 creative '
-        'from logged clicks on the impressions where it matches the exposed creative; the <em>true CTR</em> '
-        "rows are the simulator's ground truth for the same choice. NSCTR is computed over the ads with at "
-        "least one match (coverage). Lift share = (selected &minus; random) / (oracle &minus; random).</p>")
+    estimators = ('<p class="note">NSCTR, sCTR and calibrated sCTR estimate the CTR of the CR model\'s top-1 '
+                  "creative from logged clicks on the impressions where it matches the exposed creative")
+    if has_truth(models):
+        parts.append(
+            f"{estimators}; the <em>true CTR</em> rows are the simulator's ground truth for the same choice. "
+            "NSCTR is computed over the ads with at least one match (coverage). Lift share = (selected &minus; "
+            "random) / (oracle &minus; random).</p>")
+    else:
+        parts.append(
+            f"{estimators}. NSCTR is computed over the ads with at least one match (coverage). These logs have "
+            "no ground-truth columns (their feature spec declares no truth group), so every figure here is an "
+            "estimate from clicks: there is no true CTR to compare with.</p>")
 
     parts.append("<h2>Slices</h2>")
     nc_rows = {name: slices.num_candidates_rows(m["slices"]) for name, m in models.items()}

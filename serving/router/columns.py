@@ -25,10 +25,10 @@ ADS = "ads"
 HIST_CTR = "hist_ctr"
 AD_FIELDS = F.AD_FEATURES + F.AD_HISTORY_FEATURES
 # Ad feature -> the closed range its values must lie in (every other ad feature is an integer code).
-AD_FLOAT_RANGES = {F.AD_HIST_CTR: (0.0, 1.0)}
+AD_FLOAT_RANGES = {F.AD_HIST_CTR: (0.0, 1.0)} if F.AD_HIST_CTR else {}
 # Optional per-ad float columns: name -> range. A request gives such a column for every ad or for none;
 # given, it is in RankRequest.ads. The ad's CPC bid: with bids the router ranks by eCPM = pctr_ad x ad_bid.
-OPTIONAL_AD_FLOATS: Dict[str, tuple] = {F.AD_BID: (0.0, math.inf)}
+OPTIONAL_AD_FLOATS: Dict[str, tuple] = {F.AD_BID: (0.0, math.inf)} if F.AD_BID else {}  # the spec may have none
 HIST_CTR_RANGE = (0.0, 1.0)
 
 

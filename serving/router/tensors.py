@@ -124,7 +124,7 @@ def columns_from_proto(request, limits: RequestLimits = RequestLimits(), default
     lengths = {n: len(v) for n, v in sequence.items()}
     if len(set(lengths.values())) > 1:
         raise RequestError(f"{R.SEQUENCE}: the lists must have equal lengths (parallel), got {lengths}")
-    if max(lengths.values()) > limits.max_sequence_length:
+    if lengths and max(lengths.values()) > limits.max_sequence_length:
         raise RequestError(f"{R.SEQUENCE}: {max(lengths.values())} items exceed the limit of "
                            f"{limits.max_sequence_length}")
 
@@ -139,7 +139,7 @@ def columns_from_proto(request, limits: RequestLimits = RequestLimits(), default
                  for n in F.CREATIVE_FEATURES}
     hist_ctr = _input(inputs, R.HIST_CTR, "[T]") if R.HIST_CTR in inputs else np.full(total, np.nan)
     _check_rows({**creatives, R.HIST_CTR: hist_ctr}, total, f"creatives (the sum of {R.NUM_CREATIVES})")
-    dim = creatives[F.CREATIVE_EMBEDDING].shape[1]
+    dim = creatives[F.CREATIVE_EMBEDDING].shape[1] if F.CREATIVE_EMBEDDING else 0
     if dim != F.CREATIVE_EMBEDDING_DIM:
         raise RequestError(f"input '{F.CREATIVE_EMBEDDING}': expected {F.CREATIVE_EMBEDDING_DIM} numbers "
                            f"per creative, got {dim}")
