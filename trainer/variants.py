@@ -42,6 +42,7 @@ from typing import Callable, Dict, Mapping, Optional
 import features as F
 from trainer import bandit_fit
 from trainer.acr_model import CreativeAwareARModel
+from trainer.ar_model import ARModel
 from trainer.bandit_export import BanditCRServingModule, select_by_thompson
 from trainer.beta_ts import BetaThompsonCRModel
 from trainer.cacs_model import CACSSelectorModel, fit_id_counts
@@ -167,6 +168,24 @@ VARIANTS: Dict[str, Variant] = {
     "cacs": Variant(CACS_AR_HEAD, CACS_HEAD),
 }
 assert tuple(VARIANTS) == VARIANT_NAMES, "trainer.config.VARIANTS and trainer.variants.VARIANTS must agree"
+
+
+# Every head class a variant builds, by name (``JACModel.get_config`` records a head's class by its name).
+HEAD_CLASSES = {cls.__name__: cls for cls in (ARModel, CreativeAwareARModel, CRModel, TwoTowerCRModel,
+                                               HybridBanditCRModel, BetaThompsonCRModel, CACSSelectorModel)}
+
+
+def head_from_config(head: Optional[Mapping]):
+    """A head from ``{"class": name, "config": its get_config()}`` (``None`` for none).
+
+    A CACS selector comes back without its teacher: the teacher only adds a training loss term, and the copy
+    is for export.
+    """
+    if head is None:
+        return None
+    if head.get("class") not in HEAD_CLASSES:
+        raise ValueError(f"unknown head class {head.get('class')!r}; known: {sorted(HEAD_CLASSES)}")
+    return HEAD_CLASSES[head["class"]].from_config(dict(head["config"]))
 
 
 def variant_of(config: JACConfig) -> Variant:
