@@ -183,12 +183,12 @@ class JACModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         """A new, unbuilt model of every variant (under a cluster the chief exports such a copy)."""
-        from trainer.variants import head_from_config  # trainer.variants imports this module
+        from trainer.variants import head_from_config, share_heads  # trainer.variants imports this module
 
         config = dict(config)
         heads = config.pop("heads", None)
         if heads is not None:
-            config["heads"] = tuple(head_from_config(heads.get(h)) for h in ("ar", "cr"))
+            config["heads"] = share_heads(*(head_from_config(heads.get(h)) for h in ("ar", "cr")))
         return cls(**config)
 
 

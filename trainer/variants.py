@@ -171,8 +171,9 @@ assert tuple(VARIANTS) == VARIANT_NAMES, "trainer.config.VARIANTS and trainer.va
 
 
 # Every head class a variant builds, by name (``JACModel.get_config`` records a head's class by its name).
-HEAD_CLASSES = {cls.__name__: cls for cls in (ARModel, CreativeAwareARModel, CRModel, TwoTowerCRModel,
-                                               HybridBanditCRModel, BetaThompsonCRModel, CACSSelectorModel)}
+HEAD_CLASSES = {cls.__name__: cls for cls in (ARModel, CreativeAwareARModel, CACSRankerModel, CRModel,
+                                               TwoTowerCRModel, HybridBanditCRModel, BetaThompsonCRModel,
+                                               CACSSelectorModel)}
 
 
 def head_from_config(head: Optional[Mapping]):
@@ -197,9 +198,14 @@ def build_model(config: JACConfig, cardinalities: Mapping[str, int]) -> JACModel
     that reads the CR's creative tower (``cacs``) is given it."""
     v = variant_of(config)
     ar, cr = (h.build(config, cardinalities) if h else None for h in (v.ar, v.cr))
+    return JACModel(config, cardinalities, heads=share_heads(ar, cr))
+
+
+def share_heads(ar, cr):
+    """``(ar, cr)``, an AR that reads the CR's creative tower (``cacs``) given it."""
     if hasattr(ar, "share_creative_tower"):
         ar.share_creative_tower(cr)
-    return JACModel(config, cardinalities, heads=(ar, cr))
+    return ar, cr
 
 
 def fit_posteriors(model: JACModel, train_files, tft_output, data_accessor=None) -> Dict[str, object]:
