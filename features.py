@@ -176,6 +176,10 @@ SEQUENCE_PAD = -1
 # in its RAW_SIGNATURE), see serving.router.model_contract.
 ACR_CREATIVE_INPUTS = CREATIVE_ATTRIBUTES + ((CREATIVE_EMBEDDING,) if CREATIVE_EMBEDDING else ())
 ACR_SERVING_INPUTS = AR_SERVING_INPUTS + ACR_CREATIVE_INPUTS
+# CACS's ad ranker (Lin et al., SIGIR 2022) reads the selected creative's vector from the selector's creative
+# tower, whose inputs also hold the creative id: it takes the whole creative (the router sends the creative
+# inputs the served AR's RAW_SIGNATURE lists).
+CACS_AR_SERVING_INPUTS = AR_SERVING_INPUTS + CREATIVE_FEATURES
 
 # Output names.
 PCTR_AD = "pctr_ad"  # AR: predicted ad CTR per row

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_serving.py [--serving-root DIR] [--ads 1000] [--creatives 10] \\
         [--concurrency 1] [--requests 60] [--backend auto|stand-in|tf-serving] \\
-        [--layout split|shared] [--pin-cpus] [--request-form columns|rows]
+        [--layout split|shared] [--pin-cpus] [--request-form columns|rows] [--cacs-serving-root DIR]
 
 One run on one machine. Model servers (TF Serving when ``tensorflow_model_server`` is on PATH, else the
 local stand-in) serve ``--serving-root`` (default: fake AR/CR models whose per-row compute is sized like
@@ -21,6 +21,14 @@ machine (what two models running at the same time cost each other). Goals (Yang 
   p99 <= 10 ms for the JSON column form, less for the binary form; ``peri`` / ``no-cr`` <= 1.02;
 * at ``--concurrency 4`` the router is not what saturates first (see the CPU-busy line: CPU-seconds
   per second of each process during the load).
+
+With ``--cacs-serving-root`` (a pushed ``cacs`` pair: CACS's selector and its creative-aware ranker, Lin et al.,
+SIGIR 2022) a second set of model servers and a second router serve it, and the row ``pre CACS`` (selector on
+all M x N creatives, then the ranker on the M ads with their picked creatives) runs interleaved with the
+others, beside ``peri`` and ``post`` of ``--serving-root`` (give a JAC pair of the same sizes to compare:
+CACS reports about +5 % response time for Pre-CR, the JAC paper +18.9 %). ``--cacs-pairs`` builds both: a
+``jac`` and a ``cacs`` pair of the tests' tiny sizes (``trainer.testing``, untrained: latency only) on a small
+simulated log, served as ``--serving-root`` and ``--cacs-serving-root``.
 
 The breakdown shows where ``peri``'s time goes, from the router's per-stage timing and the models'
 in-process cost (same SavedModels, same thread count, loaded in this process).
@@ -59,6 +67,7 @@ GRPC, HTTP_PB = "grpc", "http-pb"
 BINARY_ROWS = {f"{mode}/{transport}": (mode, transport) for transport in (GRPC, HTTP_PB)
                for mode in (R.NO_CR, R.PERI)}
 AR_ALONE, CR_ALONE, BOTH = "AR alone", "CR alone", "AR+CR"
+PRE_CACS = "pre CACS"  # 'pre' against the --cacs-serving-root pair
 STAGES = ("parse", "validate", "ar_encode", "cr_encode", "ar_rpc", "cr_rpc", "ar_decode", "cr_decode",
           "scoring", "select", "total")
 
@@ -165,6 +174,20 @@ def _in_process_model_ms(root: str, versions, ar_inputs, cr_inputs, calls: int =
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def _tiny_pairs(tmp: str):
+    """Serving roots of an untrained ``jac`` pair and ``cacs`` pair of ``trainer.testing``'s sizes (version 1)."""
+    from trainer import testing
+
+    roots = []
+    for variant in ("jac", "cacs"):
+        exported = testing.exported_models(variant, steps=0)
+        root = os.path.join(tmp, f"{variant}-pair")
+        for model in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+            shutil.copytree(exported[model], os.path.join(root, model, "1"))
+        roots.append(root)
+    return roots
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serving-root", help="serve these pushed models (default: fake models)")
@@ -188,6 +211,10 @@ def main(argv=None) -> int:
                         help="split layout: pin each model server to its own CPUs")
     parser.add_argument("--router-beside", choices=(F.AR_MODEL_NAME, F.CR_MODEL_NAME), default=F.CR_MODEL_NAME,
                         help="with --pin-cpus: the model server whose CPUs the router and load generator share")
+    parser.add_argument("--cacs-serving-root",
+                        help="also serve this pushed cacs pair (its own servers and router) and time 'pre' on it")
+    parser.add_argument("--cacs-pairs", action="store_true",
+                        help="build tiny untrained jac and cacs pairs and serve them as the two roots")
     parser.add_argument("--request-form", choices=("columns", "rows"), default="columns",
                         help="the router request's JSON form (serving.router.request)")
     args = parser.parse_args(argv)
@@ -195,6 +222,8 @@ def main(argv=None) -> int:
     runtime.configure_tf_threads(args.intra_op_threads, args.inter_op_threads)
 
     tmp = tempfile.mkdtemp(prefix="bench-serving-")
+    if args.cacs_pairs:
+        args.serving_root, args.cacs_serving_root = _tiny_pairs(tmp)
     root = args.serving_root
     if root is None:
         root = os.path.join(tmp, "serving")
@@ -203,6 +232,8 @@ def main(argv=None) -> int:
         models_note = (f"fake models (AR MLP {T.BENCH_AR_HIDDEN_UNITS}, CR MLP {T.BENCH_CR_HIDDEN_UNITS})")
     else:
         models_note = f"models under {os.path.abspath(root)}"
+    if args.cacs_serving_root:
+        models_note += f"; row '{PRE_CACS}': the cacs pair under {os.path.abspath(args.cacs_serving_root)}"
 
     requests = [random_request(args.ads, args.creatives, seed=i, seq_len=args.seq_len, slots=args.slots)
                 for i in range(args.distinct)]
@@ -219,7 +250,7 @@ def main(argv=None) -> int:
     cr_payloads = [C.cr_inputs(p) for p in parsed]
 
     runtime.tune_gc()
-    backend = router_proc = shared_cpus = None
+    backend = router_proc = shared_cpus = cacs_backend = cacs_router_proc = None
     rows = {}
     server_args = dict(kind=args.backend, intra_op_threads=args.intra_op_threads,
                        inter_op_threads=args.inter_op_threads,
@@ -235,6 +266,15 @@ def main(argv=None) -> int:
         router_proc, router, router_grpc = _start_router(addresses[F.AR_MODEL_NAME], addresses[F.CR_MODEL_NAME],
                                                          tmp, args.timeout_ms, shared_cpus)
         clients = {m: GrpcServingClient(a) for m, a in addresses.items()}
+        cacs_grpc = None
+        if args.cacs_serving_root:
+            os.makedirs(os.path.join(tmp, "cacs"), exist_ok=True)
+            cacs_backend = B.start_servers(args.cacs_serving_root, args.layout, pin_cpus=False,
+                                           **dict(server_args, log_dir=os.path.join(tmp, "cacs")))
+            cacs_backend.wait_until_available(timeout=300)
+            cacs_router_proc, cacs_router, cacs_grpc = _start_router(
+                cacs_backend.addresses[F.AR_MODEL_NAME], cacs_backend.addresses[F.CR_MODEL_NAME],
+                os.path.join(tmp, "cacs"), args.timeout_ms, shared_cpus)
 
         def alone(model):
             def send(inputs):
@@ -255,6 +295,8 @@ def main(argv=None) -> int:
                                          lambda proto: router.rank(proto, binary=True))
                         for name, (_, transport) in BINARY_ROWS.items()})
         payloads = {**bodies, **protos}
+        if args.cacs_serving_root:
+            senders[PRE_CACS], payloads[PRE_CACS] = via_router(cacs_router.rank), bodies[R.PRE]
         def both(inputs):  # AR and CR sent at once, straight to the servers: the machine's floor for peri
             ar_in, cr_in = inputs
             timeout = args.timeout_ms / 1e3
@@ -274,13 +316,15 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - t0
         cpu_busy = {k: (_cpu_seconds(v) - cpu_before[k]) / elapsed for k, v in pids.items()}
         load_after = os.getloadavg()[0]
-        for c in (*clients.values(), router_grpc):
+        for c in (*clients.values(), router_grpc, *([cacs_grpc] if cacs_grpc else [])):
             c.close()
     finally:
-        if router_proc is not None:
-            B.stop_process(router_proc)
-        if backend is not None:
-            backend.stop()
+        for proc in (router_proc, cacs_router_proc):
+            if proc is not None:
+                B.stop_process(proc)
+        for servers in (backend, cacs_backend):
+            if servers is not None:
+                servers.stop()
     model_ms = _in_process_model_ms(root, versions, ar_payloads[0], cr_payloads[0])
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -303,7 +347,7 @@ def main(argv=None) -> int:
     stage_p50 = {}
     for name, (lat, outs) in rows.items():
         line = f"{name:<13} {p(lat, 50):>8.1f} {p(lat, 99):>8.1f} {args.concurrency * 1e3 / lat.mean():>7.2f}"
-        if name in ROUTER_MODES or name in BINARY_ROWS:
+        if name in ROUTER_MODES or name in BINARY_ROWS or name == PRE_CACS:
             stage_p50[name] = {s: float(np.median([o.get(s, 0.0) for o in outs])) for s in STAGES}
             line += "                          " + " ".join(
                 f"{stage_p50[name][s]:>9.1f}" if any(s in o for o in outs) else f"{'-':>9}" for s in STAGES)
@@ -331,6 +375,12 @@ def main(argv=None) -> int:
           f"(goal >= 1.15: {'met' if r2 >= 1.15 else 'NOT met'});  scoring stage: {r2_scoring:.3f}")
     print(f"  (peri end-to-end minus the router's JSON parse and validation, over max(AR, CR) alone: "
           f"{r1_e2e:.3f})")
+    if PRE_CACS in rows:
+        cacs50, post50 = p(rows[PRE_CACS][0], 50), p(rows[R.POST][0], 50)
+        print(f"  pre CACS / peri end-to-end p50 = {cacs50:.1f} / {peri50:.1f} = {cacs50 / peri50:.3f};  "
+              f"/ post = {cacs50 / post50:.3f};  / no-cr = {cacs50 / p(rows[R.NO_CR][0], 50):.3f}  (CACS "
+              f"reports ~1.05 for Pre-CR over no-CR); scoring stage / peri's: "
+              f"{stage_p50[PRE_CACS]['scoring'] / peri_scoring:.3f}")
     nocr50, both50 = p(rows[R.NO_CR][0], 50), p(rows[BOTH][0], 50)
     print(f"  peri / no-cr end-to-end p50 (Table 1: Peri-CR+ 90 ms = no-CR 90 ms) = {peri50:.1f} / {nocr50:.1f} "
           f"= {peri50 / nocr50:.3f}")
@@ -342,7 +392,7 @@ def main(argv=None) -> int:
     print("\nRouter overhead = end to end - the scoring stage (goal at M=1,000 x N=10: p50 <= 5 ms, "
           "p99 <= 10 ms; lower for the binary form)")
     print(f"  {'row':<13} {'e2e p50':>8} {'scoring p50':>12} {'difference':>11}   per request: {'p50':>6} {'p99':>6}")
-    for name in (*ROUTER_MODES, *BINARY_ROWS):
+    for name in (*ROUTER_MODES, *BINARY_ROWS, *([PRE_CACS] if PRE_CACS in rows else [])):
         lat, outs = rows[name]
         per_request = lat - np.array([o["scoring"] for o in outs])
         print(f"  {name:<13} {p(lat, 50):>8.1f} {stage_p50[name]['scoring']:>12.1f} "

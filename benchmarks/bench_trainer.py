@@ -2,6 +2,7 @@
 
     python benchmarks/bench_trainer.py step [--batch-size 512] [--steps 30] [--rounds 5]
     python benchmarks/bench_trainer.py profile [--batch-size 512] [--steps 10]
+    python benchmarks/bench_trainer.py step-vs --baseline-root BASE [--rounds 40] [--steps 3]
     python benchmarks/bench_trainer.py fit --pipeline-root OUT/pipeline_root --baseline-root BASE [--rounds 2]
     python benchmarks/bench_trainer.py cluster [--impressions 20000] [--workers 1 2] [--ps 2] [--steps 60 260]
     python benchmarks/bench_trainer.py ps-memory [--rows 16777216] [--ps 2]
@@ -11,6 +12,10 @@
 * ``profile``: where a JAC training step goes: the TensorFlow profiler's op time per part of the model
   (embedding lookups, the transformer, DCN and deep tower, CR, the optimiser, metrics; backward included)
   and the input pipeline's CPU time per batch (the TFX data accessor parsing Transform's output).
+* ``step-vs``: the JAC training step of this checkout against ``--baseline-root``'s (paper-size model, one
+  random batch), each in its own process, interleaved in slices of ``--steps`` steps (the parent lets one
+  process run a slice, then the other, alternating who goes first), so both see the same machine load; the
+  per-round ratios of wall and CPU time per step are the figure.
 * ``fit``: ``run_fn`` as the default pipeline's Trainer runs it (TFX data accessor, 400 steps of 512, 50 eval
   steps of 2048, default model) on a pipeline run's Transform output, in fresh processes alternating this
   checkout and ``--baseline-root`` (another checkout, e.g. ``git archive 6e90663 | tar -x -C BASE``). Per run:
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import os
@@ -169,6 +175,65 @@ def _data_accessor():
     return DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
 
 
+# ----------------------------------------------------------------------------------------- step-vs
+def step_child(a) -> None:
+    """Builds the JAC step of ``--code-root``, then runs ``n`` steps per ``n`` read from stdin; prints JSON."""
+    _import_root(a.code_root)
+    step = _train_fn(_model("jac", a.batch_size), _random_batch(a.batch_size))
+    for _ in range(10):  # trace and warm up
+        step()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        if n <= 0:
+            break
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            step()
+        print(json.dumps({"wall": (time.perf_counter() - wall) / n, "cpu": (time.process_time() - cpu) / n}),
+              flush=True)
+
+
+def bench_step_vs(a) -> None:
+    import numpy as np
+
+    roots = {"this": REPO_ROOT, "baseline": os.path.abspath(a.baseline_root)}
+    children = {name: subprocess.Popen([sys.executable, __file__, "step-child", "--code-root", root, "--batch-size",
+                                        str(a.batch_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True, env=dict(os.environ, PYTHONPATH=root))
+                for name, root in roots.items()}
+    try:
+        for name, child in children.items():
+            while child.stdout.readline().strip() != "ready":
+                if child.poll() is not None:
+                    raise RuntimeError(f"the {name} step process exited with code {child.returncode}")
+        runs = {name: [] for name in children}
+        for r in range(a.rounds):
+            for name in (list(children) if r % 2 == 0 else list(children)[::-1]):
+                children[name].stdin.write(f"{a.steps}\n")
+                children[name].stdin.flush()
+                line = children[name].stdout.readline()
+                while line and not line.startswith("{"):  # anything else the process printed
+                    line = children[name].stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the {name} step process exited with code {children[name].wait()}")
+                runs[name].append(json.loads(line))
+    finally:
+        for child in children.values():
+            with contextlib.suppress(OSError, ValueError):
+                child.stdin.write("0\n")
+                child.stdin.close()
+            child.wait(timeout=60)
+    print(f"JAC train step, batch {a.batch_size}, {a.rounds} rounds of {a.steps} steps per checkout, interleaved "
+          f"(load average now {os.getloadavg()[0]:.1f})")
+    for key in ("wall", "cpu"):
+        this, base = (np.array([run[key] for run in runs[n]]) for n in ("this", "baseline"))
+        ratios = base / this  # speed-up of this checkout, round by round
+        lo, hi = np.percentile(ratios, [10, 90])
+        print(f"  {key:4s} per step: this {np.median(this) * 1e3:6.1f} ms, baseline {np.median(base) * 1e3:6.1f} ms; "
+              f"speed-up (baseline / this per round) median x{np.median(ratios):.2f} (10-90 %: x{lo:.2f}-x{hi:.2f})")
+
+
 # --------------------------------------------------------------------------------------------- fit
 def fit_child(a) -> None:
     """One ``run_fn`` on a pipeline's Transform output, timed by a callback added to ``fit``; prints JSON."""
@@ -290,17 +355,78 @@ def bench_cluster(a) -> None:
               f"{(s2 - s1) * batch / (t2 - t1):6.0f} examples/s", flush=True)
 
 
+def _rss_mb(pid: int):
+    """The process's resident memory now (Linux ``VmRSS``) in MiB, or ``None`` once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def bench_ps_memory(a) -> None:
+    """Peak RSS of each ps task, and where it comes from: each task's RSS is sampled while the cluster runs."""
+    import threading
+
     from trainer import testing
+    from trainer.config import MODEL_CONFIG_KEY
+    from trainer.local_cluster import LocalCluster
 
     data = testing.transformed_data(a.impressions)
     config = {"ar_embedding_rows": a.rows, "embedding_min_shard_bytes": 1 << 20, "quantizer_r": 100.0}
-    summary, tasks = _cluster_run(data, tempfile.mkdtemp(), 1, a.ps, a.train_steps, config)
+    out = tempfile.mkdtemp()
+    fn_args = dict(train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
+                   serving_model_dir=os.path.join(out, "serving"), model_run_dir=os.path.join(out, "run"),
+                   train_steps=a.train_steps, eval_steps=2, custom_config={MODEL_CONFIG_KEY: config})
+    samples = collections.defaultdict(list)  # task name -> [(seconds, MiB)]
+    done = threading.Event()
+    cluster = LocalCluster(fn_args, 1, a.ps, os.path.join(out, "logs"))
+    with cluster:
+        start = time.monotonic()
+
+        def sample():
+            while not done.wait(0.2):
+                for task in cluster.tasks:
+                    rss = _rss_mb(task.process.pid)
+                    if rss is not None:
+                        samples[task.name].append((time.monotonic() - start, rss))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            cluster.wait(timeout=3600)
+        finally:
+            done.set()
+            sampler.join()
+    with open(os.path.join(out, "run", "model_config.json")) as f:
+        summary = json.load(f)
     shards = summary["sharded_tables"]["ar/embeddings/table"]
-    print(f"AR table {a.rows} x 16 float32 = {a.rows * 16 * 4 / 2 ** 20:.0f} MiB (+ as much for Adagrad's "
-          f"accumulator), shards {[s['shape'] for s in shards]}")
-    for task in tasks:
-        print(f"  {task.name}: peak RSS {task.peak_rss_mb:.0f} MiB")
+    shard_mb = a.rows // a.ps * 16 * 4 / 2 ** 20
+    print(f"AR table {a.rows} x 16 float32 = {a.rows * 16 * 4 / 2 ** 20:.0f} MiB, shards {[s['shape'] for s in shards]} "
+          f"({shard_mb:.0f} MiB each, and as much again for each one's Adagrad accumulator)")
+    for task in cluster.tasks:
+        series = samples.get(task.name, [])
+        if not series:
+            continue
+        # The process itself (TensorFlow, the server, the trainer's imports) grows in small steps; a variable's
+        # initial value arrives as shard-sized allocations: the first rise of > 100 MiB between two samples
+        # (0.2 s apart) once the process holds 512 MiB marks the variables' arrival.
+        floor, base_at = series[0][1], series[0][0]
+        for (t0, r0), (t1, r1) in zip(series, series[1:]):
+            if r0 >= 512 and r1 - r0 > 100:
+                floor, base_at = r0, t0
+                break
+        end = series[-1][1]
+        peak = task.peak_rss_mb or max(r for _, r in series)
+        print(f"  {task.name}: peak RSS {peak:.0f} MiB = process {floor:.0f} + variables at the end "
+              f"{end - floor:.0f} + transient {peak - end:.0f} (peak at {max(series, key=lambda s: s[1])[0]:.0f} s, "
+              f"variables from {base_at:.0f} s, end {series[-1][0]:.0f} s)")
+        steps, last = [], None
+        for t, rss in series:
+            if last is None or abs(rss - last) > 128:
+                steps.append(f"{t:.0f} s {rss:.0f}")
+                last = rss
+        print(f"    RSS (MiB) where it moved by > 128 MiB: {', '.join(steps[:24])}")
 
 
 def main(argv=None) -> int:
@@ -315,6 +441,15 @@ def main(argv=None) -> int:
     profile.add_argument("--batch-size", type=int, default=512)
     profile.add_argument("--steps", type=int, default=10)
     profile.add_argument("--impressions", type=int, default=20_000, help="simulated data for the input pipeline")
+    for name in ("step-vs", "step-child"):
+        vs = sub.add_parser(name)
+        vs.add_argument("--batch-size", type=int, default=512)
+        if name == "step-vs":
+            vs.add_argument("--baseline-root", required=True)
+            vs.add_argument("--rounds", type=int, default=40)
+            vs.add_argument("--steps", type=int, default=3, help="steps per slice")
+        else:
+            vs.add_argument("--code-root", required=True)
     for name in ("fit", "fit-child"):
         fit = sub.add_parser(name)
         fit.add_argument("--pipeline-root", required=True, help="a pipeline run's root (its Transform output)")
@@ -338,10 +473,11 @@ def main(argv=None) -> int:
     memory.add_argument("--impressions", type=int, default=3_000)
     parser.set_defaults(mode="step", batch_size=512, steps=30, rounds=5)
     a = parser.parse_args(argv)
-    if a.mode != "fit-child":
+    if a.mode not in ("fit-child", "step-child"):
         _import_root(REPO_ROOT)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
-    {"step": bench_step, "profile": bench_profile, "fit": bench_fit, "fit-child": fit_child,
+    {"step": bench_step, "profile": bench_profile, "step-vs": bench_step_vs, "step-child": step_child,
+     "fit": bench_fit, "fit-child": fit_child,
      "cluster": bench_cluster, "ps-memory": bench_ps_memory}[a.mode](a)
     return 0
 

@@ -191,6 +191,10 @@ def test_contract_from_metadata():
     assert aware.creative_aware and aware.creative_inputs == F.ACR_CREATIVE_INPUTS and aware.version == 3
     with pytest.raises(MC.ContractError, match=F.CREATIVE_EMBEDDING):  # half a creative
         MC.contract_from_metadata(_metadata(F.AR_SERVING_INPUTS + (F.CREATIVE_STYLE,)))
+    cacs = MC.contract_from_metadata(_metadata(F.CACS_AR_SERVING_INPUTS))  # the whole creative, id included
+    assert cacs.creative_inputs == F.CREATIVE_FEATURES
+    with pytest.raises(MC.ContractError, match=F.CREATIVE_STYLE):  # the id alone is not a creative
+        MC.contract_from_metadata(_metadata(F.AR_SERVING_INPUTS + (F.CREATIVE_ID,)))
     with pytest.raises(MC.ContractError, match=F.USER_ID):
         MC.contract_from_metadata(_metadata(F.ACR_SERVING_INPUTS[1:]))
     with pytest.raises(MC.ContractError, match="no 'predict_raw' signature"):

@@ -20,7 +20,8 @@ from trainer.listwise_distillation import mean_listwise_distillation
 from trainer.jac_model import JACModel, build_ar, make_optimizer
 from trainer.random_batch import random_transformed_batch, small_cardinalities
 from trainer.serving_module import export_online
-from trainer.variants import VARIANTS, build_cacs, build_model
+from trainer.cacs_ranker import SHARED_CREATIVE_VECTOR, CACSRankerModel, CACSRankerServingModule
+from trainer.variants import VARIANTS, build_cacs, build_model, export_models
 from transform import names as N
 
 CARDS = small_cardinalities()  # 50 in-vocabulary ids + the OOV buckets
@@ -174,8 +175,51 @@ def test_distillation_alone_teaches_the_teachers_order(data, teacher_head, data_
 
 # ------------------------------------------------------------------------------------------ teacher
 @pytest.fixture(scope="module")
-def teacher_dir(teacher_head, tmp_path_factory):
-    return save_teacher(teacher_head, str(tmp_path_factory.mktemp("teacher")))
+def teacher_dir(teacher_head, data, tmp_path_factory):
+    return save_teacher(teacher_head, str(tmp_path_factory.mktemp("teacher")), data.tft_output)
+
+
+class _ReorderedVocabulary:
+    """A Transform output whose creative-id vocabulary lists the same ids in another order (same size)."""
+
+    def __init__(self, tft_output, tmp_path):
+        self._tft, self._tmp = tft_output, tmp_path
+
+    def vocabulary_file_by_name(self, name):
+        path = self._tft.vocabulary_file_by_name(name)
+        if name != N.ID_VOCABULARIES[F.CREATIVE_ID].filename:
+            return path
+        lines = open(path, "rb").read().splitlines(keepends=True)
+        out = self._tmp / "reordered_vocabulary"
+        out.write_bytes(b"".join([lines[1], lines[0]] + lines[2:]))
+        return str(out)
+
+
+def test_the_teacher_records_its_vocabularies_and_refuses_a_reordered_one(teacher_dir, data, data_cards, tmp_path):
+    teacher = SavedModelTeacher(teacher_dir)
+    assert set(teacher.fingerprints) == {n for n in N.CR_CATEGORICAL if n[:-3] in N.ID_VOCABULARIES}
+    teacher.check(data_cards, data.tft_output)  # its own Transform output
+    with pytest.raises(ValueError) as info:  # same sizes, so only the fingerprint tells
+        teacher.check(data_cards, _ReorderedVocabulary(data.tft_output, tmp_path))
+    assert f"CACS teacher model {teacher_dir!r}: was trained on other vocabularies" in str(info.value)
+    assert f"the vocabulary files of ['{CREATIVE}'] differ" in str(info.value)
+
+
+def test_run_fn_refuses_a_teacher_of_other_vocabularies_before_training(teacher_head, data, tmp_path):
+    from tfx.v1.components import FnArgs
+
+    from trainer.config import MODEL_CONFIG_KEY
+    from trainer.run import run_fn
+
+    path = save_teacher(teacher_head, str(tmp_path / "model" / "teacher"),
+                        _ReorderedVocabulary(data.tft_output, tmp_path))
+    fn_args = FnArgs(train_files=[data.train], eval_files=[data.eval], transform_output=data.transform_graph,
+                     serving_model_dir=str(tmp_path / "serving"), train_steps=10, data_accessor=testing.data_accessor(),
+                     custom_config={MODEL_CONFIG_KEY: dict(testing.TINY_MODEL, variant="cacs",
+                                                           cacs_teacher_model=str(tmp_path / "model"))})
+    with pytest.raises(ValueError, match=f"CACS teacher model {path!r}: was trained on other vocabularies"):
+        run_fn(fn_args)
+    assert not (tmp_path / "serving").exists()
 
 
 def test_teacher_saved_model_gives_the_heads_logits(teacher_dir, teacher_head, batch):
@@ -257,6 +301,92 @@ def test_exported_selector_and_creative_tower_match_the_in_memory_model(data, da
     np.testing.assert_allclose(tower[F.CREATIVE_VECTOR], model.cr.creative_vectors(xf), atol=1e-6)
     user = sigs[F.USER_TOWER_SIGNATURE](**{n: inputs[n] for n in F.CR_USER_FEATURES})
     np.testing.assert_allclose(user[F.USER_VECTOR], model.cr.user_vectors(xf), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ ranker
+def _raw(parsed, names):
+    return {n: tf.sparse.to_dense(parsed[n], default_value=F.SEQUENCE_PAD) if isinstance(parsed[n], tf.SparseTensor)
+            else parsed[n] for n in names}
+
+
+@pytest.fixture(scope="module")
+def exported_pair(data, tmp_path_factory):
+    """The cacs variant trained 5 steps and exported (eval model, ar/, cr/), each loaded back."""
+    model = testing.trained_model("cacs", steps=5)
+    out = export_models(model, data.tft_output, str(tmp_path_factory.mktemp("cacs")), warmup=True)
+    return model, {name: tf.saved_model.load(path) for name, path in out.items()}, out
+
+
+def test_the_ranker_reads_the_selectors_creative_vectors(exported_pair, data):
+    """The vectors the exported AR consumes are the selector's ``creative_tower`` signature's, and its pctr_ad
+    is the in-memory ranker's given exactly those vectors."""
+    model, loaded, _ = exported_pair
+    assert isinstance(model.ar, CACSRankerModel) and not {id(v) for v in model.ar.variables} & {
+        id(v) for v in model.cr.variables}  # the tower is the selector's, not a copy inside the ranker
+    examples = testing.raw_examples(data.raw_eval, 24)
+    parsed = tf.io.parse_example(examples, F.raw_feature_spec())
+    xf = data.tft_output.transform_features_layer()(dict(parsed))
+    ar, cr = loaded[F.AR_MODEL_NAME].signatures, loaded[F.CR_MODEL_NAME].signatures
+    assert set(ar) == {F.SERVING_SIGNATURE, F.RAW_SIGNATURE, F.CREATIVE_TOWER_SIGNATURE}
+    assert set(ar[F.RAW_SIGNATURE].structured_input_signature[1]) == set(F.CACS_AR_SERVING_INPUTS)
+    tower_inputs = _raw(parsed, F.CR_AD_FEATURES + F.CREATIVE_FEATURES)
+    served = cr[F.CREATIVE_TOWER_SIGNATURE](**tower_inputs)[F.CREATIVE_VECTOR].numpy()
+    consumed = ar[F.CREATIVE_TOWER_SIGNATURE](**tower_inputs)[F.CREATIVE_VECTOR].numpy()
+    np.testing.assert_allclose(consumed, served, atol=1e-6)
+    np.testing.assert_allclose(served, model.cr.creative_vectors(xf), atol=1e-6)
+    want = tf.sigmoid(model.ar(dict(xf, **{SHARED_CREATIVE_VECTOR: tf.constant(served)}), training=False)).numpy()
+    inputs = _raw(parsed, F.CACS_AR_SERVING_INPUTS)
+    np.testing.assert_allclose(ar[F.RAW_SIGNATURE](**inputs)[F.PCTR_AD], want, atol=1e-6)
+    np.testing.assert_allclose(ar[F.SERVING_SIGNATURE](examples=examples)[F.PCTR_AD], want, atol=1e-6)
+    np.testing.assert_allclose(tf.sigmoid(model.ar(xf, training=False)), want, atol=1e-6)  # the tower in-graph
+    # Another creative id moves the vector, hence pctr_ad: the ranker reads the id through the tower.
+    other = dict(inputs, **{F.CREATIVE_ID: inputs[F.CREATIVE_ID][::-1]})
+    assert not np.allclose(ar[F.RAW_SIGNATURE](**other)[F.PCTR_AD], want)
+
+
+def test_the_ranker_reads_the_vector_but_does_not_train_the_selector():
+    model = build_model(JACConfig.from_dict(dict(testing.TINY_MODEL, variant="cacs")), CARDS)
+    batch = random_transformed_batch(CARDS, 16)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model.ar(batch, training=True))
+    grads = tape.gradient(loss, model.cr.trainable_variables + model.ar.trainable_variables)
+    n = len(model.cr.trainable_variables)
+    assert all(g is None for g in grads[:n]) and all(g is not None for g in grads[n:])
+    vectors = model.cr.creative_vectors(batch)
+    np.testing.assert_allclose(model.ar(batch), model.ar(dict(batch, **{SHARED_CREATIVE_VECTOR: vectors})), rtol=1e-6)
+    assert not np.allclose(model.ar(batch), model.ar(dict(batch, **{SHARED_CREATIVE_VECTOR: -vectors})))
+
+
+def test_every_exported_cacs_signature_survives_save_and_load(exported_pair, data):
+    """Each signature of the eval model, the AR and the CR, run before saving and after loading."""
+    model, loaded, _ = exported_pair
+    examples = testing.raw_examples(data.raw_eval, 16)
+    parsed = tf.io.parse_example(examples, F.raw_feature_spec())
+    modules = {F.AR_MODEL_NAME: CACSRankerServingModule(model, data.tft_output),
+               F.CR_MODEL_NAME: TwoTowerCRServingModule(model, data.tft_output)}
+    inputs_of = {F.RAW_SIGNATURE: {F.AR_MODEL_NAME: F.CACS_AR_SERVING_INPUTS, F.CR_MODEL_NAME: F.CR_SERVING_INPUTS},
+                 F.CREATIVE_TOWER_SIGNATURE: F.CR_AD_FEATURES + F.CREATIVE_FEATURES,
+                 F.USER_TOWER_SIGNATURE: F.CR_USER_FEATURES}
+    checked = 0
+    for name, module in modules.items():
+        fns = {F.SERVING_SIGNATURE: module.serve_examples, F.RAW_SIGNATURE: module.predict_raw,
+               **module.extra_signatures}
+        assert set(fns) == set(loaded[name].signatures)
+        for sig, fn in fns.items():
+            if sig == F.SERVING_SIGNATURE:
+                before, after = fn({"examples": examples}), loaded[name].signatures[sig](examples=examples)
+            else:
+                names = inputs_of[sig][name] if isinstance(inputs_of[sig], dict) else inputs_of[sig]
+                before, after = fn(_raw(parsed, names)), loaded[name].signatures[sig](**_raw(parsed, names))
+            assert set(before) == set(after)
+            for key in before:
+                np.testing.assert_allclose(after[key], before[key], atol=1e-6, err_msg=f"{name} {sig} {key}")
+            checked += 1
+    assert checked == 7  # ar: 3 signatures, cr: 4
+    eval_out = loaded["eval"].signatures[F.SERVING_SIGNATURE](examples=examples)
+    xf = data.tft_output.transform_features_layer()(dict(parsed))
+    np.testing.assert_allclose(eval_out[F.PCTR_AD], tf.sigmoid(model.ar(xf, training=False)), atol=1e-6)
+    np.testing.assert_allclose(eval_out[F.PCTR_C], tf.sigmoid(model.cr(xf, training=False)), atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- run_fn

@@ -18,11 +18,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 import features as F
-from trainer import distribute, testing
-from trainer.config import MODEL_CONFIG_KEY, JACConfig
+from trainer import distribute, random_batch, testing
+from trainer.cacs_teacher import TEACHER_DIR
+from trainer.config import MODEL_CONFIG_KEY, VARIANTS, JACConfig
 from trainer.data import make_dataset
 from trainer.jac_model import JACModel, make_optimizer
 from trainer.local_cluster import LocalCluster
+from trainer.variants import build_model
 from transform import names as N
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +93,35 @@ def test_only_embedding_tables_are_partitioned():
         assert partitioner(tf.TensorShape([1000, 16]), tf.float32) == [2, 1]  # 64 kB: two shards
         assert partitioner(tf.TensorShape([10, 16]), tf.float32) == [1, 1]  # 640 B < one shard's minimum
     assert partitioner(tf.TensorShape([1000, 16]), tf.float32) == [1, 1]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_rebuilds_from_its_config_and_restores_its_checkpoint(variant, tmp_path):
+    """What the chief of a cluster does before exporting (``distribute.exportable``), for every variant:
+    ``from_config(get_config())`` (through JSON) builds the same heads, a checkpoint of the trained model
+    restores into every variable of the copy, and the copy scores as the model."""
+    cards = random_batch.small_cardinalities()
+    batch = random_batch.random_transformed_batch(cards, 16, seed=1)
+    model = build_model(JACConfig.from_dict(dict(MODEL, variant=variant)), cards)
+    before = model(batch)
+    rng = np.random.default_rng(0)
+    for v in model.variables:  # as if trained or fitted: no value left at its initial one (signs kept)
+        v.assign(v * rng.uniform(0.5, 1.5, v.shape).astype(v.dtype.as_numpy_dtype))
+    if variant == "beta_ts":
+        model.cr.prior = (2.0, 50.0)  # fitted into a constructor argument, carried by the head's config
+    trained = model(batch)
+    assert any(not np.allclose(trained[k], before[k]) for k in trained)
+    prefix = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+
+    copy = JACModel.from_config(json.loads(json.dumps(model.get_config())))
+    assert [type(h) for h in (copy.ar, copy.cr)] == [type(h) for h in (model.ar, model.cr)]
+    assert copy.get_config() == model.get_config()
+    copy(batch)
+    tf.train.Checkpoint(model=copy).read(prefix).assert_existing_objects_matched().expect_partial()
+    restored = copy(batch)
+    assert set(restored) == set(trained)
+    for k in trained:
+        np.testing.assert_allclose(restored[k], trained[k], rtol=1e-6)
 
 
 def test_workers_read_their_own_files_or_their_own_order(tmp_path):
@@ -191,11 +222,11 @@ def _signatures(export_dir):
 def test_exports_have_the_single_process_layout_and_signatures(ps_run):
     summary, _ = ps_run
     single = testing.exported_models("jac")
-    assert set(summary["exported"]) == set(single) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
+    assert set(summary["exported"]) == set(single) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME, TEACHER_DIR}
     for name in single:
         relative = sorted(os.path.relpath(os.path.join(d, f), single[name])
                           for d, _, files in os.walk(single[name]) for f in files
-                          if name != "eval" or F.AR_MODEL_NAME not in d and F.CR_MODEL_NAME not in d)
+                          if name != "eval" or all(m not in d for m in (F.AR_MODEL_NAME, F.CR_MODEL_NAME, TEACHER_DIR)))
         here = summary["exported"][name]
         assert all(os.path.exists(os.path.join(here, r)) for r in relative if "variables" not in r), name
         assert _signatures(here) == _signatures(single[name]), name
@@ -238,7 +269,7 @@ def test_multi_worker_mirrored_training_exports_from_the_chief(tmp_path):
     # The CR variant: the smallest model and export; what is tested is the synchronous training and the export.
     summary, cluster = _run_cluster(tmp_path, workers=1, ps=0, train_steps=30, model=dict(MODEL, variant="cr"))
     assert summary["cluster"] == {"chief": 1, "worker": 1} and summary["sharded_tables"] == {}
-    assert set(summary["exported"]) == {"eval", F.CR_MODEL_NAME}
+    assert set(summary["exported"]) == {"eval", F.CR_MODEL_NAME, TEACHER_DIR}
     assert summary["metrics"]["val_cr_loss"] < 0.6  # from ~ln 2 at zero logits (initial_ctr 0.5)
     assert [t.process.returncode for t in cluster.tasks] == [0, 0]  # the worker waited for the export
 

@@ -142,6 +142,43 @@ def test_target_attention_pools_by_the_target_and_empty_is_zero():
     assert TargetAttention.from_config(att.get_config()).get_config() == att.get_config()
 
 
+def test_target_attention_computes_its_formula_item_by_item():
+    """Projecting the query through W_k and pooling before W_v gives the per-item formula, and its gradients;
+    one user's sequence (batch 1) against several targets is that sequence repeated."""
+    x, mask = _seq()
+    att = TargetAttention()
+    target = tf.constant(np.random.default_rng(2).normal(size=(3, 4)), tf.float32)
+    att(x, mask, target)
+
+    def per_item(x, mask, target):  # the docstring's formula, every item projected
+        logits = tf.reduce_sum(att.query(target)[:, None, :] * att.key(x), axis=-1) / 2.0  # sqrt(E) = 2
+        weights = tf.nn.softmax(logits + (1.0 - mask) * -1e9, axis=-1) * mask
+        return tf.reduce_sum(weights[:, :, None] * att.value(x), axis=1)
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, target])
+        ours, reference = att(x, mask, target), per_item(x, mask, target)
+        weights = tf.constant(np.random.default_rng(3).normal(size=(3, 4)), tf.float32)
+        loss_ours, loss_reference = tf.reduce_sum(ours * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
+    for wrt in [x, target] + att.trainable_weights:
+        np.testing.assert_allclose(tape.gradient(loss_ours, wrt), tape.gradient(loss_reference, wrt),
+                                   rtol=1e-4, atol=1e-6)
+    one_user = att(x[:1], mask[:1], target)
+    np.testing.assert_allclose(one_user, att(tf.repeat(x[:1], 3, 0), tf.repeat(mask[:1], 3, 0), target), rtol=1e-6)
+    assert [w.shape.as_list() for w in att.trainable_weights] == [[4, 4]] * 3  # W_q, W_k, W_v
+
+
+def test_transformer_block_is_post_norm_attention_then_feed_forward():
+    x, mask = _seq(batch=3, length=5, dim=4)
+    block = TransformerBlock(num_heads=2, ff_dim=8)
+    y = block(x, mask)
+    h = block.attention_norm(tf.reshape(x + block.attention(x, mask), [15, 4]))  # the block's norms are 2-D
+    h = tf.reshape(h, [3, 5, 4])  # and the feed-forward runs on [B, L, E], Keras' Dense as a tensordot
+    reference = tf.reshape(block.ff_norm(tf.reshape(h + block.ff_out(block.ff_hidden(h)), [15, 4])), [3, 5, 4])
+    np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_behavior_sequence_encoder_shapes_masking_and_config():
     x, mask = _seq()
     enc = BehaviorSequenceEncoder(num_layers=2, num_heads=2, ff_dim=8, max_length=5)

@@ -10,6 +10,7 @@ from tfx.v1.components import FnArgs
 
 import features as F
 from trainer import testing
+from trainer.cacs_teacher import TEACHER_DIR
 from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
 from trainer.data import make_dataset, read_column_sample
 from trainer.jac_model import JACModel, make_optimizer
@@ -80,7 +81,7 @@ def test_run_fn_export_layout(run):
         assert os.path.isfile(os.path.join(serving, name, "saved_model.pb"))
         assert os.path.isdir(os.path.join(serving, name, "variables"))
         assert os.path.isfile(os.path.join(serving, name, WARMUP_FILE))
-    assert set(run[0]["exported"]) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME}
+    assert set(run[0]["exported"]) == {"eval", F.AR_MODEL_NAME, F.CR_MODEL_NAME, TEACHER_DIR}  # jac: a CACS teacher
 
 
 def test_run_fn_without_tf_config_trains_in_one_process_and_reports_its_throughput(run):

@@ -8,6 +8,8 @@
     python -m tfx_pipeline.local_runner --variant hbm --output-dir outputs/hbm       # a comparison system
     python -m tfx_pipeline.local_runner --variant hbm --data-dir data/next_day \
         --warm-start-model outputs/hbm/serving_models/cr/<version>                # the bandit's daily update
+    python -m tfx_pipeline.local_runner --variant cacs --output-dir outputs/cacs \
+        --teacher-model outputs/pipeline_root/Trainer/model/<id>                  # CACS distilled from a JAC run
 
 ``--variant`` picks one of ``trainer.variants`` (JAC, its ablations, the systems it is compared with); each is
 evaluated with the same metrics and pushed as an AR/CR pair (the ablations ``ar`` / ``cr`` as a single model).
@@ -113,6 +115,9 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p.add_argument("--variant", choices=VARIANTS, help="the model variant (trainer.variants; default jac)")
     p.add_argument("--warm-start-model", help="hbm / beta_ts: a previous run's model (its cr/<version> or Trainer "
                                               "output) whose posterior is the prior: the daily update")
+    p.add_argument("--teacher-model", help="cacs: the trained, exported model its selector is distilled from (a JAC "
+                                           "or ACR run's Trainer output, e.g. PIPELINE_ROOT/Trainer/model/<id>, or "
+                                           "its teacher/ directory); never this run's own")
     p.add_argument("--nsctr-floor", type=float, default=d.nsctr_floor)
     p.add_argument("--nsctr-change-tolerance", type=float, default=d.nsctr_change_tolerance)
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
@@ -130,7 +135,9 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
         p.error(f"--model-config is not valid JSON: {e}")
     for flag, key, value in (("--variant", "variant", a.variant),
                              ("--warm-start-model", "warm_start_model",
-                              a.warm_start_model and os.path.abspath(a.warm_start_model))):
+                              a.warm_start_model and os.path.abspath(a.warm_start_model)),
+                             ("--teacher-model", "cacs_teacher_model",
+                              a.teacher_model and os.path.abspath(a.teacher_model))):
         if value is not None:
             if model_config.get(key, value) != value:
                 p.error(f"{flag} {value!r} contradicts --model-config's {key!r}: {model_config[key]!r}")

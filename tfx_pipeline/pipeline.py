@@ -41,6 +41,7 @@ from tfx_pipeline.data_gate import DataGate
 from tfx_pipeline.pair_pusher import PairPusherExecutor
 from tfx_pipeline.report_component import EvaluationReport
 from tfx_pipeline.schema_curation import CurateSchema
+from trainer.cacs_teacher import check_teacher_model
 from trainer.config import MODEL_CONFIG_KEY, JACConfig
 
 
@@ -50,6 +51,12 @@ def create_pipeline(
     beam_pipeline_args: Optional[List[str]] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline for ``cfg``.
+
+    Variant ``cacs`` with a teacher (``model_config["cacs_teacher_model"]``: a trained, exported model, e.g. a
+    blessed JAC's Trainer output, never this run's): the teacher is checked here, before anything runs
+    (``trainer.cacs_teacher.check_teacher_model``: a ``ValueError`` naming the model and what its signature
+    lacks), and its resolved directory goes to the Trainer; its vocabularies are checked against this run's
+    Transform output when the Trainer starts, before training.
 
     Args:
       cfg: every parameter of the run (see :class:`tfx_pipeline.config.PipelineConfig`).
@@ -96,6 +103,9 @@ def create_pipeline(
         custom_config=spec_config)
     transform.add_upstream_node(data_gate)
 
+    model_config = dict(cfg.model_config)
+    if model_config.get("cacs_teacher_model"):
+        model_config["cacs_teacher_model"] = check_teacher_model(model_config["cacs_teacher_model"])
     trainer = vertex_training.trainer_component(cfg)(
         run_fn=config_lib.RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -103,7 +113,7 @@ def create_pipeline(
         schema=curate_schema.outputs["curated_schema"],
         train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
-        custom_config={MODEL_CONFIG_KEY: dict(cfg.model_config), **spec_config,
+        custom_config={MODEL_CONFIG_KEY: model_config, **spec_config,
                        **vertex_training.trainer_custom_config(cfg)})
 
     model_resolver = latest_blessed_model_resolver()

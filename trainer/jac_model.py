@@ -173,10 +173,22 @@ class JACModel(keras.Model):
         return self._update_metrics(total, losses, logits, labels)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "cardinalities": dict(self.cardinalities), "name": self.name}
+        """The config, the cardinalities and each head's class and own config (which carries what was fitted
+        into the head's constructor arguments, e.g. a bandit's prior), as JSON-friendly values."""
+        heads = {h: None if sub is None else {"class": type(sub).__name__, "config": sub.get_config()}
+                 for h, sub in (("ar", self.ar), ("cr", self.cr))}
+        return {"config": self.config.to_dict(), "cardinalities": dict(self.cardinalities), "name": self.name,
+                "heads": heads}
 
     @classmethod
     def from_config(cls, config):
+        """A new, unbuilt model of every variant (under a cluster the chief exports such a copy)."""
+        from trainer.variants import head_from_config, share_heads  # trainer.variants imports this module
+
+        config = dict(config)
+        heads = config.pop("heads", None)
+        if heads is not None:
+            config["heads"] = share_heads(*(head_from_config(heads.get(h)) for h in ("ar", "cr")))
         return cls(**config)
 
 

@@ -17,6 +17,7 @@ import feature_specs
 import features as F
 from transform import names as N
 from trainer import distribute
+from trainer.cacs_teacher import SavedModelTeacher, resolve_teacher_dir
 from trainer.config import MODEL_CONFIG_KEY, JACConfig, eval_steps_of
 from trainer.data import make_dataset, read_column_sample
 from trainer.info_gain import choose_r
@@ -79,6 +80,9 @@ def run_fn(fn_args) -> Optional[Dict[str, Any]]:
     strategy = distribute.strategy_for(cluster, config.embedding_min_shard_bytes)  # before any other TF op
     tft_output = tft.TFTransformOutput(_transform_output_dir(fn_args))
     accessor = getattr(fn_args, "data_accessor", None)
+    if config.cacs_teacher_model:  # before any work: a teacher of other vocabularies fails the run here
+        SavedModelTeacher(resolve_teacher_dir(config.cacs_teacher_model)).check(N.cardinalities(tft_output),
+                                                                                tft_output)
     config, r_scores = resolve_config(config, fn_args.train_files, tft_output, accessor)
     _LOG.info("training variant %s with %s on %s", config.variant, config.to_json(), cluster.sizes or "one process")
 

@@ -24,12 +24,14 @@ import features as F
 # Input sets of the online models' raw signatures, by model name; a creative-aware AR (served as
 # features.AR_MODEL_NAME too) has its own set, and the two-tower CR's tower signatures theirs.
 CREATIVE_AWARE_AR = "acr"
+CACS_AR = "cacs_ar"  # the CACS ranker: the creative id too (its selector's creative tower reads it)
 USER_TOWER = "user_tower"
 CREATIVE_TOWER = "creative_tower"
 SERVING_INPUTS = {
     F.AR_MODEL_NAME: F.AR_SERVING_INPUTS,
     F.CR_MODEL_NAME: F.CR_SERVING_INPUTS,
     CREATIVE_AWARE_AR: F.ACR_SERVING_INPUTS,
+    CACS_AR: F.CACS_AR_SERVING_INPUTS,
     USER_TOWER: F.CR_USER_FEATURES,
     CREATIVE_TOWER: F.CR_AD_FEATURES + F.CREATIVE_FEATURES,
 }

@@ -14,7 +14,8 @@ dssm       AR (independent)                    two-tower CR (DSSM)             t
 acr        creative-aware AR (ACR)             MLP CR, reads ACR's pctr        the pair
 hbm        AR (independent)                    VAM-HBM hybrid bandit           the pair
 beta_ts    AR (independent)                    Beta-Bernoulli Thompson         the pair
-cacs       AR (independent)                    CACS dual-tower selector        the pair
+cacs       CACS ranker (reads the selector's   CACS dual-tower selector        the pair
+           creative vector)
 =========  ==================================  ==============================  ===========================
 
 Why every comparison system carries an AR: the Pusher publishes only complete pairs into the ``ar/`` +
@@ -22,8 +23,9 @@ Why every comparison system carries an AR: the Pusher publishes only complete pa
 run would serve two runs' models as one version. Training JAC's AR beside the comparison CR, in the same run
 and on the same data, gives each a pair that is blessed, versioned and served together, and gives the
 comparison CRs the same AR (so the table compares creative rankers, not ad rankers); the heads do not
-interact (those CRs read no pctr_ad), so the AR is JAC's AR ablation trained alongside. ``acr`` is the one
-whose AR differs: it reads the creative, and the router then allows only the ``pre`` and ``no-cr`` orders
+interact (those CRs read no pctr_ad), so the AR is JAC's AR ablation trained alongside. ``acr`` and ``cacs``
+are the ones whose AR differs: it reads the creative (``cacs``: also the selector's vector of it,
+``trainer.cacs_ranker``), and the router then allows only the ``pre`` and ``no-cr`` orders
 (``serving.router.model_contract``).
 
 :func:`build_model` builds a variant's :class:`~trainer.jac_model.JACModel`, :func:`fit_posteriors` fits
@@ -40,12 +42,15 @@ from typing import Callable, Dict, Mapping, Optional
 import features as F
 from trainer import bandit_fit
 from trainer.acr_model import CreativeAwareARModel
+from trainer.ar_model import ARModel
 from trainer.bandit_export import BanditCRServingModule, select_by_thompson
 from trainer.beta_ts import BetaThompsonCRModel
 from trainer.cacs_model import CACSSelectorModel, fit_id_counts
-from trainer.cacs_teacher import SavedModelTeacher
+from trainer.cacs_ranker import CACSRankerModel, CACSRankerServingModule
+from trainer.cacs_teacher import TEACHER_DIR, SavedModelTeacher, resolve_teacher_dir, save_teacher
 from trainer.config import VARIANTS as VARIANT_NAMES
 from trainer.config import JACConfig
+from trainer.cr_model import CRModel
 from trainer.creative_log import read_creative_log
 from trainer.dssm_export import TwoTowerCRServingModule
 from trainer.dssm_model import TwoTowerCRModel
@@ -53,12 +58,21 @@ from trainer.export import (ARServingModule, CRServingModule, Select, creative_a
                             select_by_logit)
 from trainer.hbm import HybridBanditCRModel
 from trainer.jac_model import JACModel, build_ar, build_cr
-from trainer.serving_inputs import CREATIVE_AWARE_AR
+from trainer.serving_inputs import CACS_AR, CREATIVE_AWARE_AR
 from trainer.serving_module import export_online
 
 
 def build_acr(config: JACConfig, cardinalities: Mapping[str, int]) -> CreativeAwareARModel:
     return CreativeAwareARModel(
+        cardinalities, embedding_dim=config.ar_embedding_dim, transformer_layers=config.transformer_layers,
+        transformer_heads=config.transformer_heads, transformer_ff_dim=config.transformer_ff_dim,
+        num_cross_layers=config.num_cross_layers, cross_projection_dim=config.cross_projection_dim,
+        hidden_units=config.ar_hidden_units, initial_ctr=config.initial_ctr, name="ar")
+
+
+def build_cacs_ranker(config: JACConfig, cardinalities: Mapping[str, int]) -> CACSRankerModel:
+    """ACR's sizes; :func:`build_model` gives it the selector's creative tower."""
+    return CACSRankerModel(
         cardinalities, embedding_dim=config.ar_embedding_dim, transformer_layers=config.transformer_layers,
         transformer_heads=config.transformer_heads, transformer_ff_dim=config.transformer_ff_dim,
         num_cross_layers=config.num_cross_layers, cross_projection_dim=config.cross_projection_dim,
@@ -71,14 +85,16 @@ def build_dssm(config: JACConfig, cardinalities: Mapping[str, int]) -> TwoTowerC
                            initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr, name="cr")
 
 
-def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None) -> CACSSelectorModel:
+def build_cacs(config: JACConfig, cardinalities: Mapping[str, int], teacher=None,
+               tft_output=None) -> CACSSelectorModel:
     """The CACS selector on the DSSM towers, distilled from ``teacher`` (a ``trainer.cacs_teacher.Teacher``).
 
-    Without ``teacher``, ``config.cacs_teacher_model`` is loaded (and checked) as one when set.
+    Without ``teacher``, ``config.cacs_teacher_model`` is loaded (and checked against ``cardinalities``, and
+    with ``tft_output`` against this run's vocabularies) as one when set.
     """
     if teacher is None and config.cacs_teacher_model:
-        teacher = SavedModelTeacher(config.cacs_teacher_model)
-        teacher.check(cardinalities)
+        teacher = SavedModelTeacher(resolve_teacher_dir(config.cacs_teacher_model))
+        teacher.check(cardinalities, tft_output)
     return CACSSelectorModel(
         cardinalities, embedding_dim=config.dssm_embedding_dim, hidden_units=config.dssm_hidden_units,
         output_dim=config.dssm_output_dim, initial_scale=config.dssm_initial_scale, initial_ctr=config.initial_ctr,
@@ -127,6 +143,7 @@ ACR_HEAD = Head(build_acr, creative_aware_ar_module, 8, CREATIVE_AWARE_AR)
 MLP_CR_HEAD = Head(build_cr, CRServingModule, 64, F.CR_MODEL_NAME)
 DSSM_HEAD = Head(build_dssm, TwoTowerCRServingModule, 64, F.CR_MODEL_NAME)
 HBM_HEAD = Head(build_hbm, BanditCRServingModule, 64, F.CR_MODEL_NAME, select_by_thompson, bandit_fit.fit_hbm)
+CACS_AR_HEAD = Head(build_cacs_ranker, CACSRankerServingModule, 8, CACS_AR)
 CACS_HEAD = Head(build_cacs, TwoTowerCRServingModule, 64, F.CR_MODEL_NAME, fit=fit_id_counts)
 BETA_TS_HEAD = Head(build_beta_ts, BanditCRServingModule, 64, F.CR_MODEL_NAME, select_by_thompson,
                     bandit_fit.fit_beta_ts)
@@ -148,9 +165,28 @@ VARIANTS: Dict[str, Variant] = {
     "acr": Variant(ACR_HEAD, MLP_CR_HEAD),
     "hbm": Variant(AR_HEAD, HBM_HEAD),
     "beta_ts": Variant(AR_HEAD, BETA_TS_HEAD),
-    "cacs": Variant(AR_HEAD, CACS_HEAD),
+    "cacs": Variant(CACS_AR_HEAD, CACS_HEAD),
 }
 assert tuple(VARIANTS) == VARIANT_NAMES, "trainer.config.VARIANTS and trainer.variants.VARIANTS must agree"
+
+
+# Every head class a variant builds, by name (``JACModel.get_config`` records a head's class by its name).
+HEAD_CLASSES = {cls.__name__: cls for cls in (ARModel, CreativeAwareARModel, CACSRankerModel, CRModel,
+                                               TwoTowerCRModel, HybridBanditCRModel, BetaThompsonCRModel,
+                                               CACSSelectorModel)}
+
+
+def head_from_config(head: Optional[Mapping]):
+    """A head from ``{"class": name, "config": its get_config()}`` (``None`` for none).
+
+    A CACS selector comes back without its teacher: the teacher only adds a training loss term, and the copy
+    is for export.
+    """
+    if head is None:
+        return None
+    if head.get("class") not in HEAD_CLASSES:
+        raise ValueError(f"unknown head class {head.get('class')!r}; known: {sorted(HEAD_CLASSES)}")
+    return HEAD_CLASSES[head["class"]].from_config(dict(head["config"]))
 
 
 def variant_of(config: JACConfig) -> Variant:
@@ -158,10 +194,18 @@ def variant_of(config: JACConfig) -> Variant:
 
 
 def build_model(config: JACConfig, cardinalities: Mapping[str, int]) -> JACModel:
-    """The variant's joint model with its heads (``quantizer_r`` resolved first when its CR uses it)."""
+    """The variant's joint model with its heads (``quantizer_r`` resolved first when its CR uses it); an AR
+    that reads the CR's creative tower (``cacs``) is given it."""
     v = variant_of(config)
-    heads = tuple(h.build(config, cardinalities) if h else None for h in (v.ar, v.cr))
-    return JACModel(config, cardinalities, heads=heads)
+    ar, cr = (h.build(config, cardinalities) if h else None for h in (v.ar, v.cr))
+    return JACModel(config, cardinalities, heads=share_heads(ar, cr))
+
+
+def share_heads(ar, cr):
+    """``(ar, cr)``, an AR that reads the CR's creative tower (``cacs``) given it."""
+    if hasattr(ar, "share_creative_tower"):
+        ar.share_creative_tower(cr)
+    return ar, cr
 
 
 def fit_posteriors(model: JACModel, train_files, tft_output, data_accessor=None) -> Dict[str, object]:
@@ -181,7 +225,8 @@ def fit_posteriors(model: JACModel, train_files, tft_output, data_accessor=None)
 def export_models(model: JACModel, tft_output, serving_model_dir: str, warmup: bool = True) -> Dict[str, str]:
     """Writes the eval model to ``serving_model_dir`` and the variant's online models beneath it.
 
-    Returns ``{"eval": dir, "ar": dir, "cr": dir}`` (only the exported online models).
+    Returns ``{"eval": dir, "ar": dir, "cr": dir, "teacher": dir}`` (only the exported online models; the
+    teacher SavedModel of CACS's distillation, ``trainer.cacs_teacher``, when the CR is the MLP CR).
     """
     v = variant_of(model.config)
     out = {"eval": export_eval(model, tft_output, serving_model_dir, ar_inputs=v.ar.inputs if v.ar else F.AR_MODEL_NAME,
@@ -190,4 +235,6 @@ def export_models(model: JACModel, tft_output, serving_model_dir: str, warmup: b
         if head is not None:
             out[name] = export_online(head.serving_module(model, tft_output), os.path.join(serving_model_dir, name),
                                       warmup, head.request_rows)
+    if isinstance(model.cr, CRModel):  # the MLP CR: a teacher for CACS's selector (trainer.cacs_teacher)
+        out[TEACHER_DIR] = save_teacher(model.cr, os.path.join(serving_model_dir, TEACHER_DIR), tft_output)
     return out

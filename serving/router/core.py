@@ -273,7 +273,7 @@ class PeriCRRouter:
         c = self.config
         inputs = ar_inputs(req, c.tile_user_features, c.sequence_length)
         if creative_rows is not None:  # a creative-aware AR: each ad with its shown creative
-            inputs.update(MC.creative_columns(req, creative_rows))
+            inputs.update(MC.creative_columns(req, creative_rows, self.ar_contract.get().creative_inputs))
         return self.ar.start_predict(c.ar_model, inputs, F.RAW_SIGNATURE, self._label(req),
                                      timeout=c.ar_timeout_ms / 1e3)
 

@@ -2,7 +2,8 @@
 
 An AR model either ranks ads alone (``features.AR_SERVING_INPUTS``: JAC's AR, creative-blind) or also reads
 the creative shown with each ad (``features.ACR_SERVING_INPUTS``: the creative-aware "ACR" of Yang et al.,
-AAAI 2024, Table 4). The router does not guess: it reads the served AR's ``predict_raw`` inputs with
+AAAI 2024, Table 4; ``features.CACS_AR_SERVING_INPUTS``: CACS's ranker, Lin et al., SIGIR 2022, which also
+takes the creative id for its copy of the selector's creative tower). The router does not guess: it reads the served AR's ``predict_raw`` inputs with
 ``GetModelMetadata`` (:func:`read_ar_contract`) and, per mode:
 
 ============  ==================================  ==================================================
@@ -62,9 +63,10 @@ def contract_from_metadata(metadata: ModelMetadata) -> ARContract:
                             f"{F.RAW_SIGNATURE!r} signature (has {sorted(metadata.signatures)})")
     inputs = set(signature.inputs)
     missing = [n for n in F.AR_SERVING_INPUTS if n not in inputs]
-    creative = tuple(n for n in F.ACR_CREATIVE_INPUTS if n in inputs)
-    if missing or (creative and len(creative) != len(F.ACR_CREATIVE_INPUTS)):
-        lacking = missing + [n for n in F.ACR_CREATIVE_INPUTS if creative and n not in inputs]
+    creative = tuple(n for n in F.CREATIVE_FEATURES if n in inputs)  # the id only beside all of ACR's
+    lacking_creative = [n for n in F.ACR_CREATIVE_INPUTS if creative and n not in inputs]
+    if missing or lacking_creative:
+        lacking = missing + lacking_creative
         raise ContractError(f"ad ranker {metadata.name!r} version {metadata.version}: its {F.RAW_SIGNATURE} lacks "
                             f"the input(s) {lacking}; it takes {sorted(inputs)}")
     return ARContract(metadata.name, metadata.version, creative)
@@ -118,6 +120,8 @@ def check_mode(contract: ARContract, mode: str) -> Optional[str]:
     return None
 
 
-def creative_columns(req: RankRequest, rows: np.ndarray) -> Dict[str, np.ndarray]:
-    """A creative-aware AR's creative inputs: creative ``rows[i]`` (a row of the request's creatives) for ad i."""
-    return {n: req.creatives[n][rows] for n in F.ACR_CREATIVE_INPUTS}
+def creative_columns(req: RankRequest, rows: np.ndarray,
+                     names: Tuple[str, ...] = F.ACR_CREATIVE_INPUTS) -> Dict[str, np.ndarray]:
+    """A creative-aware AR's creative inputs ``names`` (its contract's): creative ``rows[i]`` (a row of the
+    request's creatives) for ad i."""
+    return {n: req.creatives[n][rows] for n in names}
