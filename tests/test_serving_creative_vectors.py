@@ -2,6 +2,7 @@
 CR raw signature, the creative tower run once per (version, creative), never a vector of one version scored
 by another, through the local serving runtime as through a bare client."""
 
+import copy
 import os
 import shutil
 
@@ -15,6 +16,8 @@ from serving.clients import PredictResult, ServingClient
 from serving.creative_vectors import CreativeVectorCache
 from serving.inprocess import InProcessServingClient, _DoneCall
 from serving.protocol import ServingError
+from serving.router import PeriCRRouter, RouterConfig
+from serving.sample_requests import random_request
 from trainer import testing
 from trainer.dssm_export import TwoTowerCRServingModule
 from trainer.serving_inputs import SERVING_INPUTS
@@ -140,3 +143,33 @@ def test_through_the_local_serving_runtime(exports, request_rows, tmp_path):
     result = CreativeVectorCache(client).predict(request_rows)
     assert result.version == 7
     np.testing.assert_allclose(result.outputs[F.PCTR_C], want, rtol=1e-6, atol=1e-7)
+
+
+def test_the_router_ranks_from_creative_vectors_as_from_raw_rows(tmp_path):
+    """The dssm pair behind the router: ``cr_creative_vectors`` gives the same ranking, creatives and scores;
+    a second request of the same creatives runs no creative tower."""
+    exported = testing.exported_models("dssm", steps=0)
+    for name in (F.AR_MODEL_NAME, F.CR_MODEL_NAME):
+        shutil.copytree(exported[name], os.path.join(tmp_path, name, "3"))
+    client = InProcessServingClient({n: os.path.join(tmp_path, n) for n in (F.AR_MODEL_NAME, F.CR_MODEL_NAME)})
+    requests = [random_request(num_ads=6, num_creatives=4, seed=s) for s in range(3)]
+    for s, request in enumerate(requests):  # a creative id names one creative: none shared across the requests
+        for ad in request["ads"]:
+            for creative in ad["creatives"]:
+                creative[F.CREATIVE_ID] += s * 10**9
+    with PeriCRRouter(RouterConfig(), ar_client=client) as raw_router, \
+            PeriCRRouter(RouterConfig(cr_creative_vectors=True), ar_client=client) as router:
+        for request in requests + requests:
+            want, got = raw_router.rank(copy.deepcopy(request)), router.rank(copy.deepcopy(request))
+            assert not got["degraded"] and got["model_versions"] == {"ar": 3, "cr": 3}
+            assert [(a[F.AD_ID], a[F.CREATIVE_ID]) for a in got["ads"]] == [
+                (a[F.AD_ID], a[F.CREATIVE_ID]) for a in want["ads"]]
+            np.testing.assert_allclose([a[F.PCTR_C] for a in got["ads"]], [a[F.PCTR_C] for a in want["ads"]],
+                                       rtol=1e-5)
+        assert router.creative_vectors.tower_rows == 3 * 6 * 4  # each request's creatives once
+    jac = testing.exported_models("jac", steps=0)
+    shutil.copytree(jac[F.CR_MODEL_NAME], os.path.join(tmp_path, "jac_cr", "1"))
+    mlp_cr = InProcessServingClient({F.CR_MODEL_NAME: os.path.join(tmp_path, "jac_cr")})
+    with PeriCRRouter(RouterConfig(cr_creative_vectors=True), ar_client=client, cr_client=mlp_cr) as router:
+        response = router.rank(copy.deepcopy(requests[0]))
+        assert response["degraded"] and "creative_tower" in response["degraded_reason"]
