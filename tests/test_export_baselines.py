@@ -222,3 +222,14 @@ def test_bandit_eval_model_picks_by_a_reproducible_thompson_sample(hbm, data, ex
     index, counts = out[F.SELECTED_INDEX].numpy(), parsed[F.NUM_CANDIDATES].numpy()
     assert ((0 <= index) & (index < counts)).all()
     np.testing.assert_allclose(out[F.PCTR_C], model.cr.mean_pctr(transformed(data, parsed)), rtol=1e-5, atol=1e-7)
+
+
+def test_training_steps_leave_the_visual_prior_and_the_posterior_as_fitted(hbm):
+    """The posterior is over the visual prior's z: ``fit`` (the AR's steps) must not move either. (Keras's fit
+    restores the trainable state that compile saw, so the frozen prior needs a compile after it froze.)"""
+    fitted, trained = hbm[0], testing.trained_model("hbm", steps=5)
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fitted.ar.weights, trained.ar.weights))
+    for a, b in zip(fitted.cr.vam.weights, trained.cr.vam.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    for name, variable in fitted.cr.posterior_variables().items():
+        np.testing.assert_array_equal(variable.numpy(), trained.cr.posterior_variables()[name].numpy(), err_msg=name)
