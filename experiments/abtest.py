@@ -199,15 +199,18 @@ def run(world: World, arms: Sequence[Arm], deployments: Mapping[str, object], da
 
 
 def deployments_by_arm(arms: Sequence[Arm], make, serving_roots: Mapping[str, str]) -> Dict[str, object]:
-    """One deployment per distinct (AR, CR) model pair, shared by the arms that serve it:
-    ``make(ar_path, cr_path)`` builds one. Returns arm label -> deployment (close each distinct one)."""
+    """One deployment per distinct (AR, CR) model pair (and versions and label), shared by the arms that
+    serve it: ``make(ar_path, cr_path, **arm.serving())`` builds one. Returns arm label -> deployment (close
+    each distinct one)."""
     built: Dict[tuple, object] = {}
     out = {}
     try:
         for arm in arms:
-            key = (arm.ar.base_path(serving_roots), arm.cr.base_path(serving_roots))
+            paths = (arm.ar.base_path(serving_roots), arm.cr.base_path(serving_roots))
+            serving = arm.serving()
+            key = paths + (tuple(sorted(serving.get("versions", {}).items())), serving.get("label"))
             if key not in built:
-                built[key] = make(*key)
+                built[key] = make(*paths, **serving)
             out[arm.label] = built[key]
     except BaseException:
         close_all(built.values())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import features as F
@@ -46,15 +47,31 @@ class Training:
 
 @dataclasses.dataclass(frozen=True)
 class ModelRef:
-    """A served model: ``<serving root of training>/<served_as>`` (latest version), or a model base ``path``."""
+    """A served model: ``<serving root of training>/<served_as>``, or a model base ``path``.
+
+    Its latest version, or ``version``; ``label`` names that version on its model server (TF Serving's
+    ``version_labels``) and the router then addresses the model by the label, as a production rollout does
+    (``serving.router.traffic_split``): ``ModelRef("jac", "cr", version=1, label="stable")``.
+    """
 
     training: Optional[str] = None
     served_as: str = F.AR_MODEL_NAME
     path: Optional[str] = None
+    version: Optional[int] = None
+    label: Optional[str] = None
 
     def __post_init__(self):
         if (self.training is None) == (self.path is None):
             raise ValueError("ModelRef: give exactly one of training and path")
+        if self.version is not None and (isinstance(self.version, bool) or not isinstance(self.version, int)
+                                         or self.version < 1):
+            raise ValueError(f"ModelRef: version must be a positive integer, got {self.version!r}")
+        if self.label is not None:
+            if self.version is None:
+                raise ValueError(f"ModelRef: label {self.label!r} needs the version it names")
+            if not isinstance(self.label, str) or not re.fullmatch(r"\w+", self.label, flags=re.ASCII):
+                raise ValueError(f"ModelRef: label must be letters, digits and underscores (a TF Serving "
+                                 f"label), got {self.label!r}")
 
     def base_path(self, serving_roots: Mapping[str, str]) -> str:
         """The model base path (a directory of integer versions), given each training's serving root."""
@@ -85,6 +102,53 @@ class Arm:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"Arm {self.label!r}: mode must be one of {MODES}, got {self.mode!r}")
+        if self.ar.label != self.cr.label:  # the router addresses both models by one label
+            raise ValueError(f"Arm {self.label!r}: the AR and CR must carry the same version label (or none), "
+                             f"got {self.ar.label!r} and {self.cr.label!r}")
+
+    def serving(self) -> Dict[str, Any]:
+        """How its deployment serves the two models: ``{}`` (latest versions), or ``versions`` (model name ->
+        version) and ``label``."""
+        versions = {name: ref.version for name, ref in ((F.AR_MODEL_NAME, self.ar), (F.CR_MODEL_NAME, self.cr))
+                    if ref.version is not None}
+        out: Dict[str, Any] = {"versions": versions} if versions else {}
+        if self.ar.label is not None:
+            out["label"] = self.ar.label
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class FidelityCondition:
+    """One world of the fidelity study: ``simulator`` overrides (the logging policy, the sCTR-bias knob)."""
+
+    name: str
+    simulator: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class FidelityStudy:
+    """The fidelity study (:mod:`experiments.fidelity`): its worlds, seeds and bootstrap.
+
+    Attributes:
+      simulator: ``SimulatorConfig`` options of every world (each condition's overrides on top, then the seed).
+      conditions: the worlds; the first is the headline (``results.json``'s ``fidelity.pearson``).
+      seeds: world and ranker seeds.
+      bootstrap_replicates: resamples of the upgrades for each correlation's CI.
+    """
+
+    simulator: Mapping[str, Any]
+    conditions: Tuple[FidelityCondition, ...]
+    seeds: Tuple[int, ...]
+    bootstrap_replicates: int = 1000
+
+    def __post_init__(self):
+        if not self.conditions or not self.seeds:
+            raise ValueError("FidelityStudy: needs at least one condition and one seed")
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"FidelityStudy: condition names must be unique, got {names}")
+        for c in self.conditions:
+            SimulatorConfig(**{**self.simulator, **c.simulator}).validate()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +168,7 @@ class Profile:
       check_requests: requests ranked over both paths to check they answer identically (0: no check).
       noop_requests: requests timed with no-op models, for the harness's own throughput (0: not timed).
       salt: the hash salt of the arm assignment.
+      fidelity: the fidelity study run after the A/B test (``None``: not run).
     """
 
     name: str
@@ -121,6 +186,7 @@ class Profile:
     check_requests: int = 20
     noop_requests: int = 300
     salt: str = "ab"
+    fidelity: Optional[FidelityStudy] = None
 
     def __post_init__(self):
         labels = [a.label for a in self.arms]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import orjson
 
@@ -29,6 +29,7 @@ import features as F
 from serving import backend as B
 from serving.inprocess import InProcessServingClient, NoopServingClient
 from serving.router import PeriCRRouter, RouterClient, RouterConfig
+from serving.router.traffic_split import TrafficSplit
 
 # Generous deadlines: on a shared 2-core machine a model call can take a while, and a late CR would make
 # the response degraded (a fallback creative) rather than slow.
@@ -49,14 +50,35 @@ class _RouterInProcess:
         self.router.close()
 
 
-class InProcessDeployment(_RouterInProcess):
-    """The router core and the served SavedModels (latest versions of two model base paths), in-process."""
+def _labels(versions: Optional[Mapping[str, int]], label: Optional[str]) -> Dict[str, Dict[str, int]]:
+    """model -> {label: version}: the label names each model's served version."""
+    if label is None:
+        return {}
+    missing = [m for m in (F.AR_MODEL_NAME, F.CR_MODEL_NAME) if m not in (versions or {})]
+    if missing:
+        raise ValueError(f"label {label!r}: needs the version it names for {missing}")
+    return {m: {label: versions[m]} for m in (F.AR_MODEL_NAME, F.CR_MODEL_NAME)}
 
-    def __init__(self, ar_path: str, cr_path: str):
+
+def _split(label: Optional[str]) -> Optional[TrafficSplit]:
+    """Every user to ``label`` (a split with no canary share), or ``None``: the latest versions."""
+    return None if label is None else TrafficSplit(stable_label=label, canary_label=f"{label}_canary")
+
+
+class InProcessDeployment(_RouterInProcess):
+    """The router core and the served SavedModels (of two model base paths), in-process: the latest
+    versions, or ``versions`` (model name -> version), addressed by ``label`` when given."""
+
+    def __init__(self, ar_path: str, cr_path: str, versions: Optional[Mapping[str, int]] = None,
+                 label: Optional[str] = None):
+        versions, labels = dict(versions or {}), _labels(versions, label)
+        clients = {m: InProcessServingClient({m: p}, {m: versions[m]} if m in versions else None,
+                                             {m: labels[m]} if m in labels else None)
+                   for m, p in ((F.AR_MODEL_NAME, ar_path), (F.CR_MODEL_NAME, cr_path))}
         self.router = PeriCRRouter(
-            RouterConfig(ar_timeout_ms=BACKEND_TIMEOUT_MS, cr_timeout_ms=BACKEND_TIMEOUT_MS),
-            ar_client=InProcessServingClient({F.AR_MODEL_NAME: ar_path}),
-            cr_client=InProcessServingClient({F.CR_MODEL_NAME: cr_path}))
+            RouterConfig(ar_timeout_ms=BACKEND_TIMEOUT_MS, cr_timeout_ms=BACKEND_TIMEOUT_MS,
+                         traffic_split=_split(label)),
+            ar_client=clients[F.AR_MODEL_NAME], cr_client=clients[F.CR_MODEL_NAME])
 
 
 class NoopDeployment(_RouterInProcess):
@@ -72,18 +94,28 @@ class HttpDeployment:
 
     Args:
       ar_path, cr_path: model base paths (directories of integer versions) served as ``ar`` and ``cr``.
+      versions, label: as :class:`InProcessDeployment` (the servers' models.config serves those versions
+        under the label, the router addresses both models by it).
       log_dir: where the servers' and the router's output goes.
       kind: the model server (:data:`serving.backend.KINDS`).
       timeout: seconds to wait for the models and the router to be ready.
     """
 
-    def __init__(self, ar_path: str, cr_path: str, log_dir: str, kind: str = "auto", timeout: float = 300.0):
+    def __init__(self, ar_path: str, cr_path: str, log_dir: str, kind: str = "auto", timeout: float = 300.0,
+                 versions: Optional[Mapping[str, int]] = None, label: Optional[str] = None):
         os.makedirs(log_dir, exist_ok=True)
         self.servers = []
         self.router_process = None
+        versions, labels = dict(versions or {}), _labels(versions, label)
+        split = _split(label)
+        label_flags = [] if split is None else ["--stable-label", split.stable_label,
+                                                "--canary-label", split.canary_label]
         try:
             for model, path in ((F.AR_MODEL_NAME, ar_path), (F.CR_MODEL_NAME, cr_path)):
-                self.servers.append(B.start_backend(model_base_paths={model: path}, kind=kind, log_dir=log_dir))
+                self.servers.append(B.start_backend(
+                    model_base_paths={model: path}, kind=kind, log_dir=log_dir,
+                    versions={model: versions[model]} if model in versions else None,
+                    labels={model: labels[model]} if model in labels else None))
             for server in self.servers:
                 server.wait_until_available(server.models, timeout=timeout)
             port = B.free_port()
@@ -93,7 +125,7 @@ class HttpDeployment:
             self.router_process = B.spawn(
                 [sys.executable, "-m", "serving.router", "--ar-address", ar, "--cr-address", cr, "--port", str(port),
                  "--ar-timeout-ms", str(BACKEND_TIMEOUT_MS), "--cr-timeout-ms", str(BACKEND_TIMEOUT_MS),
-                 "--log-level", "WARNING"], self.router_log)
+                 "--log-level", "WARNING"] + label_flags, self.router_log)
             self.client = RouterClient(self.url, timeout=60.0)
             self._wait_ready(timeout)
         except BaseException:

@@ -86,7 +86,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                   "|" + "---|" * len(_header(table))]
         lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(table)]
         lines.append("")
-    lines += ["## Fidelity study", "", results["fidelity"]["pending"], "", "## Arms", "",
+    lines += ["## Fidelity study", ""] + fidelity_markdown(results["fidelity"]) + ["", "## Arms", "",
               "| arm | mode | requests | users | impressions | failed | degraded | CTR | expected CTR | RPM |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for label, arm in results["arms"].items():
@@ -138,6 +138,113 @@ def latency_plot(results: Mapping[str, Any]) -> str:
     return inline_svg(fig, "latency")
 
 
+FIDELITY_NOTE = ("Each upgrade's offline lift over its predecessor on the logged eval day against its true lift "
+                 "(the mean true CTR of its picks); fidelity = the correlation over the upgrades, mean over seeds "
+                 "with a 95% bootstrap CI resampling upgrades.")
+_METRIC_COLORS = {"nsctr": "#1f6feb", "sctr": "#cf222e", "calibrated_sctr": "#d29922", "auc": "#8250df",
+                  "gauc": "#bf3989", "ipw": "#116329", "snipw": "#1b7c83", "dr": "#953800"}
+
+
+def _correlation_rows(fidelity: Mapping[str, Any]) -> List[List[str]]:
+    rows = []
+    for name, condition in fidelity["conditions"].items():
+        for kind in ("pearson", "spearman"):
+            rows.append([name, kind] + [_corr_cell(condition[kind].get(m)) for m in _METRIC_COLORS])
+    return rows
+
+
+def _corr_cell(c: Optional[Mapping[str, Any]]) -> str:
+    if not c:
+        return "-"
+    return f"{c['mean']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if c.get("ci_low") is not None \
+        else f"{c['mean']:+.2f}"
+
+
+def _upgrade_rows(fidelity: Mapping[str, Any]) -> List[List[str]]:
+    return [[f"{u['from']} -> {u['name']}", u["description"]]
+            + [cell("true_ctr_lift", u["lifts"]["true_ctr"])]
+            + [cell("metric_lift", u["lifts"].get(m)) for m in _METRIC_COLORS] for u in fidelity["upgrades"]]
+
+
+_CORR_HEADER = ["world", "correlation"] + [LABELS[m] for m in _METRIC_COLORS]
+_UPGRADE_HEADER = ["upgrade", "ranker", "true CTR lift"] + [f"{LABELS[m]} lift" for m in _METRIC_COLORS]
+
+
+def fidelity_markdown(fidelity: Mapping[str, Any]) -> List[str]:
+    if not fidelity.get("upgrades"):
+        return [fidelity.get("pending", "")]
+
+    def table(header, rows):
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+            ["| " + " | ".join(r) + " |" for r in rows]
+
+    return ([FIDELITY_NOTE, f"Seeds {fidelity['seeds']}; upgrades of world `{fidelity['headline_condition']}`:", ""]
+            + table(_UPGRADE_HEADER, _upgrade_rows(fidelity)) + ["", "Correlation of offline lift with true lift:", ""]
+            + table(_CORR_HEADER, _correlation_rows(fidelity)))
+
+
+def fidelity_lift_plot(fidelity: Mapping[str, Any]) -> Optional[str]:
+    """Fig. 4's view: every metric's lift per upgrade beside the true lift (SVG)."""
+    upgrades = fidelity.get("upgrades")
+    if not upgrades:
+        return None
+    fig, ax = figure(7.2, 3.8)
+    x = range(len(upgrades))
+    for m, color in _METRIC_COLORS.items():
+        ax.plot(x, [(u["lifts"].get(m) or {}).get("mean", math.nan) for u in upgrades], marker="o", markersize=3,
+                linewidth=1, color=color, label=LABELS[m])
+    ax.plot(x, [u["lifts"]["true_ctr"]["mean"] for u in upgrades], color="#000000", linewidth=2.4,
+            marker="s", label="true CTR")
+    ax.axhline(0, color="#57606a", linewidth=0.8)
+    ax.set_xticks(list(x), [u["name"] for u in upgrades], rotation=30, ha="right", fontsize=8)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    ax.set_ylabel("lift over the previous ranker")
+    ax.legend(fontsize=7, frameon=False, ncol=3)
+    return inline_svg(fig, "fidelity-lifts")
+
+
+def fidelity_correlation_plot(fidelity: Mapping[str, Any]) -> Optional[str]:
+    """Pearson correlation of each metric's lift with the true lift, per world, with 95% CIs (SVG)."""
+    conditions = fidelity.get("conditions")
+    if not conditions:
+        return None
+    fig, ax = figure(7.2, 3.6)
+    metrics = list(_METRIC_COLORS)
+    width = 0.8 / len(conditions)
+    hatches = ["", "//", "..", "xx", "\\\\", "--"]
+    for k, (name, condition) in enumerate(conditions.items()):
+        for i, m in enumerate(metrics):
+            c = condition["pearson"].get(m)
+            if not c:
+                continue
+            err = [[c["mean"] - c["ci_low"]], [c["ci_high"] - c["mean"]]] if c.get("ci_low") is not None else None
+            ax.bar(i + (k - (len(conditions) - 1) / 2) * width, c["mean"], width, color=_METRIC_COLORS[m],
+                   hatch=hatches[k % len(hatches)], edgecolor="#ffffff", yerr=err, capsize=1.5,
+                   error_kw={"linewidth": 0.7})
+    ax.axhline(0, color="#57606a", linewidth=0.8)
+    ax.set_xticks(range(len(metrics)), [LABELS[m] for m in metrics], fontsize=8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("Pearson r with the true lift")
+    from matplotlib.patches import Patch  # one grey swatch per world: the colour is the metric's
+
+    ax.legend(handles=[Patch(facecolor="#8c959f", edgecolor="#ffffff", hatch=hatches[k % len(hatches)], label=name)
+                       for k, name in enumerate(conditions)], fontsize=7, frameon=False, ncol=2, loc="lower left")
+    return inline_svg(fig, "fidelity-pearson")
+
+
+def fidelity_html(fidelity: Mapping[str, Any]) -> List[str]:
+    if not fidelity.get("upgrades"):
+        return [f'<p class="note">{escape(fidelity.get("pending", ""))}</p>']
+    figures = [("Offline and true lift per upgrade (world " + fidelity["headline_condition"] + ")",
+                fidelity_lift_plot(fidelity)),
+               ("Fidelity: Pearson r of offline lift with true lift (95% CI)", fidelity_correlation_plot(fidelity))]
+    return ([f'<p class="note">{escape(FIDELITY_NOTE)} Seeds {escape(fidelity["seeds"])}.</p>',
+             '<div class="grid">' + "".join(f'<div class="card"><h3>{escape(t)}</h3>{svg}</div>'
+                                           for t, svg in figures if svg) + "</div>",
+             _html_table(_CORR_HEADER, _correlation_rows(fidelity)),
+             _html_table(_UPGRADE_HEADER, _upgrade_rows(fidelity))])
+
+
 def _html_table(header: List[str], rows: List[List[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f'<td{" class=name" if j == 1 else ""}>{escape(c)}</td>'
@@ -156,7 +263,8 @@ def render_html(results: Mapping[str, Any]) -> str:
     for t in TABLES:
         table = results[t]
         sections += [f"<h2>{escape(table['title'])}</h2>", _html_table(_header(table), table_rows(table))]
-    sections += ["<h2>Fidelity study</h2>", f'<p class="note">{escape(results["fidelity"]["pending"])}</p>',
+    sections += ["<h2>Fidelity study</h2>"] + fidelity_html(results["fidelity"])
+    sections += [
                  "<h2>Harness</h2>", f"<pre>{escape(json.dumps(results['harness'], indent=1))}</pre>",
                  "<h2>World</h2>", f"<pre>{escape(json.dumps(results['world'], indent=1))}</pre>",
                  "<h2>Commands</h2>", "<pre>" + escape("\n".join(results["commands"])) + "</pre>"]

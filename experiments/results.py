@@ -6,7 +6,9 @@ Layout (every metric is ``{"mean", "ci_low", "ci_high", "n_seeds"}``, see :mod:`
      "table1" .. "table4": {"title", "columns", "rows": {paper row: {metric: ...} | null},
                             "sources": {row: arm or training}, "lift_reference": {row: row},
                             "pending": {row: what it waits for}},
-     "fidelity": {"upgrades": [...], "pearson": {metric: ...}, "spearman": {metric: ...}, "pending"},
+     "fidelity": {"upgrades": [{"name", "from", "description", "values": {metric: ...}, "lifts": {...}}],
+                  "pearson": {metric: ...}, "spearman": {metric: ...}, "headline_condition",
+                  "conditions": {name: {"simulator", "upgrades", "pearson", "spearman"}}, "seeds", ...},
      "arms": {label: {"mode", "ar", "cr", "requests", "users", "impressions", "failed", "degraded",
                       "metrics", "lifts": {other arm: {...}}}},
      "world": {"knobs", "simulator", "logged"}, "harness": {...}, "commands": [...], "seconds": {...}}
@@ -23,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from experiments import stats
 from experiments.config import TABLES, Profile
+from experiments.fidelity import METRICS as FIDELITY_METRICS
 
 TITLES = {
     "table1": "Table 1: online architectures (CTR, RPM, RT)",
@@ -49,19 +52,18 @@ LIFT_REFERENCE = {
     "table2": {"Post-CR+": "Post-CR", "Peri-CR+": "Peri-CR", "AR+": "AR"},
 }
 PENDING = {
-    ("table1", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant)",
-    ("table1", "Pre-CR"): "CACS before a creative-aware AR (the cacs variant, not yet served)",
-    ("table2", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant)",
+    ("table1", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile)",
+    ("table1", "Pre-CR"): "an arm serving CACS before the creative-aware AR (the cacs and acr variants; paper profile)",
+    ("table2", "Post-CR"): "an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile)",
     ("table2", "Peri-CR"): "an arm serving the CR ablation (training variant 'cr', its cr-only/ model; paper profile)",
     ("table2", "AR"): "an arm serving the AR ablation (training variant 'ar', its ar-only/ model; paper profile)",
-    ("table3", "VAM-HBM"): "a training of the VAM-HBM hybrid bandit (the hbm variant)",
-    ("table3", "CACS"): "a training of CACS (the cacs variant)",
+    ("table3", "VAM-HBM"): "a training of the VAM-HBM hybrid bandit (the hbm variant; paper profile)",
+    ("table3", "CACS"): "a training of CACS (the cacs variant; paper profile)",
     ("table3", "CR"): "a training of the CR ablation (variant 'cr'; paper profile)",
     ("table3", "JAC"): "the joint model scoring creatives with its own pctr_ad (an eval-model output)",
     ("table4", "AR"): "a training of the AR ablation (variant 'ar'; paper profile)",
-    ("table4", "ACR"): "a training of the creative-aware AR (the acr variant)",
+    ("table4", "ACR"): "a training of the creative-aware AR (the acr variant; paper profile)",
 }
-FIDELITY_METRICS = ("nsctr", "sctr", "calibrated_sctr", "auc", "gauc", "ipw", "snipw", "dr")
 STATISTICS = ("Online metrics: ratios of sums over an arm's requests; 95% CIs by a percentile bootstrap over "
               "users (response times: over requests). Over seeds: the mean; with one seed its bootstrap CI, "
               "with n >= 2 seeds mean +- t(0.975, n-1) s / sqrt(n). Offline metrics: the Evaluator's overall "
@@ -115,18 +117,21 @@ def _table(table: str, profile: Profile, arms: Mapping[str, Dict], records) -> D
 
 
 def build(profile: Profile, records: Sequence[Mapping[str, Any]], commands: List[str],
-          seconds: Mapping[str, float]) -> Dict[str, Any]:
+          seconds: Mapping[str, float], fidelity: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """``results.json`` from each seed's record (``{"arms": stats.arm_metrics(...), "offline": {training:
-    {metric: value}}, "world": the log's summary, "harness": {...}}``)."""
+    {metric: value}}, "world": the log's summary, "harness": {...}}``) and the fidelity study's entry
+    (:func:`experiments.fidelity.run`; ``None``: the profile has none)."""
     arms = _arms(profile, records)
     world_config = profile.world_config(profile.seeds[0])
     out: Dict[str, Any] = {"profile": profile.name, "seeds": list(profile.seeds), "path": profile.path,
                            "control": profile.control, "statistics": STATISTICS}
     out.update({table: _table(table, profile, arms, records) for table in TABLES})
-    out["fidelity"] = {"upgrades": [], "pearson": dict.fromkeys(FIDELITY_METRICS),
-                       "spearman": dict.fromkeys(FIDELITY_METRICS),
-                       "pending": "eight or more creative-ranking upgrades (the comparison variants and CACS as "
-                                  "arms) under uniform and epsilon-greedy logging"}
+    if fidelity is not None:
+        out["fidelity"] = dict(fidelity)
+    else:
+        out["fidelity"] = {"upgrades": [], "pearson": dict.fromkeys(FIDELITY_METRICS),
+                           "spearman": dict.fromkeys(FIDELITY_METRICS),
+                           "pending": "this profile runs no fidelity study (Profile.fidelity)"}
     out["arms"] = arms
     logged = [r["world"]["overall"] for r in records]
     out["world"] = {

@@ -10,6 +10,8 @@ For each seed of the profile (:mod:`experiments.profiles`), into ``DIR/seed-<s>/
    ``check_requests`` requests identically, and the A/B test over the live days (:mod:`experiments.abtest`;
    logs in ``ab_logs/``).
 
+Then the profile's fidelity study (:mod:`experiments.fidelity`; its worlds in ``DIR/fidelity/``).
+
 Then ``DIR/results.json`` (:mod:`experiments.results`), ``DIR/results.md`` and ``DIR/report.html``
 (:mod:`experiments.report`). The console shows a line per step; the tools' own output goes to
 ``DIR/seed-<s>/logs/``.
@@ -33,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 import orjson
 
-from experiments import abtest, report, results, stats
+from experiments import abtest, fidelity, report, results, stats
 from experiments.config import HTTP, PATHS, Profile
 from experiments.deployments import HttpDeployment, InProcessDeployment, NoopDeployment
 from experiments.profiles import PROFILES
@@ -144,8 +146,8 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
             f"({harness['noop']['harness_ms_per_request']:.2f} ms of harness per request)")
 
     t0 = time.perf_counter()
-    make = ((lambda ar, cr: HttpDeployment(ar, cr, os.path.join(logs, "serving"))) if profile.path == HTTP
-            else InProcessDeployment)
+    make = ((lambda ar, cr, **serving: HttpDeployment(ar, cr, os.path.join(logs, "serving"), **serving))
+            if profile.path == HTTP else InProcessDeployment)
     say(f"==> serving {len(profile.arms)} arms ({profile.path}): starting the model servers and routers")
     with futures.ThreadPoolExecutor(1) as pool:  # the servers load while the offline metrics are read
         starting = pool.submit(abtest.deployments_by_arm, profile.arms, make, serving_roots)
@@ -160,7 +162,8 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
     try:
         if profile.check_requests and profile.path == HTTP:
             first = profile.arms[0]
-            in_process = InProcessDeployment(first.ar.base_path(serving_roots), first.cr.base_path(serving_roots))
+            in_process = InProcessDeployment(first.ar.base_path(serving_roots), first.cr.base_path(serving_roots),
+                                             **first.serving())
             try:
                 harness["paths"] = check_paths(world, profile, deployments[first.label], in_process, days[0], seed)
             finally:
@@ -230,8 +233,15 @@ def _run(profile: Profile, out: str, commands: List[str], say: Callable[[str], N
     seconds: Dict[str, float] = {}
     records = [run_seed(profile, seed, os.path.join(out, f"seed-{seed}"), commands, say, seconds)
                for seed in profile.seeds]
+    study = None
+    if profile.fidelity is not None:
+        t0 = time.perf_counter()
+        say(f"==> fidelity study: {len(fidelity.UPGRADES) - 1} creative-ranking upgrades, "
+            f"{len(profile.fidelity.conditions)} worlds x {len(profile.fidelity.seeds)} seeds into {out}/fidelity")
+        study = fidelity.run(profile.fidelity, os.path.join(out, "fidelity"), say, commands)
+        seconds["fidelity"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
-    built = results.build(profile, records, commands, seconds)
+    built = results.build(profile, records, commands, seconds, study)
     paths = report.write(built, out)
     say(f"==> results ({seconds['total']:.0f} s): {paths['results.json']}, {paths['results.md']}, "
         f"{paths['report.html']}")

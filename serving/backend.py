@@ -168,7 +168,9 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
                   kind: str = "auto", host: str = "127.0.0.1", grpc_port: int = 0, rest_port: int = 0,
                   poll_seconds: float = 1.0, enable_batching: bool = False,
                   intra_op_threads: Optional[int] = None, inter_op_threads: Optional[int] = None,
-                  log_dir: Optional[str] = None, cpus: Optional[Sequence[int]] = None) -> BackendProcess:
+                  log_dir: Optional[str] = None, cpus: Optional[Sequence[int]] = None,
+                  versions: Optional[Mapping[str, int]] = None,
+                  labels: Optional[Mapping[str, Mapping[str, int]]] = None) -> BackendProcess:
     """Starts TF Serving (``kind="tf-serving"``) or the stand-in (``"stand-in"``); ``"auto"`` picks.
 
     Give either ``serving_root`` (serves ``ar`` and ``cr`` under it) or ``model_base_paths``. Both kinds
@@ -176,6 +178,8 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     TF Serving binds every interface (it has no host flag); the stand-in binds ``host``.
     Ports 0 are replaced by free ones. The server's output goes to ``log_path`` in ``log_dir`` (default:
     a temporary directory, removed by ``stop()``). ``cpus`` pins the server to those CPU ids (Linux).
+    ``versions`` / ``labels``: serve one version of a model / give versions labels
+    (:func:`serving.tf_serving.models_config_for_paths`); by default the latest version of each.
     """
     if (serving_root is None) == (model_base_paths is None):
         raise ValueError("give exactly one of serving_root and model_base_paths")
@@ -192,12 +196,14 @@ def start_backend(serving_root: Optional[str] = None, *, model_base_paths: Optio
     # Both binaries get the same TF Serving flags and models.config (the stand-in only adds --host).
     config = os.path.join(log_dir, f"models-{grpc_port}.config")
     with open(config, "w") as fh:
-        fh.write(tf_serving.models_config_for_paths(paths))
+        fh.write(tf_serving.models_config_for_paths(paths, versions=versions, labels=labels))
     cmd = tf_serving.model_server_command(
         config, binary=tf_serving.find_model_server() if kind == TF_SERVING else tf_serving.STANDIN,
         port=grpc_port, rest_port=rest_port, enable_batching=enable_batching, poll_seconds=poll_seconds,
         intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads,
-        extra_args=() if kind == TF_SERVING else (f"--host={host}",))
+        # A label in the startup config names a version not loaded yet: both servers refuse it without this flag.
+        extra_args=(() if kind == TF_SERVING else (f"--host={host}",))
+        + (("--allow_version_labels_for_unavailable_models=true",) if labels else ()))
     process = spawn(cmd, log_path, cpus)
     return BackendProcess(kind, process, f"{host}:{grpc_port}", f"http://{host}:{rest_port}", log_path, cmd,
                           owned_dir, cpus, sorted(paths))

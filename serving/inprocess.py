@@ -85,26 +85,45 @@ class _LocalClient(ServingClient):
 
 
 class InProcessServingClient(_LocalClient):
-    """The latest version of each ``{model name: model base path}``, loaded and run in this process."""
+    """One version of each ``{model name: model base path}``, loaded and run in this process.
 
-    def __init__(self, model_base_paths: Mapping[str, str]):
+    The latest version, or ``versions[name]``; ``labels``: model -> {version label: version}, the labels a
+    request may address it by (TF Serving's ``version_labels``; each must name the loaded version).
+    """
+
+    def __init__(self, model_base_paths: Mapping[str, str], versions: Optional[Mapping[str, int]] = None,
+                 labels: Optional[Mapping[str, Mapping[str, int]]] = None):
         import os
 
         from serving.standin.predict import Runtime
         from serving.standin.versions import list_versions
         from serving.standin.warmup import load_servable
 
+        versions, self.labels = dict(versions or {}), {m: dict(v) for m, v in (labels or {}).items()}
         self.runtime = Runtime()
         self.servables = {}
         for name, base in model_base_paths.items():
             on_disk = list_versions(name, base) if os.path.isdir(base) else {}
             if not on_disk:
                 raise FileNotFoundError(f"{name}: no model version under {base}")
-            version = max(on_disk)
+            version = versions.get(name, max(on_disk))
+            if version not in on_disk:
+                raise FileNotFoundError(f"{name}: no version {version} under {base} (versions {sorted(on_disk)})")
+            for label, labelled in self.labels.get(name, {}).items():
+                if labelled != version:
+                    raise ValueError(f"{name}: label {label!r} names version {labelled}, not the loaded {version}")
             self.servables[name] = load_servable(name, version, os.path.join(base, on_disk[version]), self.runtime)
 
     def _versions(self) -> Mapping[str, int]:
         return {name: s.version for name, s in self.servables.items()}
+
+    def _version(self, model: str, version) -> int:
+        if isinstance(version, str):  # a version label
+            labelled = self.labels.get(model, {}).get(version)
+            if labelled is None:
+                raise ServingError(grpc.StatusCode.NOT_FOUND, f"Unrecognized servable version label: {version}")
+            version = labelled
+        return super()._version(model, version)
 
     def _outputs(self, model, inputs, signature):
         from serving.standin.predict import run_predict

@@ -53,20 +53,39 @@ def models_config(serving_root: str, models: Sequence[str] = (F.AR_MODEL_NAME, F
     return models_config_for_paths({m: f"{root.rstrip('/')}/{m}" for m in models}, num_versions)
 
 
-def models_config_for_paths(base_paths: Mapping[str, str], num_versions: int = 1) -> str:
-    """The ``model_config_list`` text proto for model name → base path (latest version policy)."""
+def models_config_for_paths(base_paths: Mapping[str, str], num_versions: int = 1,
+                            versions: Optional[Mapping[str, int]] = None,
+                            labels: Optional[Mapping[str, Mapping[str, int]]] = None) -> str:
+    """The ``model_config_list`` text proto for model name → base path.
+
+    Latest version policy, except for the models of ``versions`` (model → the one version to serve: the
+    ``specific`` policy); ``labels``: model → {version label: version} (``version_labels``, each version
+    among those served).
+    """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     if num_versions < 1:
         raise ValueError(f"num_versions must be >= 1, got {num_versions}")
+    versions, labels = dict(versions or {}), dict(labels or {})
+    for name in list(versions) + list(labels):
+        if name not in base_paths:
+            raise ValueError(f"versions/labels name model {name!r}, which has no base path ({sorted(base_paths)})")
     config = model_server_config_pb2.ModelServerConfig()
     for name, path in base_paths.items():
         entry = config.model_config_list.config.add()
         entry.name = name
         entry.base_path = path
         entry.model_platform = "tensorflow"
-        entry.model_version_policy.latest.num_versions = num_versions
+        if name in versions:
+            entry.model_version_policy.specific.versions.append(int(versions[name]))
+        else:
+            entry.model_version_policy.latest.num_versions = num_versions
+        for label, version in labels.get(name, {}).items():
+            if name in versions and version != versions[name]:
+                raise ValueError(f"{name}: label {label!r} names version {version}, which is not served "
+                                 f"(version {versions[name]})")
+            entry.version_labels[label] = int(version)
     return text_format.MessageToString(config)
 
 

@@ -158,6 +158,45 @@ def test_http_and_in_process_paths_answer_identically(world, tmp_path):
     assert http.router_process is None and not http.servers
 
 
+def test_a_labelled_arm_serves_its_version_by_label_on_both_paths(world, tmp_path):
+    import orjson
+
+    from serving.router.request import MODE
+    from simulator import live
+
+    root = str(tmp_path / "models")
+    for version in (1, 2):  # the MLP term's weights differ by seed: the two versions score differently
+        T.make_fake_models(root, version, ar_hidden_units=(8,), cr_hidden_units=(8,), seed=version)
+    ar, cr = ModelRef(path=os.path.join(root, F.AR_MODEL_NAME)), ModelRef(path=os.path.join(root, F.CR_MODEL_NAME))
+    pinned = Arm("pinned", PERI, dataclasses.replace(ar, version=1, label="stable"),
+                 dataclasses.replace(cr, version=1, label="stable"))
+    latest = Arm("latest", PERI, ar, cr)
+    assert pinned.serving() == {"versions": {"ar": 1, "cr": 1}, "label": "stable"} and latest.serving() == {}
+    batch = live.draw_requests(world, world.config.num_days, np.random.default_rng(0), 4)
+    bodies = [orjson.dumps({**batch.request(r, request_id=f"r{r}"), MODE: PERI}) for r in range(4)]
+
+    def answers(deployment):
+        try:
+            return [deployment.rank(b)[0] for b in bodies]
+        finally:
+            deployment.close()
+
+    made = abtest.deployments_by_arm((pinned, latest), InProcessDeployment, {})
+    assert made["pinned"] is not made["latest"]
+    got = {label: answers(d) for label, d in made.items()}
+    assert {(a["model_versions"]["ar"], a["model_versions"]["cr"], a["version_label"]) for a in got["pinned"]} \
+        == {(1, 1, "stable")}
+    assert {(a["model_versions"]["ar"], a["version_label"]) for a in got["latest"]} == {(2, None)}
+    over_http = answers(HttpDeployment(root + "/ar", root + "/cr", str(tmp_path / "logs"), kind="stand-in",
+                                       **pinned.serving()))
+    for a, b in zip(got["pinned"], over_http):
+        assert a["version_label"] == b["version_label"] == "stable" and a["model_versions"] == b["model_versions"]
+        assert [(x["ad_id"], x["creative_id"], x["pctr_ad"]) for x in a["ads"]] == \
+            [(x["ad_id"], x["creative_id"], x["pctr_ad"]) for x in b["ads"]]
+    # The two versions score differently: the label chose the model.
+    assert [x["pctr_ad"] for x in got["pinned"][0]["ads"]] != [x["pctr_ad"] for x in got["latest"][0]["ads"]]
+
+
 # -------------------------------------------------------------------------------- configuration
 def _profile(**changes):
     base = dict(name="p", simulator={"num_impressions": 5000, "num_days": 3, "live_days": 1}, seeds=(0,),
@@ -186,6 +225,11 @@ def test_bad_profiles_name_the_problem(changes, match):
     (lambda: Arm("x", "sideways", ModelRef(path="/a"), ModelRef(path="/c")), "Arm 'x': mode must be one of"),
     (lambda: ModelRef("jac", path="/a"), "give exactly one of training and path"),
     (lambda: ModelRef("jac").base_path({"cr": "/r"}), "no training named 'jac'"),
+    (lambda: ModelRef("jac", label="stable"), "label 'stable' needs the version it names"),
+    (lambda: ModelRef("jac", version=0), "version must be a positive integer"),
+    (lambda: ModelRef("jac", version=2, label="new-model"), "label must be letters, digits and underscores"),
+    (lambda: Arm("x", PERI, ModelRef("jac", version=1, label="a"), ModelRef("jac", "cr")),
+     "Arm 'x': the AR and CR must carry the same version label"),
 ])
 def test_bad_arms_name_the_problem(make, match):
     with pytest.raises(ValueError, match=match):
@@ -228,7 +272,25 @@ def test_results_hold_the_papers_rows_and_render(tmp_path):
     assert out["world"]["knobs"]["bid_std"] == SimulatorConfig().bid_std
     paths = report.write(out, str(tmp_path))
     md = open(paths["results.md"]).read()
-    assert "| Post-CR | pending: an arm serving the DSSM two-tower CR after AR (the dssm variant) |" in md
+    assert "| Post-CR | pending: an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile) |" in md
     assert "| Peri-CR+ | peri (lifts vs no-CR) |" in md
     html = open(paths["report.html"]).read()
     assert html.count("<svg") == 2 and "Table 4: ad ranking" in html and "<script" not in html
+
+
+def test_the_paper_profile_fills_the_baseline_rows_and_runs_the_fidelity_study():
+    paper = PROFILES["paper"]
+    online = {row for arm in paper.arms for row in arm.rows}
+    offline = {row for training in paper.trainings for row in training.offline_rows}
+    assert {("table1", row) for row in results.PAPER_ROWS["table1"]} <= online
+    assert {("table2", "Post-CR"), ("table3", "VAM-HBM"), ("table3", "CACS"), ("table4", "ACR")} <= online | offline
+    pre = next(arm for arm in paper.arms if ("table1", "Pre-CR") in arm.rows)
+    assert (pre.mode, pre.ar.training, pre.cr.training) == ("pre", "acr", "cacs")
+    variants = {t.name: t.model_config.get("variant", "jac") for t in paper.trainings}
+    assert variants["dssm"] == "dssm" and variants["hbm"] == "hbm" and variants["cacs"] == "cacs"
+    for name in ("small", "paper"):
+        study = PROFILES[name].fidelity
+        assert [c.simulator.get("logging_policy") for c in study.conditions] == \
+            ["uniform", "epsilon_greedy", "uniform", "epsilon_greedy"]
+        assert [c.simulator.get("creative_count_quality") for c in study.conditions] == [None, None, 0.0, 0.0]
+    assert PROFILES["paper"].fidelity.seeds == (0, 1, 2)

@@ -1,6 +1,6 @@
 """``python -m experiments.run --profile small``: the pipeline trains JAC on a small simulated log, the real
-router serves it over HTTP to three arms for two live days, and the results come out as JSON, Markdown and
-an HTML report that renders in headless Chromium."""
+router serves it over HTTP to three arms for two live days, the fidelity study runs on four small worlds,
+and the results come out as JSON, Markdown and an HTML report that renders in headless Chromium."""
 
 import json
 import os
@@ -43,6 +43,7 @@ def test_the_console_shows_the_steps_and_nothing_else(run):
     assert any(s.startswith("seed 0: training 'jac' through the pipeline") for s in steps)
     assert any("HTTP and in-process paths on 10 requests: identical" in s for s in steps)
     assert sum(s.startswith("A/B day") for s in steps) == 2
+    assert sum(s.startswith("fidelity ") and "8 upgrades x 1 seeds; Pearson nsctr" in s for s in steps) == 4
     assert "WARNING" not in console and "cuda" not in console.lower()
 
 
@@ -64,7 +65,14 @@ def test_results_fill_todays_rows_with_cis_and_their_volume(run):
     t3, t4 = results["table3"]["rows"]["CR+"], results["table4"]["rows"]["AR+"]
     assert 0 < t3["nsctr"]["mean"] < 1 and 0 < t3["true_ctr"]["mean"] < 1 and t3["ipw"]["mean"] >= 0
     assert 0.3 < t4["auc"]["mean"] < 1
-    assert results["fidelity"]["upgrades"] == [] and results["fidelity"]["pending"]
+    fidelity = results["fidelity"]
+    assert [u["name"] for u in fidelity["upgrades"]][:2] == ["beta_ts", "hbm"] and len(fidelity["upgrades"]) >= 8
+    assert list(fidelity["conditions"]) == [c.name for c in PROFILE.fidelity.conditions]
+    for kind in ("pearson", "spearman"):
+        assert set(fidelity[kind]) == {"nsctr", "sctr", "calibrated_sctr", "auc", "gauc", "ipw", "snipw", "dr"}
+        for metric in fidelity[kind].values():
+            assert metric["n_seeds"] == 1 and metric["ci_low"] <= metric["mean"] <= metric["ci_high"]
+    assert all(0 < u["values"]["true_ctr"]["mean"] < 0.2 for u in fidelity["upgrades"])
     assert results["world"]["knobs"]["bid_std"] > 0
     (harness,) = results["harness"]
     assert harness["paths"]["identical"] and harness["noop"]["requests_per_second"] > 0
@@ -93,8 +101,9 @@ def test_the_report_renders_in_headless_chromium(run, tmp_path):
     out, results, _ = run
     url = (out / "report.html").as_uri()
     dom = headless.dump_dom(url, str(tmp_path / "profile"))
-    assert "Table 1: online architectures" in dom and "Table 4: ad ranking" in dom and dom.count("<svg") == 2
-    assert "pending: an arm serving the DSSM two-tower CR after AR (the dssm variant)" in dom
+    assert "Table 1: online architectures" in dom and "Table 4: ad ranking" in dom and dom.count("<svg") == 4
+    assert "Fidelity: Pearson r of offline lift with true lift" in dom
+    assert "pending: an arm serving the DSSM two-tower CR after AR (the dssm variant; paper profile)" in dom
     png = headless.screenshot(url, str(tmp_path / "report.png"), str(tmp_path / "profile"))
     pixels = image.imread(png)[..., :3]
     # The expected-CTR lift bars (#1f6feb) were drawn.

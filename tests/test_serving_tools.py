@@ -41,6 +41,19 @@ def test_models_config_serves_ar_and_cr_with_latest_policy(tmp_path):
         tf_serving.models_config("/x", num_versions=0)
 
 
+def test_models_config_for_paths_pins_versions_and_labels_them():
+    paths = {F.AR_MODEL_NAME: "/m/ar", F.CR_MODEL_NAME: "/m/cr"}
+    config = _parse_models_config(tf_serving.models_config_for_paths(
+        paths, versions={F.AR_MODEL_NAME: 3}, labels={F.AR_MODEL_NAME: {"stable": 3}, F.CR_MODEL_NAME: {"canary": 7}}))
+    ar, cr = config.model_config_list.config
+    assert list(ar.model_version_policy.specific.versions) == [3] and dict(ar.version_labels) == {"stable": 3}
+    assert cr.model_version_policy.WhichOneof("policy_choice") == "latest" and dict(cr.version_labels) == {"canary": 7}
+    with pytest.raises(ValueError, match="label 'stable' names version 4, which is not served"):
+        tf_serving.models_config_for_paths(paths, versions={F.AR_MODEL_NAME: 3}, labels={F.AR_MODEL_NAME: {"stable": 4}})
+    with pytest.raises(ValueError, match="name model 'dssm', which has no base path"):
+        tf_serving.models_config_for_paths(paths, versions={"dssm": 1})
+
+
 def test_models_config_template_renders_to_the_generated_config():
     with open(tf_serving.MODELS_CONFIG_TEMPLATE) as fh:
         template = fh.read()
