@@ -198,6 +198,9 @@ SERVING_SIGNATURE = "serving_default"  # serialized tf.Example
 CREATIVE_TOWER_SIGNATURE = "creative_tower"  # raw ad + creative features -> CREATIVE_VECTOR
 USER_TOWER_SIGNATURE = "user_tower"  # raw CR user features -> USER_VECTOR
 POSTERIOR_MEAN_SIGNATURE = "predict_mean"  # CR_SERVING_INPUTS -> PCTR_C, the posterior mean
+# The two-tower CR from precomputed creative vectors: CR_USER_FEATURES (batch 1 or B) + CREATIVE_VECTOR [B, d]
+# (the CREATIVE_TOWER_SIGNATURE's outputs, of the same model version) -> PCTR_C [B].
+CREATIVE_VECTORS_SIGNATURE = "predict_from_creative_vectors"
 CREATIVE_VECTOR = "creative_vector"
 USER_VECTOR = "user_vector"
 

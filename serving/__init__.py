@@ -10,6 +10,8 @@
 * :mod:`serving.backend` — starts TF Serving or the stand-in as a subprocess on free ports.
 * :mod:`serving.router` — the Peri-CR router: ranks M ads with AR and their M x N creatives with CR
   in parallel (or in the Pre-CR / Post-CR / no-CR orders, for comparison).
+* :mod:`serving.creative_vectors` — the two-tower CR scored from precomputed creative vectors, kept per model
+  version and creative id (``CreativeVectorCache``).
 * :mod:`serving.sample_requests` — router requests, random or rebuilt from logged impressions.
 * :mod:`serving.demo` — starts a backend and the router on a serving root and prints a few rankings.
 * :mod:`serving.testing` — formula models with the serving contract (tests, benchmark, dry runs).

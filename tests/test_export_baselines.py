@@ -66,7 +66,8 @@ def dssm(tmp_path_factory):
 def test_two_tower_signatures_match_the_in_memory_model(dssm, data, parsed, examples):
     model, _, loaded = dssm
     sigs = loaded.signatures
-    assert set(sigs) == {F.SERVING_SIGNATURE, F.RAW_SIGNATURE, F.CREATIVE_TOWER_SIGNATURE, F.USER_TOWER_SIGNATURE}
+    assert set(sigs) == {F.SERVING_SIGNATURE, F.RAW_SIGNATURE, F.CREATIVE_TOWER_SIGNATURE, F.USER_TOWER_SIGNATURE,
+                         F.CREATIVE_VECTORS_SIGNATURE}
     assert set(sigs[F.RAW_SIGNATURE].structured_input_signature[1]) == set(F.CR_SERVING_INPUTS)
     xf = transformed(data, parsed)
     want = tf.sigmoid(model.cr(xf)).numpy()
@@ -86,6 +87,30 @@ def test_two_tower_signatures_match_the_in_memory_model(dssm, data, parsed, exam
     rep = dict(inputs, **{n: tf.repeat(inputs[n][:1], ROWS) for n in F.CR_USER_FEATURES})
     np.testing.assert_allclose(sigs[F.RAW_SIGNATURE](**once)[F.PCTR_C], sigs[F.RAW_SIGNATURE](**rep)[F.PCTR_C],
                                atol=1e-6)
+
+
+def test_two_tower_scores_from_precomputed_creative_vectors_as_from_raw_rows(dssm, parsed):
+    model, path, loaded = dssm
+    inputs = raw(parsed, F.CR_MODEL_NAME)
+    once = dict(inputs, **{n: inputs[n][:1] for n in F.CR_USER_FEATURES})  # one user, ROWS creatives
+    want = loaded.signatures[F.RAW_SIGNATURE](**once)[F.PCTR_C].numpy()
+    assert want.std() > 1e-4  # the creatives' scores differ: the parity below is not of a constant
+    tower = loaded.signatures[F.CREATIVE_TOWER_SIGNATURE]
+    vectors = tower(**{n: inputs[n] for n in F.CR_AD_FEATURES + F.CREATIVE_FEATURES})[F.CREATIVE_VECTOR]
+    user = {n: inputs[n][:1] for n in F.CR_USER_FEATURES}
+    # Another load of the same SavedModel (a model server's) scores from the vectors alone.
+    fn = tf.saved_model.load(path).signatures[F.CREATIVE_VECTORS_SIGNATURE]
+    assert set(fn.structured_input_signature[1]) == set(F.CR_USER_FEATURES) | {F.CREATIVE_VECTOR}
+    np.testing.assert_allclose(fn(**user, creative_vector=vectors)[F.PCTR_C], want, rtol=1e-6, atol=1e-7)
+    # A user row per creative row, as the raw signature takes them.
+    np.testing.assert_allclose(fn(**{n: inputs[n] for n in F.CR_USER_FEATURES}, creative_vector=vectors)[F.PCTR_C],
+                               loaded.signatures[F.RAW_SIGNATURE](**inputs)[F.PCTR_C], rtol=1e-6, atol=1e-7)
+    # Hand formula: sigmoid(s <u, c> + b) of the two towers' outputs.
+    u = loaded.signatures[F.USER_TOWER_SIGNATURE](**user)[F.USER_VECTOR].numpy()
+    s, b = float(loaded.logit_scale), float(loaded.logit_bias)
+    np.testing.assert_allclose(1 / (1 + np.exp(-(s * (u * vectors.numpy()).sum(1) + b))), want, atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{F.CR_USER_FEATURES[0]} must have batch size 1"):
+        fn(**{n: inputs[n][:2] for n in F.CR_USER_FEATURES}, creative_vector=vectors)
 
 
 # -------------------------------------------------------------------------------------------- ACR
@@ -197,3 +222,14 @@ def test_bandit_eval_model_picks_by_a_reproducible_thompson_sample(hbm, data, ex
     index, counts = out[F.SELECTED_INDEX].numpy(), parsed[F.NUM_CANDIDATES].numpy()
     assert ((0 <= index) & (index < counts)).all()
     np.testing.assert_allclose(out[F.PCTR_C], model.cr.mean_pctr(transformed(data, parsed)), rtol=1e-5, atol=1e-7)
+
+
+def test_training_steps_leave_the_visual_prior_and_the_posterior_as_fitted(hbm):
+    """The posterior is over the visual prior's z: ``fit`` (the AR's steps) must not move either. (Keras's fit
+    restores the trainable state that compile saw, so the frozen prior needs a compile after it froze.)"""
+    fitted, trained = hbm[0], testing.trained_model("hbm", steps=5)
+    assert not all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(fitted.ar.weights, trained.ar.weights))
+    for a, b in zip(fitted.cr.vam.weights, trained.cr.vam.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+    for name, variable in fitted.cr.posterior_variables().items():
+        np.testing.assert_array_equal(variable.numpy(), trained.cr.posterior_variables()[name].numpy(), err_msg=name)

@@ -36,10 +36,10 @@ def workdir(tmp_path_factory):
 
 
 def _cfg(workdir, variant):
-    model_config = dict(testing.TINY_MODEL, variant=variant, vam_steps=30, quantizer_r=30.0)
+    model_config = dict(testing.TINY_MODEL, variant=variant, vam_steps=10, quantizer_r=30.0)
     # Each variant's baseline is the previous variant's model: the change threshold would compare systems.
     return config_lib.PipelineConfig(output_dir=str(workdir / "out"), data_dir=str(workdir / "data"),
-                                     train_steps=30, eval_steps=5, model_config=model_config, auc_floor=0.0,
+                                     train_steps=10, eval_steps=2, model_config=model_config, auc_floor=0.0,
                                      nsctr_change_tolerance=1.0, enable_cache=True)
 
 

@@ -7,6 +7,10 @@ Signatures (beside ``serving_default``):
 * ``features.CREATIVE_TOWER_SIGNATURE``: raw ad + creative features ``[B]`` -> ``creative_vector`` ``[B, d]``,
   unit length: a serving system can compute these when a creative is uploaded;
 * ``features.USER_TOWER_SIGNATURE``: raw CR user features -> ``user_vector`` ``[n, d]``;
+* ``features.CREATIVE_VECTORS_SIGNATURE``: raw CR user features ``[1]`` (or ``[B]``) and ``creative_vector``
+  ``[B, d]`` -> ``pctr_c`` ``[B]``: the request path of a serving system that keeps the creative tower's
+  vectors (computed when a creative is uploaded, per model version; ``serving.creative_vectors``). A request
+  then costs one user-tower pass and ``B`` dot products instead of Transform + tower over ``B`` raw rows;
 
 so that :math:`pctr_c = \\sigma(s\\,u^\\top c + b)` with the scalars ``logit_scale`` and ``logit_bias`` the
 module also holds (restored SavedModel attributes).
@@ -34,6 +38,7 @@ from transform import names as N
 from trainer.dssm_model import CREATIVE_CATEGORICAL
 from trainer.serving_inputs import CREATIVE_TOWER, USER_TOWER
 from trainer.serving_module import OnlineModule, Untracked
+from trainer.signatures import check_batch, raw_input_signature, to_transform_inputs
 
 
 class CreativeTowerScorer(tf.Module):
@@ -92,4 +97,27 @@ class TwoTowerCRServingModule(OnlineModule):
                 USER_TOWER, lambda xf, seed: {F.USER_VECTOR: cr.value.user_vectors(xf)}),
             F.CREATIVE_TOWER_SIGNATURE: self.raw_signature(
                 CREATIVE_TOWER, lambda xf, seed: {F.CREATIVE_VECTOR: self.creative_tower(xf)}),
+            F.CREATIVE_VECTORS_SIGNATURE: self._from_creative_vectors(cr, int(model.cr.output_dim)),
         }
+
+    def _from_creative_vectors(self, cr: Untracked, dim: int):
+        raw_spec = self._raw_spec
+        spec = dict(raw_input_signature(USER_TOWER),
+                    **{F.CREATIVE_VECTOR: tf.TensorSpec([None, dim], tf.float32, name=F.CREATIVE_VECTOR)})
+
+        @tf.function(input_signature=[spec])
+        def from_creative_vectors(inputs):
+            user, _ = check_batch(USER_TOWER, {n: inputs[n] for n in F.CR_USER_FEATURES})
+            creative = inputs[F.CREATIVE_VECTOR]
+            n_user = tf.shape(user[F.CR_USER_FEATURES[0]], out_type=tf.int64)[0]
+            n_rows = tf.shape(creative, out_type=tf.int64)[0]
+            check = tf.debugging.Assert(  # the user tower's rows broadcast over the creatives: 1 or B of them
+                tf.logical_or(tf.equal(n_user, 1), tf.equal(n_user, n_rows)),
+                [f"serving input {F.CR_USER_FEATURES[0]} must have batch size 1 or that of {F.CREATIVE_VECTOR};"
+                 " got", n_user, "vs", n_rows])
+            with tf.control_dependencies([check]):
+                xf = self._transform(to_transform_inputs(user, raw_spec), first=F.CR_USER_FEATURES[0])
+                logit = self.logit_scale * tf.reduce_sum(cr.value.user_vectors(xf) * creative, axis=1)
+            return {F.PCTR_C: tf.sigmoid(logit + self.logit_bias)}
+
+        return from_creative_vectors

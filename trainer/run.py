@@ -91,6 +91,9 @@ def run_fn(fn_args) -> Optional[Dict[str, Any]]:
         model = build_model(config, N.cardinalities(tft_output))
         model.compile(optimizer=make_optimizer(config), steps_per_execution=config.steps_per_execution)
     posteriors = fit_posteriors(model, fn_args.train_files, tft_output, accessor)  # bandit CRs only
+    if posteriors:  # fit() restores the trainable state compile() saw: compile again with the frozen parts
+        with strategy.scope():
+            model.compile(optimizer=make_optimizer(config), steps_per_execution=config.steps_per_execution)
 
     train_steps: Optional[int] = fn_args.train_steps or None
     eval_steps = eval_steps_of(config, getattr(fn_args, "eval_steps", None))

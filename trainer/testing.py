@@ -112,7 +112,8 @@ def _trained_model(variant: str, steps: int, r: float):
     keras.utils.set_random_seed(config.seed)
     model = build_model(config, N.cardinalities(data.tft_output))
     model.compile(optimizer=make_optimizer(config))
-    fit_posteriors(model, data.train, data.tft_output)  # the bandit CRs' closed-form heads
+    if fit_posteriors(model, data.train, data.tft_output):  # the bandit CRs' closed-form heads
+        model.compile(optimizer=make_optimizer(config))  # as run_fn: fit() keeps the frozen parts frozen
     ds = make_dataset(data.train, data.tft_output, model.feature_names, config.batch_size, seed=0)
     if steps:
         model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)

@@ -34,13 +34,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent import futures
 from typing import Any, Dict, List, Optional
 
 import grpc
 import numpy as np
 
 import features as F
-from serving.clients import GrpcServingClient, PredictResult, ServingClient
+from serving.clients import GrpcServingClient, PredictResult, ServingClient, _FuturePredictCall
+from serving.creative_vectors import CreativeVectorCache
 from serving.protocol import ServingError
 from serving.router.json_body import decode_json_body
 from serving.router import model_contract as MC
@@ -78,6 +80,8 @@ class RouterConfig:
       seed: base seed of the ``no-cr`` random creative.
       traffic_split: address both models by version label, users split between a stable and a canary
         label (:mod:`serving.router.traffic_split`); ``None`` serves the latest versions.
+      cr_creative_vectors: the CR is a two-tower CR (``dssm``): score it from its creative vectors, kept by
+        model version and creative id (:mod:`serving.creative_vectors`), instead of its raw signature.
     """
 
     ar_address: str = "127.0.0.1:8500"
@@ -93,6 +97,7 @@ class RouterConfig:
     sequence_length: Optional[int] = None
     seed: int = 0
     traffic_split: Optional[TrafficSplit] = None
+    cr_creative_vectors: bool = False
 
     def __post_init__(self):
         if self.default_mode not in MODES:
@@ -242,6 +247,10 @@ class PeriCRRouter:
         self.ar = ar_client
         self.cr = cr_client
         self.ar_contract = MC.ARContractCache(lambda: MC.read_ar_contract(self.ar, config.ar_model))
+        self.creative_vectors, self._cr_pool = None, None
+        if config.cr_creative_vectors:  # its calls run on a thread, so that CR still runs beside AR
+            self.creative_vectors = CreativeVectorCache(self.cr, config.cr_model, timeout=config.cr_timeout_ms / 1e3)
+            self._cr_pool = futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="cr-vectors")
 
     def served_models(self):
         """[(model name, client)] of every model the router calls (readiness checks them all)."""
@@ -254,6 +263,8 @@ class PeriCRRouter:
         return decode_json_body(body, c.limits, c.default_slots, c.default_mode, timing)
 
     def close(self) -> None:
+        if self._cr_pool is not None:
+            self._cr_pool.shutdown(wait=False, cancel_futures=True)
         for c in self._own:
             c.close()
 
@@ -279,8 +290,19 @@ class PeriCRRouter:
 
     def _start_cr(self, req: RankRequest, ads: Optional[np.ndarray] = None):
         c = self.config
-        return self.cr.start_predict(c.cr_model, cr_inputs(req, ads, c.tile_user_features),
-                                     F.RAW_SIGNATURE, self._label(req), timeout=c.cr_timeout_ms / 1e3)
+        inputs = cr_inputs(req, ads, c.tile_user_features)
+        if self.creative_vectors is not None:
+            return _FuturePredictCall(self._cr_pool.submit(self._cr_from_vectors, inputs, self._label(req)))
+        return self.cr.start_predict(c.cr_model, inputs, F.RAW_SIGNATURE, self._label(req),
+                                     timeout=c.cr_timeout_ms / 1e3)
+
+    def _cr_from_vectors(self, inputs, label) -> PredictResult:
+        try:
+            return self.creative_vectors.predict(inputs, label)
+        except ServingError:
+            raise
+        except Exception as e:  # e.g. a CR without the two-tower signatures: a failed CR call (degraded)
+            raise ServingError(grpc.StatusCode.INTERNAL, f"scoring from creative vectors: {e}") from None
 
     @staticmethod
     def _timed_start(start, timing: Dict[str, float], prefix: str, *args):

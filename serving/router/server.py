@@ -209,6 +209,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sequence-length", type=int, default=None,
                         help="fixed padded sequence length (TF Serving with --enable_batching)")
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--cr-creative-vectors", action="store_true",
+                        help="the CR is a two-tower CR: score it from its creative vectors, kept per model "
+                             "version and creative id, instead of its raw signature")
     traffic_split.add_arguments(parser)
 
 
@@ -220,7 +223,7 @@ def config_from_args(args, ar_address: str, cr_address: Optional[str] = None) ->
                              max_total_creatives=args.max_total_creatives,
                              max_sequence_length=args.max_sequence_length),
         tile_user_features=args.tile_user_features, sequence_length=args.sequence_length,
-        seed=args.seed, traffic_split=traffic_split.from_args(args))
+        seed=args.seed, traffic_split=traffic_split.from_args(args), cr_creative_vectors=args.cr_creative_vectors)
 
 
 def main(argv=None) -> int:
