@@ -408,3 +408,55 @@ def test_pipeline_construction_names_what_the_creative_ranker_lacks(tmp_path, ed
     jac, ar_only = json.loads(out.stdout.strip().splitlines()[-1])
     assert message in jac and "shop_logs" in jac
     assert ar_only is None
+
+
+def _recorded_specs(pipeline_json):
+    """``{task: the feature-spec record in its custom_config}`` of a compiled Kubeflow V2 pipeline."""
+    tasks = json.load(open(pipeline_json))["pipelineSpec"]["root"]["dag"]["tasks"]
+    out = {}
+    for name, task in tasks.items():
+        custom = task.get("inputs", {}).get("parameters", {}).get("custom_config")
+        if custom:
+            record = (json.loads(custom["runtimeValue"]["constantValue"]["stringValue"]) or {}).get(
+                feature_specs.CUSTOM_CONFIG_KEY)
+            if record:
+                out[name] = record
+    return out
+
+
+def test_kubeflow_v2_runner_compiles_the_spec_in(example_spec_file, tmp_path):
+    """--feature-spec on the Kubeflow V2 runner: the command restarts itself on the spec, and the compiled
+    Transform and Trainer carry its name and fingerprint (which every container checks against its own)."""
+    out = tmp_path / "pipeline.json"
+    env = {k: v for k, v in os.environ.items() if k != feature_specs.ENV_VAR}
+    done = subprocess.run([sys.executable, "-m", "tfx_pipeline.kubeflow_v2_runner", "--pipeline-root", "gs://b/adcr",
+                           "--data-dir", "gs://b/data", "--image", "registry/adcr:test", "--out", str(out),
+                           "--feature-spec", example_spec_file],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shop = feature_specs.load(example_spec_file)
+    assert f"Feature spec: 'shop_logs' (fingerprint {shop.fingerprint()})" in done.stdout
+    records = _recorded_specs(out)
+    assert {"Transform", "Trainer"} <= set(records)
+    assert all(r == {"name": "shop_logs", "fingerprint": shop.fingerprint(), "source": example_spec_file}
+               for r in records.values()), records
+    assert shop.fingerprint() != F.SPEC.fingerprint()
+    # Without --feature-spec: the default spec, compiled in the same way.
+    from tfx_pipeline import config as config_lib
+    from tfx_pipeline import kubeflow_v2_runner
+
+    default_out = tmp_path / "default.json"
+    kubeflow_v2_runner.compile_pipeline(config_lib.PipelineConfig(output_dir="gs://b/a", data_dir="gs://b/d"),
+                                        "registry/adcr:test", str(default_out))
+    assert {r["fingerprint"] for r in _recorded_specs(default_out).values()} == {F.SPEC.fingerprint()}
+
+
+def test_kubeflow_v2_runner_names_the_bad_feature(tmp_path, capsys):
+    from tfx_pipeline import kubeflow_v2_runner
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_mutate(_drop("cand_layouts"))))
+    with pytest.raises(SystemExit):
+        kubeflow_v2_runner.main(["--pipeline-root", "gs://b/a", "--data-dir", "gs://b/d", "--out",
+                                 str(tmp_path / "p.json"), "--feature-spec", str(path)])
+    assert "'layout'" in capsys.readouterr().err

@@ -13,6 +13,10 @@ chief, ``--workers`` workers and ``--ps`` parameter servers of the given machine
 
     python -m tfx_pipeline.kubeflow_v2_runner ... --vertex-project PROJECT --vertex-region us-central1 \
         --workers 4 --worker-machine-type n1-standard-16 --ps 2 --ps-machine-type n1-highmem-16
+
+Your own logs (``--feature-spec my_logs.json``, BUILD.md "Your own logs"): the spec is validated and compiled in
+(its name, fingerprint and source in the components' ``custom_config``); the image must select the same spec
+(``docker build --build-arg FEATURE_SPEC=...``), and every component checks that it does.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
+import feature_specs
+import features as features_lib
 from tfx_pipeline import config as config_lib
+from tfx_pipeline import local_runner
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import vertex_training
 
@@ -51,6 +58,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--serving-root", help="TF Serving model base (default: <pipeline-root>/serving_models)")
     p.add_argument("--image", default=DEFAULT_IMAGE, help="container image with this project installed")
     p.add_argument("--out", default="pipeline.json")
+    p.add_argument("--feature-spec", default=os.environ.get(feature_specs.ENV_VAR),
+                   help="the feature spec the logs in --data-dir follow (a JSON/YAML file or a shipped spec's name); "
+                        f"default: ${feature_specs.ENV_VAR}, else {feature_specs.DEFAULT_SPEC!r}. The image must "
+                        "select the same one (BUILD.md, 'Your own logs')")
     p.add_argument("--train-steps", type=int, default=config_lib.PipelineConfig.train_steps)
     p.add_argument("--model-config", default="{}")
     p.add_argument("--beam-arg", action="append", default=[],
@@ -64,16 +75,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--ps", type=int, default=defaults.ps_count, help="parameter servers (0: no ps training)")
     p.add_argument("--ps-machine-type", default=defaults.ps_machine_type)
     a = p.parse_args(argv)
+    if a.feature_spec:
+        try:
+            a.feature_spec = os.path.abspath(feature_specs.resolve(a.feature_spec))
+            feature_specs.load(a.feature_spec)  # an invalid spec stops here, its message naming the feature
+        except feature_specs.FeatureSpecError as e:
+            p.error(str(e))
     cfg = config_lib.PipelineConfig(output_dir=a.pipeline_root, data_dir=a.data_dir, serving_dir=a.serving_root,
+                                    feature_spec=a.feature_spec,
                                     train_steps=a.train_steps, model_config=json.loads(a.model_config),
                                     extra_beam_args=a.beam_arg, vertex_project=a.vertex_project,
                                     vertex_region=a.vertex_region, trainer_image=a.image,
                                     chief_machine_type=a.chief_machine_type, worker_count=a.workers,
                                     worker_machine_type=a.worker_machine_type, ps_count=a.ps,
                                     ps_machine_type=a.ps_machine_type)
+    # features.py loads the spec at import: a command-line run restarts itself with $ADCR_FEATURE_SPEC set.
+    local_runner.follow_spec(cfg, argv, module="tfx_pipeline.kubeflow_v2_runner")
     spec = compile_pipeline(cfg, a.image, a.out)
     tasks = spec.get("pipelineSpec", spec).get("root", {}).get("dag", {}).get("tasks", {})
     print(f"Wrote {a.out}: {len(tasks)} tasks ({', '.join(sorted(tasks))})")
+    print(f"Feature spec: {features_lib.SPEC.name!r} (fingerprint {features_lib.SPEC.fingerprint()}); the image "
+          f"must set {feature_specs.ENV_VAR} to the same spec")
     print(vertex_training.describe(cfg))
     return 0
 

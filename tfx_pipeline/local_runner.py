@@ -170,10 +170,12 @@ def log_path(cfg: config_lib.PipelineConfig) -> str:
     return os.path.join(cfg.output_dir, "logs", time.strftime("pipeline-%Y%m%d-%H%M%S.log"))
 
 
-def follow_spec(cfg: config_lib.PipelineConfig, argv: Optional[List[str]]) -> None:
+def follow_spec(cfg: config_lib.PipelineConfig, argv: Optional[List[str]],
+                module: str = "tfx_pipeline.local_runner") -> None:
     """Makes this process follow ``cfg.feature_spec``: ``features`` loads its spec once, at import, so a
     command-line run restarts itself with ``$ADCR_FEATURE_SPEC`` set (every Beam worker and the Trainer inherit
-    it); a call with explicit ``argv`` raises instead of replacing its caller's process."""
+    it; ``module`` is the runner restarted); a call with explicit ``argv`` raises instead of replacing its
+    caller's process."""
     spec = feature_specs.load(cfg.feature_spec or feature_specs.DEFAULT_SPEC)
     if spec.fingerprint() == F.SPEC.fingerprint():
         return
@@ -183,7 +185,7 @@ def follow_spec(cfg: config_lib.PipelineConfig, argv: Optional[List[str]]) -> No
             f"{feature_specs.ENV_VAR}={cfg.feature_spec} before Python starts")
     os.environ[feature_specs.ENV_VAR] = cfg.feature_spec
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "tfx_pipeline.local_runner"] + sys.argv[1:])
+    os.execv(sys.executable, [sys.executable, "-m", module] + sys.argv[1:])
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -67,7 +67,13 @@ def create_pipeline(
     # The spec is checked before anything is built: an invalid one (say, without a candidate list) or one this
     # process did not load stops here with a message naming the problem.
     spec_config = {feature_specs.CUSTOM_CONFIG_KEY: cfg.feature_spec_record()}
-    if JACConfig.from_dict(cfg.model_config).has_cr:
+    model_config = JACConfig.from_dict(cfg.model_config)
+    if model_config.variant == "hbm" and not (F.CREATIVE_ATTRIBUTES or F.CREATIVE_EMBEDDING):
+        # The HBM's visual prior scores a creative from its content; an id alone says nothing before it is shown.
+        raise feature_specs.FeatureSpecError(
+            f"variant 'hbm' needs creative content: feature spec {F.SPEC.name!r} has no creative attribute and no "
+            "content embedding (role 'creative_embedding') for its visual prior; add one, or use another variant")
+    if model_config.has_cr:
         if F.AD_HIST_CTR is None:
             raise feature_specs.FeatureSpecError(
                 f"feature spec {F.SPEC.name!r} has no feature with role 'ad_hist_ctr' (the ad's historical CTR): "

@@ -58,7 +58,8 @@ class CreativeLog:
     def features(self) -> Dict[str, np.ndarray]:
         """The groups' creative inputs as transformed features (for the visual prior and the HBM's z)."""
         out = {name: self.attributes[:, i] for i, name in enumerate(ATTRIBUTES)}
-        out[N.CREATIVE_EMBEDDING] = self.embedding
+        if N.HAS_CREATIVE_EMBEDDING:
+            out[N.CREATIVE_EMBEDDING] = self.embedding
         out[AD_INDEX] = self.ad
         out[CREATIVE_INDEX] = self.creative
         return out
@@ -67,7 +68,9 @@ class CreativeLog:
 def aggregate(columns: Dict[str, np.ndarray], labels: np.ndarray, creative_vocab_size: int,
               ad_vocab_size: int) -> CreativeLog:
     """Impression rows (``LOG_INPUTS`` columns and clicks) -> :class:`CreativeLog`."""
-    embedding = np.asarray(columns[N.CREATIVE_EMBEDDING], np.float32).reshape(len(labels), -1)
+    # [n, 0] without a content embedding: the groups are then (ad, creative index) alone.
+    embedding = (np.asarray(columns[N.CREATIVE_EMBEDDING], np.float32).reshape(len(labels), -1)
+                 if N.HAS_CREATIVE_EMBEDDING else np.zeros((len(labels), 0), np.float32))
     key = np.concatenate([np.stack([columns[AD_INDEX], columns[CREATIVE_INDEX]], axis=1).astype(np.int64),
                           embedding.view(np.int32).astype(np.int64)], axis=1)
     _, first, group, impressions = np.unique(key, axis=0, return_index=True, return_inverse=True,

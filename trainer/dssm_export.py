@@ -65,9 +65,11 @@ class CreativeTowerScorer(tf.Module):
 
     def __call__(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         ids = tf.stack([tf.reshape(features[n], [-1]) for n in CREATIVE_CATEGORICAL], axis=1) + self.offsets
-        dense = tf.concat([tf.cast(features[n], tf.float32) for n in N.CR_DENSE], axis=1)
-        h = self._first_activation(tf.reduce_sum(tf.gather(self.table, ids), axis=1)
-                                   + tf.matmul(dense, self.dense_kernel) + self.bias)
+        h = tf.reduce_sum(tf.gather(self.table, ids), axis=1) + self.bias
+        if N.CR_DENSE:  # no dense part without a content embedding
+            dense = tf.concat([tf.cast(features[n], tf.float32) for n in N.CR_DENSE], axis=1)
+            h += tf.matmul(dense, self.dense_kernel)
+        h = self._first_activation(h)
         for kernel, bias, activation in self.layers:
             h = activation(tf.matmul(h, kernel) + bias)
         return tf.math.l2_normalize(h, axis=1)

@@ -7,7 +7,6 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-import features as F
 from transform import names as N
 
 # Vocabulary sizes (without OOV buckets) for models built without a Transform output.
@@ -25,16 +24,21 @@ def random_transformed_batch(cardinalities: Mapping[str, int], batch_size: int, 
     out = {}
     for name in N.AR_CATEGORICAL + N.CR_CATEGORICAL:
         out[name] = rng.integers(0, cardinalities[name], batch_size)
-    out[N.AD_HIST_CTR_Z] = rng.normal(size=batch_size).astype(np.float32)
-    out[N.AD_HIST_IMPS_LOG_Z] = rng.normal(size=batch_size).astype(np.float32)
-    out[N.SEQ_CATEGORY_SHARE] = rng.uniform(0.0, 1.0, batch_size).astype(np.float32)
-    out[N.AD_HIST_CTR_CLIPPED] = rng.uniform(0.0, 0.2, batch_size).astype(np.float32)
-    lengths = rng.integers(0, N.SEQUENCE_LENGTH + 1, batch_size)
-    mask = (np.arange(N.SEQUENCE_LENGTH)[None, :] < lengths[:, None]).astype(np.float32)
-    out[N.SEQ_MASK] = mask
-    out[N.SEQ_LENGTH_FRACTION] = (np.minimum(lengths, N.SEQUENCE_LENGTH) / N.SEQUENCE_LENGTH).astype(np.float32)
-    out[N.SEQ_AD_IDS] = rng.integers(0, cardinalities[N.xf(F.AD_ID)], mask.shape) * mask.astype(np.int64)
-    out[N.SEQ_AD_CATEGORIES] = rng.integers(0, cardinalities[N.xf(F.AD_CATEGORY)], mask.shape) * mask.astype(np.int64)
+    # Only the inputs the selected feature spec has (no sequence group: no sequence inputs, and so on).
+    for name in (N.AD_HIST_CTR_Z, N.AD_HIST_IMPS_LOG_Z):
+        if name:
+            out[name] = rng.normal(size=batch_size).astype(np.float32)
+    if N.SEQ_CATEGORY_SHARE:
+        out[N.SEQ_CATEGORY_SHARE] = rng.uniform(0.0, 1.0, batch_size).astype(np.float32)
+    if N.AD_HIST_CTR_CLIPPED:
+        out[N.AD_HIST_CTR_CLIPPED] = rng.uniform(0.0, 0.2, batch_size).astype(np.float32)
+    if N.HAS_SEQUENCE:
+        lengths = rng.integers(0, N.SEQUENCE_LENGTH + 1, batch_size)
+        mask = (np.arange(N.SEQUENCE_LENGTH)[None, :] < lengths[:, None]).astype(np.float32)
+        out[N.SEQ_MASK] = mask
+        out[N.SEQ_LENGTH_FRACTION] = (np.minimum(lengths, N.SEQUENCE_LENGTH) / N.SEQUENCE_LENGTH).astype(np.float32)
+        for name, table in N.SEQUENCE_TABLE_OF.items():
+            out[name] = rng.integers(0, cardinalities[table], mask.shape) * mask.astype(np.int64)
     for name, width in N.DENSE_WIDTHS.items():
         out[name] = rng.normal(size=(batch_size, width)).astype(np.float32)
     out[N.LABEL_KEY] = (rng.uniform(size=batch_size) < click_rate).astype(np.int64)

@@ -73,7 +73,8 @@ class VisualPriorModel(keras.Model):
     def train_step(self, lists):
         shape = tf.shape(lists["mask"])
         flat = {n: tf.reshape(lists[n], [-1]) for n in ATTRIBUTES}
-        flat[N.CREATIVE_EMBEDDING] = tf.reshape(lists[N.CREATIVE_EMBEDDING], [-1, lists[N.CREATIVE_EMBEDDING].shape[-1]])
+        for n in N.CR_DENSE:
+            flat[n] = tf.reshape(lists[n], [-1, lists[n].shape[-1]])
         with tf.GradientTape() as tape:
             scores = tf.reshape(self.score(self(flat, training=True)), shape)
             rank, point = listwise_losses(scores, lists["sctr"], lists["mask"])
@@ -154,7 +155,8 @@ def fit_visual_prior(model: VisualPriorModel, lists: CreativeLists, steps: int, 
         raise ValueError("the visual prior has no training lists: no ad has two known creatives with enough "
                          "impressions (lower JACConfig.vam_min_impressions)")
     data = {n: lists.attributes[:, :, i] for i, n in enumerate(ATTRIBUTES)}
-    data.update({N.CREATIVE_EMBEDDING: lists.embedding, "sctr": lists.sctr, "mask": lists.mask})
+    data.update({n: lists.embedding for n in N.CR_DENSE})
+    data.update({"sctr": lists.sctr, "mask": lists.mask})
     ds = (tf.data.Dataset.from_tensor_slices(data).shuffle(len(lists), seed=seed).repeat()
           .batch(min(batch_ads, len(lists))))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate))
