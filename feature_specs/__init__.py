@@ -446,5 +446,6 @@ def check_same_spec(custom_config: Optional[Mapping[str, Any]], spec: FeatureSpe
         return
     raise FeatureSpecError(
         f"{where} follows feature spec {spec.name!r} ({spec.source}), but the pipeline was built for "
-        f"{record.get('name')!r} ({record.get('source')}): start every process of the run with "
-        f"{ENV_VAR}={record.get('source')} (the local runner's --feature-spec does this)")
+        f"{record.get('name')!r} (fingerprint {record.get('fingerprint')}, compiled from {record.get('source')}): "
+        f"start every process of the run with {ENV_VAR} naming that spec's file as this machine sees it (the "
+        "local runner's --feature-spec does this; in a container image, its FEATURE_SPEC build argument)")
