@@ -1,6 +1,7 @@
 """Bring your own logs, end to end: logs in the shape of BUILD.md's worked spec (other user features, no behaviour
 sequence, no content embedding, two creative attributes, up to 80 candidates, no truth) go through
-``local_runner --feature-spec``; the model is blessed and pushed, and the router ranks a request in that shape."""
+``local_runner --feature-spec``; the model is blessed and pushed, and the router ranks a request in that shape,
+in-process and through the local stand-in model server and the router's HTTP server."""
 
 import json
 import os
@@ -105,7 +106,21 @@ _RANK = """
         error = None
     except RequestError as e:
         error = str(e)
-    print(json.dumps({"ranked": ranked, "columns": from_columns, "tensors": from_tensors, "error": error}))
+    # Over the wire: the local stand-in model server (gRPC) behind the router's HTTP server and its client.
+    from serving.router.client import RouterClient
+    from serving.router.server import RouterServer
+    from serving.standin import ModelServerStandIn
+    server = ModelServerStandIn({m: f"{root}/{m}" for m in ("ar", "cr")}, poll_seconds=0).start()
+    try:
+        with PeriCRRouter(RouterConfig(ar_address=server.grpc_address, ar_timeout_ms=30000,
+                                       cr_timeout_ms=30000)) as remote, RouterServer(remote) as http:
+            client = RouterClient(http.url)
+            over_http = client.rank(request)
+            client.close()
+    finally:
+        server.stop()
+    print(json.dumps({"ranked": ranked, "columns": from_columns, "tensors": from_tensors, "error": error,
+                      "http": over_http}))
 """
 
 
@@ -134,4 +149,9 @@ def test_the_router_ranks_a_request_in_the_specs_shape(run):
     choices = {1: (10, 11), 2: (20,), 5: (50,)}
     assert all(a["creative_id"] in choices[a["adgroup_id"]] for a in ads)
     assert got["columns"]["ads"] == ads and got["tensors"]["ads"] == ads
+    remote = got["http"]["ads"]  # the same ranking through the stand-in server and the router's HTTP server
+    assert not got["http"]["degraded"]
+    assert [(a["adgroup_id"], a["creative_id"]) for a in remote] == [(a["adgroup_id"], a["creative_id"]) for a in ads]
+    assert [a["pctr_ad"] for a in remote] == pytest.approx([a["pctr_ad"] for a in ads], rel=1e-5)
+    assert [a["pctr_c"] for a in remote] == pytest.approx([a["pctr_c"] for a in ads], rel=1e-5)
     assert "layout" in got["error"] and "ads[0].creatives[0]" in got["error"]

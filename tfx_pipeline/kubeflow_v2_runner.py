@@ -75,12 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--ps", type=int, default=defaults.ps_count, help="parameter servers (0: no ps training)")
     p.add_argument("--ps-machine-type", default=defaults.ps_machine_type)
     a = p.parse_args(argv)
-    if a.feature_spec:
-        try:
-            a.feature_spec = os.path.abspath(feature_specs.resolve(a.feature_spec))
-            feature_specs.load(a.feature_spec)  # an invalid spec stops here, its message naming the feature
-        except feature_specs.FeatureSpecError as e:
-            p.error(str(e))
+    a.feature_spec = local_runner.spec_argument(p, a.feature_spec)
     cfg = config_lib.PipelineConfig(output_dir=a.pipeline_root, data_dir=a.data_dir, serving_dir=a.serving_root,
                                     feature_spec=a.feature_spec,
                                     train_steps=a.train_steps, model_config=json.loads(a.model_config),

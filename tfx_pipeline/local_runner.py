@@ -142,12 +142,7 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
             if model_config.get(key, value) != value:
                 p.error(f"{flag} {value!r} contradicts --model-config's {key!r}: {model_config[key]!r}")
             model_config[key] = value
-    if a.feature_spec:
-        try:
-            a.feature_spec = os.path.abspath(feature_specs.resolve(a.feature_spec))
-            feature_specs.load(a.feature_spec)  # an invalid spec stops here, its message naming the feature
-        except feature_specs.FeatureSpecError as e:
-            p.error(str(e))
+    a.feature_spec = spec_argument(p, a.feature_spec)
     simulator = {}
     if a.impressions is not None:
         simulator["num_impressions"] = a.impressions
@@ -168,6 +163,19 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
 def log_path(cfg: config_lib.PipelineConfig) -> str:
     """A new log file per run: ``<output_dir>/logs/pipeline-<local time>.log``."""
     return os.path.join(cfg.output_dir, "logs", time.strftime("pipeline-%Y%m%d-%H%M%S.log"))
+
+
+def spec_argument(parser: argparse.ArgumentParser, value: Optional[str]) -> Optional[str]:
+    """``--feature-spec``'s absolute path (a file, or the name of a spec in ``feature_specs/``); an invalid
+    spec stops argument parsing with its message, which names the feature."""
+    if not value:
+        return value
+    try:
+        path = os.path.abspath(feature_specs.resolve(value))
+        feature_specs.load(path)
+    except feature_specs.FeatureSpecError as e:
+        parser.error(str(e))
+    return path
 
 
 def follow_spec(cfg: config_lib.PipelineConfig, argv: Optional[List[str]],
