@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import features as F
 from trainer import testing
+from trainer.export import AR_LOGIT
 from trainer.serving_inputs import SERVING_INPUTS, example_request
 from trainer.warmup import read_warmup_requests
 from transform import names as N
@@ -156,10 +157,35 @@ def test_cr_scores_ten_thousand_rows_in_one_call(loaded):
 
 def test_variant_eval_models_output_their_heads(examples):
     ar = tf.saved_model.load(testing.exported_models("ar", steps=0)["eval"])
-    assert set(ar.signatures[F.SERVING_SIGNATURE](examples=examples)) == {F.PCTR_AD}
+    # Two outputs, so that TFMA keeps the dict and finds pctr_ad by name.
+    got = ar.signatures[F.SERVING_SIGNATURE](examples=examples)
+    assert set(got) == {F.PCTR_AD, AR_LOGIT}
+    np.testing.assert_allclose(got[F.PCTR_AD].numpy(), tf.sigmoid(got[AR_LOGIT]).numpy(), rtol=1e-6)
     cr = tf.saved_model.load(testing.exported_models("cr", steps=0)["eval"])
     assert set(cr.signatures[F.SERVING_SIGNATURE](examples=examples)) == {
         F.PCTR_C, F.SELECTED_INDEX, F.SELECTED_CREATIVE_ID}
+
+
+def test_the_evaluator_measures_the_ar_only_ablation(tmp_path):
+    """TFMA with the pipeline's eval config for variant 'ar' on its eval model: AUC and GAUC of pctr_ad."""
+    import tensorflow_model_analysis as tfma
+
+    from tfx_pipeline import config as config_lib
+    from tfx_pipeline import eval_config
+
+    ec = eval_config.build_eval_config(config_lib.PipelineConfig(model_config={"variant": "ar"}))
+    del ec.model_specs[1:]  # the candidate alone: no baseline
+    ec.model_specs[0].name = ""
+    shared = tfma.default_eval_shared_model(eval_saved_model_path=testing.exported_models("ar", steps=0)["eval"],
+                                            eval_config=ec)
+    out = str(tmp_path / "eval")
+    tfma.run_model_analysis(eval_shared_model=shared, eval_config=ec,
+                            data_location=testing.transformed_data().raw_eval, output_path=out)
+    overall = dict(tfma.load_eval_result(out).slicing_metrics)[()]
+    metrics = overall[F.PCTR_AD][""]
+    assert 0.0 < metrics["auc"]["doubleValue"] < 1.0
+    assert any(k.lower().endswith("gauc") for k in metrics), sorted(metrics)
+    assert metrics["example_count"]["doubleValue"] > 100
 
 
 # ----------------------------------------------------------------------------------------- warm-up

@@ -3,7 +3,7 @@
 Layout written by :func:`trainer.variants.export_models` into the Trainer's ``serving_model_dir``::
 
     serving_model_dir/            eval model (TFMA): serialized tf.Example -> pctr_ad, pctr_c,
-                                  selected_index, selected_creative_id
+                                  selected_index, selected_creative_id (the AR-only ablation: pctr_ad, ar_logit)
     serving_model_dir/ar/         online AR   (features.AR_MODEL_NAME)   -- every variant but 'cr'
     serving_model_dir/cr/         online CR   (features.CR_MODEL_NAME)   -- every variant but 'ar'
 
@@ -35,6 +35,9 @@ from trainer.cr_scorer import FusedCRScorer
 from trainer.serving_inputs import CREATIVE_AWARE_AR, SERVING_INPUTS
 from trainer.serving_module import OnlineModule, TransformingModule, Untracked, export_online, save_module
 from trainer.signatures import EXAMPLES_KEY, EXAMPLES_SIGNATURE
+
+# The eval model's second output when it has AR only (TFMA would unwrap a one-output dict).
+AR_LOGIT = "ar_logit"
 
 # select(cr_head, candidate_rows, pctr, seed) -> a score per candidate row (the highest is picked)
 Select = Callable[[object, dict, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -112,7 +115,13 @@ class EvalModule(TransformingModule):
             xf = self._transform(raw)
             out = {}
             if has_ar:
-                out[F.PCTR_AD] = tf.sigmoid(m.ar(xf, training=False))
+                ar_logit = m.ar(xf, training=False)
+                out[F.PCTR_AD] = tf.sigmoid(ar_logit)
+                if not has_cr:
+                    # TFMA unwraps a one-output dict to its bare tensor (its predictions extractor does not
+                    # prefer dicts), and the metrics then cannot find pctr_ad by name: the AR-only ablation
+                    # also returns its logit.
+                    out[AR_LOGIT] = ar_logit
             if has_cr:
                 # As online: CR reads the historical ad CTR, not AR's pctr_ad.
                 out[F.PCTR_C] = tf.sigmoid(m.cr(xf, xf[N.AD_HIST_CTR_CLIPPED], training=False))
