@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import feature_specs
 import features as F
+from tfx_pipeline import baseline_heads
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import run_log
 from trainer.config import VARIANTS
@@ -89,6 +90,7 @@ def run(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = Non
     from tfx_pipeline import pipeline as pipeline_lib
     from tfx_pipeline import run_summary
 
+    baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
     pipeline = pipeline_lib.create_pipeline(cfg, pipeline_lib.local_metadata_config(cfg))
     progress = (run_log.component_progress(console, len(pipeline.components), keras_progress)
                 if console is not None else contextlib.nullcontext())
@@ -216,6 +218,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _run_and_summarise(cfg: config_lib.PipelineConfig, console: run_log.Console, log: Optional[str]) -> int:
     from tfx_pipeline import run_summary
 
+    # Before anything runs: a baseline of other heads would fail the Evaluator after the Trainer.
+    baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
     ensure_data(cfg, console)
     console.line(f"==> Running the TFX pipeline (LocalDagRunner); artifacts under {cfg.pipeline_root}")
     if log:
