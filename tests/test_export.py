@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import features as F
 from trainer import testing
+from trainer.cacs_teacher import TEACHER_DIR
 from trainer.export import AR_LOGIT
 from trainer.serving_inputs import SERVING_INPUTS, example_request
 from trainer.warmup import read_warmup_requests
@@ -74,7 +75,9 @@ def test_layout_and_variants(exported):
     ar_only, cr_only = testing.exported_models("ar", steps=0), testing.exported_models("cr", steps=0)
     assert set(ar_only) == {"eval", F.AR_MODEL_NAME}
     assert not os.path.exists(os.path.join(ar_only["eval"], F.CR_MODEL_NAME))
-    assert set(cr_only) == {"eval", F.CR_MODEL_NAME}
+    # An MLP CR also exports the CACS distillation teacher beside it.
+    assert set(cr_only) == {"eval", F.CR_MODEL_NAME, TEACHER_DIR}
+    assert exported[TEACHER_DIR] == os.path.join(exported["eval"], TEACHER_DIR)
     assert not os.path.exists(os.path.join(cr_only["eval"], F.AR_MODEL_NAME))
 
 
