@@ -375,6 +375,13 @@ def test_every_exported_cacs_signature_survives_save_and_load(exported_pair, dat
         for sig, fn in fns.items():
             if sig == F.SERVING_SIGNATURE:
                 before, after = fn({"examples": examples}), loaded[name].signatures[sig](examples=examples)
+            elif sig == F.CREATIVE_VECTORS_SIGNATURE:  # the user features + the creative tower's vectors
+                tower = loaded[name].signatures[F.CREATIVE_TOWER_SIGNATURE]
+                vectors = tower(**_raw(parsed, F.CR_AD_FEATURES + F.CREATIVE_FEATURES))[F.CREATIVE_VECTOR]
+                feed = dict(_raw(parsed, F.CR_USER_FEATURES), **{F.CREATIVE_VECTOR: vectors})
+                before, after = fn(feed), loaded[name].signatures[sig](**feed)
+                np.testing.assert_allclose(after[F.PCTR_C], loaded[name].signatures[F.RAW_SIGNATURE](
+                    **_raw(parsed, F.CR_SERVING_INPUTS))[F.PCTR_C], atol=1e-6)  # the same as from raw inputs
             else:
                 names = inputs_of[sig][name] if isinstance(inputs_of[sig], dict) else inputs_of[sig]
                 before, after = fn(_raw(parsed, names)), loaded[name].signatures[sig](**_raw(parsed, names))
@@ -382,7 +389,7 @@ def test_every_exported_cacs_signature_survives_save_and_load(exported_pair, dat
             for key in before:
                 np.testing.assert_allclose(after[key], before[key], atol=1e-6, err_msg=f"{name} {sig} {key}")
             checked += 1
-    assert checked == 7  # ar: 3 signatures, cr: 4
+    assert checked == 8  # ar: 3 signatures, cr: 5
     eval_out = loaded["eval"].signatures[F.SERVING_SIGNATURE](examples=examples)
     xf = data.tft_output.transform_features_layer()(dict(parsed))
     np.testing.assert_allclose(eval_out[F.PCTR_AD], tf.sigmoid(model.ar(xf, training=False)), atol=1e-6)
