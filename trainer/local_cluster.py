@@ -221,6 +221,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    train_steps=a.train_steps, eval_steps=a.eval_steps,
                    custom_config={MODEL_CONFIG_KEY: json.loads(a.model_config)})
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    # Ctrl-C must stop the cluster even when this process inherited an ignored SIGINT (Python then installs no
+    # KeyboardInterrupt handler at start-up; a parent such as a test runner's may have ignored it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cluster = LocalCluster(fn_args, a.workers, a.ps, os.path.join(out, "logs"))
     try:
         with cluster:
