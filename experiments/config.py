@@ -38,11 +38,14 @@ class Training:
       model_config: ``trainer.config.JACConfig`` overrides (``{"variant": "cr"}`` for the CR ablation); the
         profile's ``model_config`` is applied first, the seed last.
       offline_rows: ``(table, paper row)`` pairs its Evaluator metrics fill (tables 3 and 4).
+      teacher: the training whose trained model this one distils from (CACS's ``--teacher-model``: the
+        same seed's JAC run); it must come earlier in the profile's trainings.
     """
 
     name: str
     model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     offline_rows: Tuple[Tuple[str, str], ...] = ()
+    teacher: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +198,11 @@ class Profile:
         if self.control not in labels:
             raise ValueError(f"Profile {self.name!r}: control {self.control!r} is not an arm ({labels})")
         trained = {t.name for t in self.trainings}
+        for i, training in enumerate(self.trainings):
+            if training.teacher is not None and training.teacher not in {t.name for t in self.trainings[:i]}:
+                raise ValueError(f"Profile {self.name!r}: training {training.name!r} has teacher "
+                                 f"{training.teacher!r}, which is not trained before it "
+                                 f"({[t.name for t in self.trainings[:i]]})")
         for arm in self.arms:
             for ref in (arm.ar, arm.cr):
                 if ref.training is not None and ref.training not in trained:

@@ -63,10 +63,11 @@ FIDELITY_CONDITIONS = (
 
 # The comparison systems (trainer.variants), each a pipeline run on the same log. DSSM's run pushes its own
 # pair (its CR beside the AR trained alongside); Pre-CR pairs CACS with the creative-aware AR, which scores an
-# ad with the creative CACS picked first (the router allows only the pre and no-cr orders for it).
+# ad with the creative CACS picked first (the router allows only the pre and no-cr orders for it). CACS
+# distils from the same seed's JAC run (its teacher).
 DSSM = Training("dssm", {"variant": "dssm"})
 HBM = Training("hbm", {"variant": "hbm"}, offline_rows=(("table3", "VAM-HBM"),))
-CACS = Training("cacs", {"variant": "cacs"}, offline_rows=(("table3", "CACS"),))
+CACS = Training("cacs", {"variant": "cacs"}, offline_rows=(("table3", "CACS"),), teacher="jac")
 ACR = Training("acr", {"variant": "acr"}, offline_rows=(("table4", "ACR"),))
 BASELINE_ARMS = (
     Arm("dssm-post", POST, ModelRef("dssm", F.AR_MODEL_NAME), ModelRef("dssm", F.CR_MODEL_NAME),

@@ -3,8 +3,10 @@
 For each seed of the profile (:mod:`experiments.profiles`), into ``DIR/seed-<s>/``:
 
 1. ``data/``: the simulated log and world (``python -m simulator.cli``, ``live_days`` beyond the log);
-2. ``runs/<training>/``: each training through the real pipeline (``python -m tfx_pipeline.local_runner``;
-   blessing floors at 0: the experiment serves what it trained, and reports its offline metrics);
+2. ``pipeline/``: each training through the real pipeline (``python -m tfx_pipeline.local_runner``), all in
+   one output dir with TFX caching, so the data steps run once per seed; no baseline comparison and blessing
+   floors at 0 (the experiment serves what it trained, and reports its offline metrics); each training pushes
+   to ``runs/<training>/serving_models``;
 3. the harness: its throughput with no-op models (:class:`~experiments.deployments.NoopDeployment`), then the
    deployments (HTTP: model server and router processes), a check that the HTTP and in-process paths answer
    ``check_requests`` requests identically, and the A/B test over the live days (:mod:`experiments.abtest`;
@@ -29,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent import futures
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -64,22 +65,37 @@ def _run_logged(cmd: List[str], log_path: str, commands: List[str]) -> None:
         raise StepFailed(f"{shlex.join(cmd[:4])} ... exited with code {code}; log: {log_path}\n{tail}")
 
 
-def pipeline_command(profile: Profile, training, seed: int, data_dir: str, out_dir: str) -> List[str]:
-    return [sys.executable, "-m", "tfx_pipeline.local_runner", "--output-dir", out_dir, "--data-dir", data_dir,
-            "--train-steps", str(profile.train_steps), "--eval-steps", str(profile.eval_steps),
-            "--model-config", json.dumps(profile.model_config_of(training, seed)),
-            "--auc-floor", "0", "--nsctr-floor", "0"]
+def pipeline_command(profile: Profile, training, seed: int, data_dir: str, pipeline_dir: str, serving_dir: str,
+                     teacher_model: Optional[str] = None) -> List[str]:
+    """One training's pipeline run. Every training of a seed shares ``pipeline_dir`` with TFX caching, so the
+    data steps (ExampleGen to Transform) run once per seed; with no baseline comparison, so variants of other
+    heads can share it and each model is judged alone; and pushes to its own ``serving_dir``."""
+    cmd = [sys.executable, "-m", "tfx_pipeline.local_runner", "--output-dir", pipeline_dir, "--data-dir", data_dir,
+           "--serving-dir", serving_dir, "--enable-cache", "--no-baseline",
+           "--train-steps", str(profile.train_steps), "--eval-steps", str(profile.eval_steps),
+           "--model-config", json.dumps(profile.model_config_of(training, seed)),
+           "--auc-floor", "0", "--nsctr-floor", "0"]
+    return cmd + (["--teacher-model", teacher_model] if teacher_model else [])
 
 
-def offline_metrics(run_dir: str) -> Dict[str, float]:
-    """The overall slice's metrics of the run's Evaluator; raises if the run pushed nothing."""
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """What a training's pipeline run left: its Evaluator's overall metrics and its Trainer's model."""
+
+    offline: Dict[str, float]
+    model_uri: str
+
+
+def trained_run(pipeline_dir: str) -> TrainedRun:
+    """The latest run in ``pipeline_dir``: raises if it pushed nothing."""
     from tfx_pipeline import local_runner, run_summary
 
-    summary = run_summary.read_latest_run(os.path.join(run_dir, "pipeline_root", "metadata.sqlite"))
+    summary = run_summary.read_latest_run(os.path.join(pipeline_dir, "pipeline_root", "metadata.sqlite"))
     pusher = summary.component("Pusher")
     if pusher is None or pusher.properties.get("pushed") != 1:
-        raise StepFailed(f"the pipeline run in {run_dir} pushed no model (see its logs/)")
-    return local_runner.overall_metrics(summary.output_uri("Evaluator", "evaluation"))
+        raise StepFailed(f"the pipeline run in {pipeline_dir} pushed no model (see its logs/)")
+    return TrainedRun(local_runner.overall_metrics(summary.output_uri("Evaluator", "evaluation")),
+                      summary.output_uri("Trainer", "model"))
 
 
 def check_paths(world, profile: Profile, http, in_process, day: int, seed: int) -> Dict[str, Any]:
@@ -125,17 +141,21 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
         world_summary = json.load(fh)
     seconds[f"seed{seed}_simulate"] = time.perf_counter() - t0
 
-    serving_roots = {}
+    serving_roots, runs = {}, {}
+    pipeline_dir = os.path.join(seed_dir, "pipeline")
     for training in profile.trainings:
         t0 = time.perf_counter()
-        run_dir = os.path.join(seed_dir, "runs", training.name)
-        say(f"==> seed {seed}: training {training.name!r} through the pipeline ({profile.train_steps} steps) "
-            f"into {run_dir}")
-        _run_logged(pipeline_command(profile, training, seed, data_dir, run_dir),
-                    os.path.join(logs, f"pipeline-{training.name}.log"), commands)
-        serving_roots[training.name] = os.path.join(run_dir, "serving_models")
+        serving_roots[training.name] = os.path.join(seed_dir, "runs", training.name, "serving_models")
+        say(f"==> seed {seed}: training {training.name!r} through the pipeline ({profile.train_steps} steps"
+            + (f", distilled from {training.teacher!r}" if training.teacher else "")
+            + f") into {pipeline_dir}, pushing to {serving_roots[training.name]}")
+        teacher = runs[training.teacher].model_uri if training.teacher else None
+        _run_logged(pipeline_command(profile, training, seed, data_dir, pipeline_dir, serving_roots[training.name],
+                                     teacher), os.path.join(logs, f"pipeline-{training.name}.log"), commands)
+        runs[training.name] = trained_run(pipeline_dir)  # read now: the next run becomes the latest
         seconds[f"seed{seed}_train_{training.name}"] = time.perf_counter() - t0
         say(f"    done in {seconds[f'seed{seed}_train_{training.name}']:.0f} s")
+    offline = {name: run.offline for name, run in runs.items()}
 
     world = load_world(os.path.join(data_dir, "world.npz"))
     days = list(range(config.num_days, config.num_days + config.live_days))
@@ -149,15 +169,7 @@ def run_seed(profile: Profile, seed: int, seed_dir: str, commands: List[str], sa
     make = ((lambda ar, cr, **serving: HttpDeployment(ar, cr, os.path.join(logs, "serving"), **serving))
             if profile.path == HTTP else InProcessDeployment)
     say(f"==> serving {len(profile.arms)} arms ({profile.path}): starting the model servers and routers")
-    with futures.ThreadPoolExecutor(1) as pool:  # the servers load while the offline metrics are read
-        starting = pool.submit(abtest.deployments_by_arm, profile.arms, make, serving_roots)
-        try:
-            offline = {t.name: offline_metrics(os.path.join(seed_dir, "runs", t.name)) for t in profile.trainings}
-        except BaseException:
-            if starting.exception() is None:
-                abtest.close_all(starting.result().values())
-            raise
-        deployments = starting.result()
+    deployments = abtest.deployments_by_arm(profile.arms, make, serving_roots)
     seconds[f"seed{seed}_serve_start"] = time.perf_counter() - t0
     try:
         if profile.check_requests and profile.path == HTTP:

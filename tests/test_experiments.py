@@ -2,6 +2,7 @@
 paths to the router answering alike, the configuration's checks and the rendered results."""
 
 import dataclasses
+import json
 import math
 import os
 
@@ -215,6 +216,8 @@ def _profile(**changes):
     (dict(path="carrier-pigeon"), "path must be one of"),
     (dict(seeds=()), "needs at least one seed"),
     (dict(simulator={"num_impressions": 5000, "num_days": 3}), "simulator.live_days must be >= 1"),
+    (dict(trainings=(Training("cacs", teacher="jac"), Training("jac"))),
+     r"training 'cacs' has teacher 'jac', which is not trained before it \(\[\]\)"),
 ])
 def test_bad_profiles_name_the_problem(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -234,6 +237,19 @@ def test_bad_profiles_name_the_problem(changes, match):
 def test_bad_arms_name_the_problem(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_every_training_of_a_seed_shares_the_data_steps_and_pushes_to_its_own_dir():
+    from experiments import run
+
+    cmd = run.pipeline_command(PROFILES["paper"], PROFILES["paper"].trainings[0], 2, "D", "P", "S/jac", "T/model")
+    flags = dict(zip(cmd, cmd[1:]))
+    assert flags["--output-dir"] == "P" and flags["--serving-dir"] == "S/jac" and flags["--teacher-model"] == "T/model"
+    assert {"--enable-cache", "--no-baseline"} <= set(cmd)
+    assert json.loads(flags["--model-config"])["seed"] == 2
+    cacs = next(t for t in PROFILES["paper"].trainings if t.name == "cacs")
+    assert cacs.teacher == "jac"  # CACS distils from the seed's JAC run
+    assert "--teacher-model" not in run.pipeline_command(PROFILES["paper"], cacs, 0, "D", "P", "S")
 
 
 def test_every_named_profile_is_valid():

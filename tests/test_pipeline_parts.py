@@ -101,6 +101,20 @@ class TestEvalConfig:
         assert nsctr[0].module == config_lib.METRICS_MODULE
         assert [s.is_baseline for s in ec.model_specs] == [False, True]
 
+    def test_without_a_baseline_the_model_is_judged_alone_on_the_floors(self):
+        from tfx_pipeline import pipeline
+
+        cfg = config_lib.PipelineConfig(nsctr_floor=0.01, compare_with_baseline=False)
+        ec = eval_config.build_eval_config(cfg)
+        assert [(s.name, s.is_baseline) for s in ec.model_specs] == [(eval_config.CANDIDATE_MODEL, False)]
+        thresholds = [t.threshold for spec in ec.metrics_specs for m in spec.metrics for t in m.per_slice_thresholds]
+        assert thresholds and not any(t.HasField("change_threshold") for t in thresholds)
+        assert any(t.value_threshold.lower_bound.value == pytest.approx(0.01) for t in thresholds)
+        ids = [c.id for c in pipeline.create_pipeline(cfg).components]
+        assert "latest_blessed_model_resolver" not in ids and "Evaluator" in ids
+        assert "latest_blessed_model_resolver" in [c.id for c in pipeline.create_pipeline(
+            config_lib.PipelineConfig()).components]
+
     @pytest.mark.parametrize("variant,outputs,has_nsctr", [
         ("jac", [[F.PCTR_AD], [F.PCTR_C], []], True),
         ("ar", [[F.PCTR_AD]], False),
@@ -218,6 +232,14 @@ class TestConfig:
         assert cfg.model_config == {"variant": "hbm", "warm_start_model": os.path.abspath("prev/cr/7")}
         assert cfg.enable_cache and pipeline.create_pipeline(cfg).enable_cache
         assert not local_runner._parse(argv)[0].enable_cache  # off by default: user code changes are seen
+
+    def test_local_runner_flags_drop_the_baseline_and_move_the_serving_dir(self, tmp_path):
+        from tfx_pipeline import local_runner
+
+        cfg, _ = local_runner._parse(["--output-dir", str(tmp_path), "--no-baseline", "--serving-dir", "pushed"])
+        assert not cfg.compare_with_baseline and cfg.serving_root == os.path.abspath("pushed")
+        default, _ = local_runner._parse(["--output-dir", str(tmp_path)])
+        assert default.compare_with_baseline and default.serving_root == str(tmp_path / "serving_models")
 
     def test_local_runner_refuses_a_variant_contradicting_the_model_config(self, tmp_path, capsys):
         from tfx_pipeline import local_runner

@@ -44,6 +44,10 @@ class PipelineConfig:
       nsctr_floor: absolute NSCTR a candidate must exceed to be blessed.
       nsctr_change_tolerance: the candidate's NSCTR may be at most this much (absolute) below the baseline's.
       auc_floor: AR's AUC must exceed this (a sanity gate: a broken AR is never pushed with a good CR).
+      compare_with_baseline: the Evaluator compares the model with the pipeline's latest blessed one (the
+        Resolver) and blesses only within ``nsctr_change_tolerance`` of it. Off: no Resolver, the model is
+        evaluated alone and blessed on the absolute floors, so runs of variants with other heads (say, the
+        AR-only and CR-only ablations) can share one output dir and its cached data steps, as experiments do.
       enable_cache: reuse a component's outputs from an earlier run in the same pipeline root when its inputs
         and parameters are unchanged (TFX caching): a second variant on the same data then runs only the
         Trainer and what follows it. Off by default: a cached component does not see changes of user code.
@@ -73,6 +77,7 @@ class PipelineConfig:
     nsctr_floor: float = 0.0
     nsctr_change_tolerance: float = 0.002
     auc_floor: float = 0.53
+    compare_with_baseline: bool = True
     enable_cache: bool = False
     beam_mode: str = "in_memory"
     beam_workers: int = 0

@@ -11,7 +11,8 @@ The evaluated model is the Trainer's top-level eval model: for each eval impress
 * Slices: overall, by number of candidate creatives (the buckets of Gu et al., 2025, Table 4:
   :mod:`creative_metrics.candidate_buckets`) and by user gender.
 * Blessing: NSCTR above an absolute floor and not worse than the baseline (the latest blessed model) by more
-  than a tolerance; AR's AUC above a floor; each on the overall slice. An unblessed model is never pushed.
+  than a tolerance (without a baseline comparison, ``compare_with_baseline`` off: the floors only); AR's AUC
+  above a floor; each on the overall slice. An unblessed model is never pushed.
   The report lists these thresholds from the stored EvalConfig, with the ones that failed.
 """
 
@@ -51,10 +52,10 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None,
     cfg = cfg or config_lib.PipelineConfig()
     spec = spec or F.SPEC
     nsctr_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.nsctr_floor}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -cfg.nsctr_change_tolerance}))
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.nsctr_floor}))
+    if cfg.compare_with_baseline:
+        nsctr_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -cfg.nsctr_change_tolerance}))
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.auc_floor}))
 
@@ -82,11 +83,9 @@ def build_eval_config(cfg: Optional[config_lib.PipelineConfig] = None,
     model = JACConfig.from_dict(cfg.model_config)
     specs = ([ar_metrics] if model.has_ar else []) + ([cr_metrics, creative_metrics] if model.has_cr else [])
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(name=CANDIDATE_MODEL, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL),
-            tfma.ModelSpec(name=BASELINE_MODEL, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL,
-                           is_baseline=True),
-        ],
+        model_specs=[tfma.ModelSpec(name=CANDIDATE_MODEL, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL)]
+        + ([tfma.ModelSpec(name=BASELINE_MODEL, signature_name=F.SERVING_SIGNATURE, label_key=F.LABEL,
+                           is_baseline=True)] if cfg.compare_with_baseline else []),
         slicing_specs=[tfma.SlicingSpec()]
         + ([tfma.SlicingSpec(slice_keys_sql=candidate_buckets.slice_sql())]
            if spec.role("num_candidates") else [])

@@ -90,7 +90,8 @@ def run(cfg: config_lib.PipelineConfig, console: Optional[run_log.Console] = Non
     from tfx_pipeline import pipeline as pipeline_lib
     from tfx_pipeline import run_summary
 
-    baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
+    if cfg.compare_with_baseline:
+        baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
     pipeline = pipeline_lib.create_pipeline(cfg, pipeline_lib.local_metadata_config(cfg))
     progress = (run_log.component_progress(console, len(pipeline.components), keras_progress)
                 if console is not None else contextlib.nullcontext())
@@ -123,6 +124,10 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
     p.add_argument("--nsctr-floor", type=float, default=d.nsctr_floor)
     p.add_argument("--nsctr-change-tolerance", type=float, default=d.nsctr_change_tolerance)
     p.add_argument("--auc-floor", type=float, default=d.auc_floor)
+    p.add_argument("--no-baseline", dest="compare_with_baseline", action="store_false",
+                   help="evaluate the model alone and bless it on the absolute floors: no comparison with the "
+                        "latest blessed model, so variants with other heads can share one --output-dir")
+    p.add_argument("--serving-dir", help="the model base the Pusher writes to (default: OUTPUT_DIR/serving_models)")
     p.add_argument("--enable-cache", action="store_true",
                    help="reuse unchanged components' outputs of earlier runs in this output dir (TFX caching), "
                         "e.g. to train another --variant on the same data")
@@ -155,7 +160,9 @@ def _parse(argv: Optional[List[str]]) -> Tuple[config_lib.PipelineConfig, bool]:
             output_dir=os.path.abspath(a.output_dir), data_dir=os.path.abspath(a.data_dir),
             simulator=simulator, feature_spec=a.feature_spec, train_steps=a.train_steps, eval_steps=a.eval_steps,
             model_config=model_config, nsctr_floor=a.nsctr_floor,
-            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor, enable_cache=a.enable_cache,
+            nsctr_change_tolerance=a.nsctr_change_tolerance, auc_floor=a.auc_floor,
+            compare_with_baseline=a.compare_with_baseline, enable_cache=a.enable_cache,
+            serving_dir=a.serving_dir and os.path.abspath(a.serving_dir),
             beam_mode=a.beam_mode, beam_workers=a.beam_workers)
     except ValueError as e:
         p.error(str(e))
@@ -219,7 +226,8 @@ def _run_and_summarise(cfg: config_lib.PipelineConfig, console: run_log.Console,
     from tfx_pipeline import run_summary
 
     # Before anything runs: a baseline of other heads would fail the Evaluator after the Trainer.
-    baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
+    if cfg.compare_with_baseline:
+        baseline_heads.check_baseline_heads(cfg.metadata_path, cfg.model_config, cfg.output_dir)
     ensure_data(cfg, console)
     console.line(f"==> Running the TFX pipeline (LocalDagRunner); artifacts under {cfg.pipeline_root}")
     if log:

@@ -116,12 +116,13 @@ def create_pipeline(
         custom_config={MODEL_CONFIG_KEY: model_config, **spec_config,
                        **vertex_training.trainer_custom_config(cfg)})
 
-    model_resolver = latest_blessed_model_resolver()
+    # Without a baseline comparison there is no Resolver: the Evaluator sees the candidate alone.
+    model_resolver = latest_blessed_model_resolver() if cfg.compare_with_baseline else None
 
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         example_splits=[F.EVAL_SPLIT],
         eval_config=eval_config_lib.build_eval_config(cfg))
 
@@ -137,7 +138,7 @@ def create_pipeline(
         custom_executor_spec=executor_spec.ExecutorClassSpec(PairPusherExecutor))
 
     components = [example_gen, statistics_gen, schema_gen, curate_schema, example_validator, data_gate,
-                  transform, trainer, model_resolver, evaluator, report, pusher]
+                  transform, trainer] + ([model_resolver] if model_resolver else []) + [evaluator, report, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=cfg.pipeline_root,
