@@ -155,6 +155,16 @@ class FidelityStudy:
 
 
 @dataclasses.dataclass(frozen=True)
+class LadderStep:
+    """A rung of the A/B ladder (:mod:`experiments.ab_ladder`): ``training``'s Evaluator metrics are its
+    offline values, ``arm``'s expected CTR its online one."""
+
+    name: str
+    training: str
+    arm: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
     """A named experiment: the world, what is trained, the arms, the traffic and the statistics.
 
@@ -172,6 +182,8 @@ class Profile:
       noop_requests: requests timed with no-op models, for the harness's own throughput (0: not timed).
       salt: the hash salt of the arm assignment.
       fidelity: the fidelity study run after the A/B test (``None``: not run).
+      ab_ladder: successive creative rankers, each a training and the arm serving its CR after the same AR,
+        whose offline lifts are set against their online lifts (:mod:`experiments.ab_ladder`; empty: none).
     """
 
     name: str
@@ -190,6 +202,7 @@ class Profile:
     noop_requests: int = 300
     salt: str = "ab"
     fidelity: Optional[FidelityStudy] = None
+    ab_ladder: Tuple[LadderStep, ...] = ()
 
     def __post_init__(self):
         labels = [a.label for a in self.arms]
@@ -212,6 +225,15 @@ class Profile:
                 [row for t in self.trainings for row in t.offline_rows]:
             if table not in TABLES:
                 raise ValueError(f"Profile {self.name!r}: unknown table {table!r} (tables: {TABLES})")
+        if self.ab_ladder and len(self.ab_ladder) < 3:
+            raise ValueError(f"Profile {self.name!r}: ab_ladder needs at least 3 steps (2 upgrades), got "
+                             f"{len(self.ab_ladder)}")
+        arm_labels = set(labels)
+        for step in self.ab_ladder:
+            if step.training not in trained or step.arm not in arm_labels:
+                raise ValueError(f"Profile {self.name!r}: ab_ladder step {step.name!r} names "
+                                 + (f"training {step.training!r}, which the profile does not train"
+                                    if step.training not in trained else f"arm {step.arm!r}, which is not an arm"))
         if self.path not in PATHS:
             raise ValueError(f"Profile {self.name!r}: path must be one of {PATHS}, got {self.path!r}")
         if not self.seeds:

@@ -6,7 +6,8 @@
 * ``paper`` -- the study's size: three seeds; JAC, its CR and AR ablations and the comparison systems
   (DSSM, VAM-HBM, CACS, the creative-aware AR) trained on the default-size log; JAC's arms, the ablations'
   and the baselines' (Post-CR: DSSM; Pre-CR: CACS before the creative-aware AR); two days of 20,000 live
-  requests. Its fidelity study: four 200,000-impression worlds x three seeds.
+  requests; the A/B ladder (VAM-HBM -> DSSM -> CACS -> CR -> CR+, each CR after JAC's AR+ in post,
+  :mod:`experiments.ab_ladder`). Its fidelity study: four 200,000-impression worlds x three seeds.
 
 Rows are the paper's (Yang et al., AAAI 2024): Table 1 compares architectures (no-CR, Post-CR, Pre-CR,
 Peri-CR+), Table 2 JAC's effect (Post-CR vs Post-CR+, Peri-CR vs Peri-CR+, AR vs AR+), Tables 3 and 4 the
@@ -18,7 +19,7 @@ from __future__ import annotations
 from typing import Dict
 
 import features as F
-from experiments.config import Arm, FidelityCondition, FidelityStudy, ModelRef, Profile, Training
+from experiments.config import Arm, FidelityCondition, FidelityStudy, LadderStep, ModelRef, Profile, Training
 from serving.router.request import NO_CR, PERI, POST, PRE
 
 
@@ -76,6 +77,17 @@ BASELINE_ARMS = (
         rows=(("table1", "Pre-CR"),)),
 )
 
+# The A/B ladder: each creative ranker's CR served in post after JAC's AR+, so only the creative differs;
+# its offline lifts (the trainings' Evaluators) against its online ones (the arms' expected CTR).
+LADDER_ARMS = (
+    Arm("hbm-post", POST, JAC_AR, ModelRef("hbm", F.CR_MODEL_NAME)),
+    Arm("dssm-cr-post", POST, JAC_AR, ModelRef("dssm", F.CR_MODEL_NAME)),
+    Arm("cacs-cr-post", POST, JAC_AR, ModelRef("cacs", F.CR_MODEL_NAME)),
+)
+AB_LADDER = (LadderStep("VAM-HBM", "hbm", "hbm-post"), LadderStep("DSSM", "dssm", "dssm-cr-post"),
+             LadderStep("CACS", "cacs", "cacs-cr-post"), LadderStep("CR", "cr", "cr-post"),
+             LadderStep("CR+", "jac", "jac-post"))
+
 # A model small enough to train in a minute on 2 cores (the architecture's shape, narrower).
 SMALL_MODEL = {"batch_size": 256, "ar_hidden_units": [64, 32], "transformer_layers": 1, "cr_hidden_units": [32, 16],
                "quantizer_buckets": 512, "quantizer_dim": 16, "r_sample_size": 20_000}
@@ -93,7 +105,7 @@ PROFILES: Dict[str, Profile] = {p.name: p for p in (
         name="paper",
         simulator={"num_impressions": 200_000, "num_days": 8, "live_days": 2},
         seeds=(0, 1, 2), trainings=(JAC, CR_ALONE, AR_ALONE, DSSM, HBM, CACS, ACR),
-        arms=JAC_ARMS + ABLATION_ARMS + BASELINE_ARMS, control="jac-no-cr",
+        arms=JAC_ARMS + ABLATION_ARMS + BASELINE_ARMS + LADDER_ARMS, control="jac-no-cr", ab_ladder=AB_LADDER,
         requests_per_day=20_000, train_steps=400, eval_steps=50,
         bootstrap_replicates=1000, check_requests=50, noop_requests=2000,
         fidelity=FidelityStudy({"num_impressions": 200_000, "num_days": 8}, FIDELITY_CONDITIONS, seeds=(0, 1, 2),

@@ -170,17 +170,44 @@ _CORR_HEADER = ["world", "correlation"] + [LABELS[m] for m in _METRIC_COLORS]
 _UPGRADE_HEADER = ["upgrade", "ranker", "true CTR lift"] + [f"{LABELS[m]} lift" for m in _METRIC_COLORS]
 
 
+_LADDER_METRICS = [m for m in _METRIC_COLORS if m != "gauc"]  # GAUC of pctr_c: not an Evaluator metric
+_LADDER_UPGRADE_HEADER = ["upgrade", "online expected-CTR lift"] + [f"{LABELS[m]} lift" for m in _LADDER_METRICS]
+_LADDER_CORR_HEADER = ["correlation"] + [LABELS[m] for m in _LADDER_METRICS]
+
+
+def _ladder_tables(ladder: Mapping[str, Any]):
+    upgrades = [[f"{u['from']} -> {u['name']}", cell("true_ctr_lift", u["lifts"].get("true_ctr"))]
+                + [cell("metric_lift", u["lifts"].get(m)) for m in _LADDER_METRICS] for u in ladder["upgrades"]]
+    corr = [[kind] + [_corr_cell(ladder[kind].get(m)) for m in _LADDER_METRICS] for kind in ("pearson", "spearman")]
+    title = (f"A/B ladder: the trained variants, {len(ladder['upgrades'])} upgrades x {ladder['n_seeds']} "
+             "seed(s), online lifts from the A/B test")
+    return title, upgrades, corr
+
+
+def _md_table(header, rows) -> List[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def fidelity_markdown(fidelity: Mapping[str, Any]) -> List[str]:
+    ladder: List[str] = []
+    if fidelity.get("ab_ladder"):
+        title, upgrades, corr = _ladder_tables(fidelity["ab_ladder"])
+        ladder = (["", f"### {title}", "", fidelity["ab_ladder"]["note"], ""]
+                  + _md_table(_LADDER_UPGRADE_HEADER, upgrades) + [""] + _md_table(_LADDER_CORR_HEADER, corr))
     if not fidelity.get("upgrades"):
-        return [fidelity.get("pending", "")]
-
-    def table(header, rows):
-        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
-            ["| " + " | ".join(r) + " |" for r in rows]
-
+        return [fidelity.get("pending", "")] + ladder
     return ([FIDELITY_NOTE, f"Seeds {fidelity['seeds']}; upgrades of world `{fidelity['headline_condition']}`:", ""]
-            + table(_UPGRADE_HEADER, _upgrade_rows(fidelity)) + ["", "Correlation of offline lift with true lift:", ""]
-            + table(_CORR_HEADER, _correlation_rows(fidelity)))
+            + _md_table(_UPGRADE_HEADER, _upgrade_rows(fidelity))
+            + ["", "Correlation of offline lift with true lift:", ""]
+            + _md_table(_CORR_HEADER, _correlation_rows(fidelity)) + ladder)
+
+
+def _ladder_html(fidelity: Mapping[str, Any]) -> List[str]:
+    if not fidelity.get("ab_ladder"):
+        return []
+    title, upgrades, corr = _ladder_tables(fidelity["ab_ladder"])
+    return [f"<h3>{escape(title)}</h3>", f'<p class="note">{escape(fidelity["ab_ladder"]["note"])}</p>',
+            _html_table(_LADDER_CORR_HEADER, corr), _html_table(_LADDER_UPGRADE_HEADER, upgrades)]
 
 
 def fidelity_lift_plot(fidelity: Mapping[str, Any]) -> Optional[str]:
@@ -234,7 +261,7 @@ def fidelity_correlation_plot(fidelity: Mapping[str, Any]) -> Optional[str]:
 
 def fidelity_html(fidelity: Mapping[str, Any]) -> List[str]:
     if not fidelity.get("upgrades"):
-        return [f'<p class="note">{escape(fidelity.get("pending", ""))}</p>']
+        return [f'<p class="note">{escape(fidelity.get("pending", ""))}</p>'] + _ladder_html(fidelity)
     figures = [("Offline and true lift per upgrade (world " + fidelity["headline_condition"] + ")",
                 fidelity_lift_plot(fidelity)),
                ("Fidelity: Pearson r of offline lift with true lift (95% CI)", fidelity_correlation_plot(fidelity))]
@@ -242,7 +269,7 @@ def fidelity_html(fidelity: Mapping[str, Any]) -> List[str]:
              '<div class="grid">' + "".join(f'<div class="card"><h3>{escape(t)}</h3>{svg}</div>'
                                            for t, svg in figures if svg) + "</div>",
              _html_table(_CORR_HEADER, _correlation_rows(fidelity)),
-             _html_table(_UPGRADE_HEADER, _upgrade_rows(fidelity))])
+             _html_table(_UPGRADE_HEADER, _upgrade_rows(fidelity))] + _ladder_html(fidelity))
 
 
 def _html_table(header: List[str], rows: List[List[str]]) -> str:

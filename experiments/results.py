@@ -8,7 +8,8 @@ Layout (every metric is ``{"mean", "ci_low", "ci_high", "n_seeds"}``, see :mod:`
                             "pending": {row: what it waits for}},
      "fidelity": {"upgrades": [{"name", "from", "description", "values": {metric: ...}, "lifts": {...}}],
                   "pearson": {metric: ...}, "spearman": {metric: ...}, "headline_condition",
-                  "conditions": {name: {"simulator", "upgrades", "pearson", "spearman"}}, "seeds", ...},
+                  "conditions": {name: {"simulator", "upgrades", "pearson", "spearman"}}, "seeds", ...,
+                  "ab_ladder": the TF variants' offline vs online lifts (experiments.ab_ladder; with a ladder)},
      "arms": {label: {"mode", "ar", "cr", "requests", "users", "impressions", "failed", "degraded",
                       "metrics", "lifts": {other arm: {...}}}},
      "world": {"knobs", "simulator", "logged"}, "harness": {...}, "commands": [...], "seconds": {...}}
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from experiments import stats
+from experiments import ab_ladder, stats
 from experiments.config import TABLES, Profile
 from experiments.fidelity import METRICS as FIDELITY_METRICS
 
@@ -132,6 +133,8 @@ def build(profile: Profile, records: Sequence[Mapping[str, Any]], commands: List
         out["fidelity"] = {"upgrades": [], "pearson": dict.fromkeys(FIDELITY_METRICS),
                            "spearman": dict.fromkeys(FIDELITY_METRICS),
                            "pending": "this profile runs no fidelity study (Profile.fidelity)"}
+    if profile.ab_ladder:
+        out["fidelity"]["ab_ladder"] = ab_ladder.build(profile.ab_ladder, records, profile.bootstrap_replicates)
     out["arms"] = arms
     logged = [r["world"]["overall"] for r in records]
     out["world"] = {
