@@ -2,7 +2,7 @@
 
     python benchmarks/bench_trainer.py step [--batch-size 512] [--steps 30] [--rounds 5]
     python benchmarks/bench_trainer.py profile [--batch-size 512] [--steps 10]
-    python benchmarks/bench_trainer.py step-vs --baseline-root BASE [--rounds 40] [--steps 3]
+    python benchmarks/bench_trainer.py step-vs --baseline-root BASE [--rounds 40] [--steps 3] [--request-rows 3]
     python benchmarks/bench_trainer.py fit --pipeline-root OUT/pipeline_root --baseline-root BASE [--rounds 2]
     python benchmarks/bench_trainer.py cluster [--impressions 20000] [--workers 1 2] [--ps 2] [--steps 60 260]
     python benchmarks/bench_trainer.py ps-memory [--rows 16777216] [--ps 2]
@@ -13,7 +13,8 @@
   (embedding lookups, the transformer, DCN and deep tower, CR, the optimiser, metrics; backward included)
   and the input pipeline's CPU time per batch (the TFX data accessor parsing Transform's output).
 * ``step-vs``: the JAC training step of this checkout against ``--baseline-root``'s (paper-size model, one
-  random batch), each in its own process, interleaved in slices of ``--steps`` steps (the parent lets one
+  random batch whose rows come ``--request-rows`` per request, as the training input's block shuffle delivers
+  them), each in its own process, interleaved in slices of ``--steps`` steps (the parent lets one
   process run a slice, then the other, alternating who goes first), so both see the same machine load; the
   per-round ratios of wall and CPU time per step are the figure.
 * ``fit``: ``run_fn`` as the default pipeline's Trainer runs it (TFX data accessor, 400 steps of 512, 50 eval
@@ -72,11 +73,12 @@ def _train_fn(model, batch):
     return lambda: {k: float(v) for k, v in fn(data).items()}
 
 
-def _random_batch(batch_size: int):
+def _random_batch(batch_size: int, request_rows: int = 1):
     from trainer.random_batch import random_transformed_batch
     from transform import names as N
 
-    return random_transformed_batch(N.cardinalities_from_vocab_sizes(VOCAB_SIZES), batch_size, seed=0)
+    return random_transformed_batch(N.cardinalities_from_vocab_sizes(VOCAB_SIZES), batch_size, seed=0,
+                                    request_rows=request_rows)
 
 
 # -------------------------------------------------------------------------------------------- step
@@ -179,7 +181,12 @@ def _data_accessor():
 def step_child(a) -> None:
     """Builds the JAC step of ``--code-root``, then runs ``n`` steps per ``n`` read from stdin; prints JSON."""
     _import_root(a.code_root)
-    step = _train_fn(_model("jac", a.batch_size), _random_batch(a.batch_size))
+    import numpy as np
+    import tensorflow as tf
+
+    with np.load(a.batch_file) as stored:  # the parent's batch: both checkouts train on the same rows
+        batch = {k: tf.constant(stored[k]) for k in stored.files}
+    step = _train_fn(_model("jac", a.batch_size), batch)
     for _ in range(10):  # trace and warm up
         step()
     print("ready", flush=True)
@@ -198,9 +205,11 @@ def bench_step_vs(a) -> None:
     import numpy as np
 
     roots = {"this": REPO_ROOT, "baseline": os.path.abspath(a.baseline_root)}
+    batch_file = os.path.join(tempfile.mkdtemp(), "batch.npz")
+    np.savez(batch_file, **{k: v.numpy() for k, v in _random_batch(a.batch_size, a.request_rows).items()})
     children = {name: subprocess.Popen([sys.executable, __file__, "step-child", "--code-root", root, "--batch-size",
-                                        str(a.batch_size)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       text=True, env=dict(os.environ, PYTHONPATH=root))
+                                        str(a.batch_size), "--batch-file", batch_file], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=root))
                 for name, root in roots.items()}
     try:
         for name, child in children.items():
@@ -224,8 +233,8 @@ def bench_step_vs(a) -> None:
                 child.stdin.write("0\n")
                 child.stdin.close()
             child.wait(timeout=60)
-    print(f"JAC train step, batch {a.batch_size}, {a.rounds} rounds of {a.steps} steps per checkout, interleaved "
-          f"(load average now {os.getloadavg()[0]:.1f})")
+    print(f"JAC train step, batch {a.batch_size} ({a.request_rows} rows per request), {a.rounds} rounds of "
+          f"{a.steps} steps per checkout, interleaved (load average now {os.getloadavg()[0]:.1f})")
     for key in ("wall", "cpu"):
         this, base = (np.array([run[key] for run in runs[n]]) for n in ("this", "baseline"))
         ratios = base / this  # speed-up of this checkout, round by round
@@ -448,8 +457,12 @@ def main(argv=None) -> int:
             vs.add_argument("--baseline-root", required=True)
             vs.add_argument("--rounds", type=int, default=40)
             vs.add_argument("--steps", type=int, default=3, help="steps per slice")
+            vs.add_argument("--request-rows", type=int, default=3,
+                            help="rows per request in the batch (sharing the user's sequence), as the "
+                                 "block-shuffled training input delivers them; 3 = the simulator's slots")
         else:
             vs.add_argument("--code-root", required=True)
+            vs.add_argument("--batch-file", required=True)
     for name in ("fit", "fit-child"):
         fit = sub.add_parser(name)
         fit.add_argument("--pipeline-root", required=True, help="a pipeline run's root (its Transform output)")

@@ -15,6 +15,7 @@ from trainer.embeddings import BlockUniform, CategoricalEmbeddings
 from trainer.jac_model import JACModel
 from trainer.random_batch import random_transformed_batch, small_cardinalities
 from trainer.sequence import BehaviorSequenceEncoder, TargetAttention, TransformerBlock
+from trainer.unique_sequences import unique_sequences
 from transform import names as N
 
 CARDS = small_cardinalities()
@@ -190,6 +191,32 @@ def test_behavior_sequence_encoder_shapes_masking_and_config():
     assert BehaviorSequenceEncoder.from_config(enc.get_config()).get_config() == enc.get_config()
 
 
+def test_unique_sequences_hand_case_keeps_dtypes_and_first_seen_order():
+    ids = tf.constant([[4, 2, 0], [7, 0, 0], [4, 2, 0], [4, 2, 0], [7, 0, 0], [4, 3, 0]], tf.int64)
+    mask = tf.constant([[1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 1, 0]], tf.float32)
+    categories = tf.constant([[1, 1, 0], [2, 0, 0], [1, 1, 0], [1, 1, 0], [2, 0, 0], [1, 1, 0]], tf.int64)
+    (u_ids, u_categories, u_mask), index = unique_sequences(ids, categories, mask)
+    np.testing.assert_array_equal(u_ids, [[4, 2, 0], [7, 0, 0], [4, 3, 0]])  # [4, 3] differs from [4, 2]
+    np.testing.assert_array_equal(u_categories, [[1, 1, 0], [2, 0, 0], [1, 1, 0]])
+    np.testing.assert_array_equal(u_mask, [[1, 1, 0], [1, 0, 0], [1, 1, 0]])
+    np.testing.assert_array_equal(index, [0, 1, 0, 0, 1, 2])
+    assert (u_ids.dtype, u_categories.dtype, u_mask.dtype, index.dtype) == (tf.int64, tf.int64, tf.float32, tf.int32)
+    # equal ids with a different mask are different sequences
+    (_, _), both = unique_sequences(tf.concat([ids[:1], ids[:1]], 0), tf.constant([[1, 1, 0], [1, 0, 0]], tf.float32))
+    np.testing.assert_array_equal(both, [0, 1])
+    with pytest.raises(ValueError, match="at least one column"):
+        unique_sequences()
+
+
+def test_encoder_over_distinct_sequences_equals_the_per_row_encoder():
+    x, mask = _seq()  # 3 distinct sequences
+    index = tf.constant([0, 0, 1, 2, 1, 0, 2])
+    target = tf.constant(np.random.default_rng(2).normal(size=(7, 4)), tf.float32)
+    enc = BehaviorSequenceEncoder(num_layers=2, num_heads=2, ff_dim=8, max_length=5)
+    per_row = enc(tf.gather(x, index), tf.gather(mask, index), target)
+    np.testing.assert_allclose(enc(x, mask, target, index=index), per_row, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------ models
 def _ar():
     config = JACConfig.from_dict(TINY)
@@ -228,6 +255,31 @@ def test_ar_model_broadcasts_one_users_features_over_many_ads():
     repeated = {k: (tf.repeat(v[:1], 6, axis=0) if k in user_level else v) for k, v in batch.items()}
     ar = _ar()
     np.testing.assert_allclose(ar(once), ar(repeated), rtol=1e-5, atol=1e-6)
+
+
+def test_ar_model_runs_the_transformer_once_per_request_with_the_per_row_output_and_gradients(monkeypatch):
+    batch = random_transformed_batch(CARDS, 12, seed=3, request_rows=3)  # 4 requests of 3 ads
+    ar = _ar()
+    ar(batch)
+    rows_seen = []
+    call = TransformerBlock.call
+    monkeypatch.setattr(TransformerBlock, "call", lambda self, x, mask: rows_seen.append(int(x.shape[0]))
+                        or call(self, x, mask))
+
+    def logits_and_grads(features):
+        with tf.GradientTape() as tape:
+            logits = ar(features)
+            loss = tf.reduce_sum(logits * tf.range(1.0, 1.0 + tf.cast(tf.shape(logits)[0], tf.float32)))
+        return logits, tape.gradient(loss, ar.trainable_variables)
+
+    logits, grads = logits_and_grads(batch)
+    assert rows_seen == [4, 4]  # both blocks saw the 4 requests' sequences, not the 12 rows
+    # one row at a time nothing can be shared: the same logits, and gradients that sum to the batch's
+    rows = [logits_and_grads({k: v[i:i + 1] * 1 for k, v in batch.items()}) for i in range(12)]
+    np.testing.assert_allclose(logits, tf.concat([r[0] for r in rows], 0), rtol=1e-5, atol=1e-6)
+    for i, g in enumerate(grads):
+        total = sum(tf.convert_to_tensor(r[1][i]) * (n + 1) for n, r in enumerate(rows))
+        np.testing.assert_allclose(tf.convert_to_tensor(g), total, rtol=1e-4, atol=1e-5)
 
 
 def test_cr_model_shapes_config_round_trip_and_layout():

@@ -105,6 +105,35 @@ def test_data_reads_only_the_requested_columns_and_the_label():
         make_dataset(data.train, data.tft_output, [F.PROPENSITY], batch_size=8)
 
 
+def _rows(batches):
+    """Each row of ``batches`` as a hashable key: its sequence, ad and creative."""
+    return [tuple(f[N.SEQ_AD_IDS][i].numpy()) + (int(f[N.xf(F.AD_ID)][i]), int(f[N.xf(F.CREATIVE_ID)][i]))
+            for f, _ in batches for i in range(len(f[N.SEQ_AD_IDS]))]
+
+
+def test_block_shuffle_moves_runs_of_consecutive_rows_and_keeps_requests_in_a_batch():
+    data = testing.transformed_data()
+    names = [N.SEQ_AD_IDS, N.xf(F.AD_ID), N.xf(F.CREATIVE_ID)]
+    in_order = _rows(make_dataset(data.train, data.tft_output, names, 4096, num_epochs=1, shuffle=False))
+    blocks = {tuple(in_order[i:i + 4]) for i in range(0, len(in_order), 4)}  # the last may be shorter
+    batches = list(make_dataset(data.train, data.tft_output, names, 8, num_epochs=1, seed=0, shuffle_block_rows=4))
+    assert all(len(f[N.SEQ_AD_IDS]) == 8 for f, _ in batches[:-1])
+    shuffled = _rows(batches)
+    assert sorted(shuffled) == sorted(in_order) and shuffled != in_order  # one epoch: every row once, moved
+    position = 0  # the stream is the log's runs of 4 consecutive rows, in a new order
+    while position < len(shuffled):
+        run = next(n for n in (4, len(in_order) % 4) if n and tuple(shuffled[position:position + n]) in blocks)
+        position += run
+
+    def distinct_share(**kw):  # distinct sequences per row in batches of 64
+        ds = make_dataset(data.train, data.tft_output, names, 64, num_epochs=1, seed=0, **kw)
+        return np.mean([len(set(map(tuple, f[N.SEQ_AD_IDS].numpy()))) / len(f[N.SEQ_AD_IDS]) for f, _ in ds])
+    # The simulator shows 3 ads per request: ~1/3 with blocks of 32 rows, near 1 with a row shuffle.
+    assert distinct_share(shuffle_block_rows=32) < 0.45 and distinct_share() > 0.8
+    with pytest.raises(ValueError, match="shuffle_block_rows"):
+        make_dataset(data.train, data.tft_output, names, 8, shuffle_block_rows=0)
+
+
 def test_short_training_lowers_both_losses():
     data = testing.transformed_data()
     config = JACConfig.from_dict(dict(testing.TINY_MODEL, variant="jac", quantizer_r=30.0))

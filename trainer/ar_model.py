@@ -12,6 +12,7 @@ import features as F
 from transform import names as N
 from trainer.embeddings import CategoricalEmbeddings, prior_logit_initializer
 from trainer.sequence import BehaviorSequenceEncoder
+from trainer.unique_sequences import unique_sequences
 
 # The candidate ad's id: it sets the batch (one row per ad; user features may come once per request).
 AD_ID_XF = N.xf(F.AD_ID)
@@ -50,8 +51,9 @@ class ARModel(keras.Model):
 
     Shapes: ``call(features)`` takes a dict holding :data:`transform.names.AR_INPUTS` (categoricals and
     numerics ``[B]``, sequences and mask ``[B, L]``) and returns the logit ``[B]``. User features and the
-    sequence may instead have batch 1 (one user, B candidate ads): the sequence's self-attention then runs
-    once and only the target attention runs per ad.
+    sequence may instead have batch 1 (one user, B candidate ads). Either way the sequence's self-attention
+    runs once per distinct sequence of the batch (:mod:`trainer.unique_sequences`: once per request when a
+    request's rows come together) and only the target attention runs per ad.
     """
 
     feature_names = N.AR_INPUTS
@@ -104,8 +106,11 @@ class ARModel(keras.Model):
         if self.sequence_encoder is not None:
             target = self._sequence_items(tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_IDS]], [-1]),
                                           tf.reshape(features[N.SEQUENCE_TABLE_OF[N.SEQ_AD_CATEGORIES]], [-1]))
-            items = self._sequence_items(features[N.SEQ_AD_IDS], features[N.SEQ_AD_CATEGORIES])
-            blocks.append(self.sequence_encoder(items, tf.cast(features[N.SEQ_MASK], tf.float32), target))
+            # The transformer runs once per distinct sequence: a request's rows all carry its user's.
+            (ids, categories, mask), index = unique_sequences(
+                features[N.SEQ_AD_IDS], features[N.SEQ_AD_CATEGORIES], features[N.SEQ_MASK])
+            items = self._sequence_items(ids, categories)
+            blocks.append(self.sequence_encoder(items, tf.cast(mask, tf.float32), target, index=index))
 
         x0 = tf.concat(blocks + self.extra_inputs(features), axis=1)
         cross = x0

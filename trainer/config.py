@@ -129,6 +129,9 @@ class JACConfig(DictConfig):
         trick); more rows leave spare ones.
       embedding_min_shard_bytes: parameter-server training splits each embedding table across up to all ps
         tasks in shards of at least this size (``trainer.distribute.TablePartitioner``).
+      shuffle_block_rows: the training shuffle moves blocks of this many consecutive log rows (1: single rows),
+        so a request's rows (one per shown ad, the same user's sequence) mostly share a batch and the AR's
+        sequence transformer runs once per request (``trainer.data.make_dataset``, ``trainer.unique_sequences``).
       steps_per_execution: training steps per call of the compiled step function (Keras' own option): fewer
         Python round trips in one process, fewer coordinator round trips under parameter-server training.
         It changes no number, only when batch-level callbacks run.
@@ -195,6 +198,7 @@ class JACConfig(DictConfig):
     cr_embedding_rows: Optional[int] = None
     embedding_min_shard_bytes: int = 1 << 20
     steps_per_execution: int = 25
+    shuffle_block_rows: int = 32
 
     def __post_init__(self):
         def fail(field, problem):
@@ -206,7 +210,7 @@ class JACConfig(DictConfig):
                      "cr_embedding_dim", "quantizer_buckets", "quantizer_dim", "batch_size", "epochs",
                      "eval_batch_size", "r_sample_size", "quantizer_slope_window", "dssm_embedding_dim",
                      "dssm_output_dim", "vam_dim", "vam_embedding_dim", "vam_min_impressions", "vam_steps",
-                     "vam_batch_ads", "embedding_min_shard_bytes", "steps_per_execution"):
+                     "vam_batch_ads", "embedding_min_shard_bytes", "steps_per_execution", "shuffle_block_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 fail(name, f"must be a positive integer, got {value!r}")

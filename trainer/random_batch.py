@@ -7,6 +7,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
+import features as F
 from transform import names as N
 
 # Vocabulary sizes (without OOV buckets) for models built without a Transform output.
@@ -18,8 +19,12 @@ def small_cardinalities(vocab_sizes: Optional[Mapping[str, int]] = None) -> Dict
 
 
 def random_transformed_batch(cardinalities: Mapping[str, int], batch_size: int, seed: int = 0,
-                             click_rate: float = 0.1) -> Dict[str, tf.Tensor]:
-    """A dict of every AR/CR model input (and the label) with valid random values."""
+                             click_rate: float = 0.1, request_rows: int = 1) -> Dict[str, tf.Tensor]:
+    """A dict of every AR/CR model input (and the label) with valid random values.
+
+    ``request_rows`` > 1: consecutive runs of that many rows are one request's, sharing every user-level input
+    (the user's features and behaviour sequence), as a batch of the block-shuffled training input holds them.
+    """
     rng = np.random.default_rng(seed)
     out = {}
     for name in N.AR_CATEGORICAL + N.CR_CATEGORICAL:
@@ -42,4 +47,9 @@ def random_transformed_batch(cardinalities: Mapping[str, int], batch_size: int, 
     for name, width in N.DENSE_WIDTHS.items():
         out[name] = rng.normal(size=(batch_size, width)).astype(np.float32)
     out[N.LABEL_KEY] = (rng.uniform(size=batch_size) < click_rate).astype(np.int64)
+    if request_rows > 1:
+        first_row = np.arange(batch_size) // request_rows * request_rows  # each row's request's first row
+        for name in out:
+            if N.SOURCES.get(name) and set(N.SOURCES[name]) <= set(F.BROADCASTABLE_INPUTS):
+                out[name] = out[name][first_row]
     return {k: tf.constant(v) for k, v in out.items()}

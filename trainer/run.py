@@ -102,7 +102,11 @@ def run_fn(fn_args) -> Optional[Dict[str, Any]]:
     callbacks = [clock]
     if getattr(fn_args, "model_run_dir", None):
         callbacks.append(keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=100))
-    history = model.fit(read(fn_args.train_files, config.batch_size, train_steps, shuffle=True, seed=config.seed),
+    # Block shuffle only where it saves work: models that read the behaviour sequence (trainer.unique_sequences).
+    block_rows = config.shuffle_block_rows if N.HAS_SEQUENCE and N.SEQ_AD_IDS in model.feature_names else 1
+    train = read(fn_args.train_files, config.batch_size, train_steps, shuffle=True, seed=config.seed,
+                 shuffle_block_rows=block_rows)
+    history = model.fit(train,
                         epochs=1 if train_steps else config.epochs, steps_per_epoch=train_steps,
                         validation_data=read(fn_args.eval_files, config.eval_batch_size, eval_steps, shuffle=False),
                         validation_steps=eval_steps, callbacks=callbacks, verbose=2)
@@ -128,7 +132,7 @@ def run_fn(fn_args) -> Optional[Dict[str, Any]]:
 
 
 def _dataset(strategy, cluster, tft_output, feature_names, accessor, files, batch_size: int, steps: Optional[int],
-             shuffle: bool, seed: Optional[int] = None):
+             shuffle: bool, seed: Optional[int] = None, shuffle_block_rows: int = 1):
     """``fit``'s input of ``files`` under ``strategy``; repeated when ``steps`` bound the pass, once otherwise.
 
     A cluster reads with ``DatasetCreator`` (one dataset per worker, repeated forever), so it needs steps.
@@ -138,7 +142,7 @@ def _dataset(strategy, cluster, tft_output, feature_names, accessor, files, batc
                          "(TrainArgs.num_steps) and eval steps (EvalArgs.num_steps or model_config eval_steps)")
     return distribute.dataset_for(strategy, lambda ctx: make_dataset(
         files, tft_output, feature_names, batch_size, accessor, num_epochs=None if steps else 1, shuffle=shuffle,
-        seed=seed, input_context=ctx))
+        seed=seed, input_context=ctx, shuffle_block_rows=shuffle_block_rows))
 
 
 def _checkpoint_dir(fn_args) -> Optional[str]:

@@ -5,7 +5,9 @@ Design: a stack of masked self-attention blocks (JAC's 2-layer, 2-head transform
 pools the sequence into one vector. We use the candidate as query rather than a fixed pooling because the
 relevant part of a history is ad-specific: a run of sneaker clicks matters to a sneaker ad and is noise to a sofa ad
 (the DIN / BST observation). The self-attention stack sees only the user's own sequence, so its output is
-shared by every candidate ad of a request; only the last, cheap, single-query attention is per ad.
+shared by every candidate ad of a request; only the last, cheap, single-query attention is per ad. In
+serving a request sends the sequence once; in training and evaluation the encoder runs over the batch's
+distinct sequences only (:mod:`trainer.unique_sequences`).
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ class BehaviorSequenceEncoder(keras.layers.Layer):
       max_length: sequence length L (size of the learned positional table P).
 
     Shapes: items ``X`` ``[B, L, E]``, mask ``m`` ``[B, L]``, target ``t`` ``[B, E]``; output ``[B, E]``.
-    Items and mask may have batch 1: the blocks then run once and only the readout runs per target.
+    Items and mask may have batch 1: the blocks then run once and only the readout runs per target. Or they
+    hold the U distinct sequences of the batch, ``[U, L, E]`` and ``[U, L]``, with ``index`` ``[B]`` naming
+    each target's (:func:`trainer.unique_sequences.unique_sequences`): the blocks run U times, not B.
     """
 
     def __init__(self, num_layers: int, num_heads: int, ff_dim: int, max_length: int, **kwargs):
@@ -182,10 +186,12 @@ class BehaviorSequenceEncoder(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=0.02), trainable=True)
         super().build(input_shape)
 
-    def call(self, items: tf.Tensor, mask: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    def call(self, items: tf.Tensor, mask: tf.Tensor, target: tf.Tensor, index=None) -> tf.Tensor:
         x = items + self.positions[None, : tf.shape(items)[1], :]
         for block in self.blocks:
             x = block(x, mask)
+        if index is not None:  # each target reads its own row's contextualised sequence
+            x, mask = tf.gather(x, index), tf.gather(mask, index)
         return self.readout(x, mask, target)
 
     def get_config(self):
