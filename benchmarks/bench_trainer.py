@@ -1,7 +1,7 @@
 """Training speed: JAC vs AR steps, where a step's time goes, run_fn against a baseline checkout, local clusters.
 
     python benchmarks/bench_trainer.py step [--batch-size 512] [--steps 30] [--rounds 5]
-    python benchmarks/bench_trainer.py profile [--batch-size 512] [--steps 10]
+    python benchmarks/bench_trainer.py profile [--batch-size 512] [--steps 10] [--request-rows 3]
     python benchmarks/bench_trainer.py step-vs --baseline-root BASE [--rounds 40] [--steps 3] [--request-rows 3]
     python benchmarks/bench_trainer.py fit --pipeline-root OUT/pipeline_root --baseline-root BASE [--rounds 2]
     python benchmarks/bench_trainer.py cluster [--impressions 20000] [--workers 1 2] [--ps 2] [--steps 60 260]
@@ -129,7 +129,7 @@ def bench_profile(a) -> None:
     from trainer.data import make_dataset
 
     model = _model("jac", a.batch_size)
-    step = _train_fn(model, _random_batch(a.batch_size))
+    step = _train_fn(model, _random_batch(a.batch_size, a.request_rows))
     for _ in range(5):
         step()
     logdir = tempfile.mkdtemp()
@@ -148,19 +148,20 @@ def bench_profile(a) -> None:
         if event.get("ph") == "X" and ":" in name:  # one op execution: "scope/op:OpType"
             parts[_part(name.rsplit(":", 1)[0])] += event["dur"] / 1e3 / a.steps
     total = sum(parts.values())
-    print(f"JAC train step, batch {a.batch_size}: {wall * 1e3:.1f} ms wall per step; op time per part "
+    print(f"JAC train step, batch {a.batch_size} ({a.request_rows} rows per request): {wall * 1e3:.1f} ms wall "
+          f"per step; op time per part "
           f"(summed over threads, forward and backward):")
     for part, ms in parts.most_common():
         print(f"  {part:32s} {ms:7.1f} ms  {100 * ms / total:5.1f} %")
 
     data = testing.transformed_data(a.impressions)
     ds = iter(make_dataset(data.train, data.tft_output, model.feature_names, a.batch_size, _data_accessor(),
-                           seed=0))
+                           seed=0, shuffle_block_rows=model.config.shuffle_block_rows))
     next(ds)
     cpu = time.process_time()
     for _ in range(a.steps):
         next(ds)
-    print(f"input pipeline (TFX data accessor: read, parse, shuffle, batch): "
+    print(f"input pipeline (TFX data accessor: read, parse, block shuffle, batch): "
           f"{(time.process_time() - cpu) / a.steps * 1e3:.1f} ms CPU per batch of {a.batch_size}")
 
 
@@ -450,6 +451,7 @@ def main(argv=None) -> int:
     profile.add_argument("--batch-size", type=int, default=512)
     profile.add_argument("--steps", type=int, default=10)
     profile.add_argument("--impressions", type=int, default=20_000, help="simulated data for the input pipeline")
+    profile.add_argument("--request-rows", type=int, default=3, help="rows per request in the batch")
     for name in ("step-vs", "step-child"):
         vs = sub.add_parser(name)
         vs.add_argument("--batch-size", type=int, default=512)

@@ -62,7 +62,8 @@ def make_dataset(file_pattern: Union[str, Sequence[str]], tft_output, feature_na
             seed += input_context.input_pipeline_id
         blocks = make_dataset(file_pattern, tft_output, feature_names, shuffle_block_rows, data_accessor,
                               num_epochs, shuffle=False, input_context=input_context, seed=seed)
-        return blocks.shuffle(max(1, SHUFFLE_BUFFER_ROWS // shuffle_block_rows), seed=seed).rebatch(batch_size)
+        return (blocks.shuffle(max(1, SHUFFLE_BUFFER_ROWS // shuffle_block_rows), seed=seed).rebatch(batch_size)
+                .prefetch(tf.data.AUTOTUNE))  # rebatching off the training step's thread
     patterns: List[str] = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     names = list(dict.fromkeys(list(feature_names) + [N.LABEL_KEY]))
     schema = _schema_subset(tft_output.transformed_metadata.schema, names)
