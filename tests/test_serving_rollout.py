@@ -136,7 +136,10 @@ def test_canary_promote_rollback_drill_fails_no_request(tmp_path):
     server = ModelServerStandIn(model_config_file=config, config_poll_seconds=0.2, poll_seconds=0.2,
                                 allow_version_labels_for_unavailable_models=True).start()
     split = TrafficSplit(canary_share=0.1)
-    router = PeriCRRouter(RouterConfig(ar_address=server.grpc_address, traffic_split=split))
+    # Deadlines far above any latency: the drill checks that no request fails over a version change, and a
+    # busy CI machine loading a version next to the load can take the default 2 s over one call.
+    router = PeriCRRouter(RouterConfig(ar_address=server.grpc_address, traffic_split=split,
+                                       ar_timeout_ms=20_000.0, cr_timeout_ms=20_000.0))
     http = RouterServer(router).start()
     expected = {}  # phase -> label -> version
     try:
