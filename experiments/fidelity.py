@@ -40,6 +40,7 @@ import math
 import os
 import re
 import shlex
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -357,8 +358,10 @@ def correlations(per_seed_lifts: Sequence[Sequence[Mapping[str, float]]], replic
             if not np.isfinite(point).any():
                 out[kind][metric] = None
                 continue
-            reps = np.nanmean([[corr(m[idx], t[idx]) for idx in r] for m, t, r in zip(lift, truth, resamples)],
-                              axis=0) if replicates else np.array([])
+            with warnings.catch_warnings():  # a replicate undefined in every seed is NaN, dropped below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                reps = np.nanmean([[corr(m[idx], t[idx]) for idx in r] for m, t, r in zip(lift, truth, resamples)],
+                                  axis=0) if replicates else np.array([])
             reps = reps[np.isfinite(reps)]
             lo, hi = np.percentile(reps, [2.5, 97.5]) if len(reps) else (math.nan, math.nan)
             out[kind][metric] = {"mean": float(np.nanmean(point)), "ci_low": float(lo), "ci_high": float(hi),
